@@ -1,0 +1,45 @@
+# justice-linkage: every target sets itself up from a bare machine (creates .venv on first use).
+PY        ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+DEMO      ?= demo
+PERSONS   ?= 2000
+
+.PHONY: demo test test-fast bench lint fmt clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## demo: synthetic data through the whole chain, embedded DuckDB (see README)
+demo: $(STAMP)
+	DEMO=$(DEMO) PERSONS=$(PERSONS) BIN=$(BIN) bash scripts/demo.sh
+
+## test: the full suite, slow tests included (what CI runs)
+test: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/python -m pytest -n 2 --timeout 900
+
+## test-fast: skip tests marked slow
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
+## bench: benchmarks; machine-readable results in scripts/results/
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_pseudonymise.py --rows 1000000 --rows 4000000
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis

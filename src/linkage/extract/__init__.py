@@ -1,0 +1,1 @@
+"""Agency-side extract handling: reading raw input, pseudonymising, manifests and verification."""

@@ -1,0 +1,231 @@
+"""`linkage pseudonymise`: raw agency extract -> tokens-only Parquet + signed manifest.
+
+Pipeline: the reader streams batches (structural rejects found there), worker processes transform
+them (value rejects found there), and this process writes results in input order. Everything is
+written to temporary files and renamed at the end, so an interrupted run leaves no output that
+looks complete; any mismatch between a Parquet file and its manifest is caught by `verify`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from linkage import __version__
+from linkage.config import config_sha256
+from linkage.config.agency import AgencyConfig
+from linkage.errors import ConfigError
+from linkage.extract.manifest import (
+    ColumnInfo,
+    Manifest,
+    OutputInfo,
+    RowCounts,
+    SignerInfo,
+    SourceInfo,
+    manifest_path,
+    write_manifest,
+)
+from linkage.extract.reader import ExtractReader, RawBatch, Reject
+from linkage.extract.transform import BatchResult, BatchTransformer, output_schema
+from linkage.keys import ProjectKey, SigningKey
+from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES, TOKEN_SPEC_VERSION, Purpose
+from linkage.util import atomic_path, sha256_file
+
+REJECT_COLUMNS = ["file", "line", "source_row", "column", "reason", "record"]
+
+# progress(bytes_done, rows_done)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PseudonymiseResult:
+    parquet: Path
+    manifest: Path
+    rejects: Path
+    manifest_data: Manifest
+
+
+# --- worker processes --------------------------------------------------------------------------
+
+_worker: BatchTransformer | None = None
+
+
+def _init_worker(config_json: str, subkeys: dict[Purpose, bytes]) -> None:
+    global _worker
+    _worker = BatchTransformer(AgencyConfig.model_validate_json(config_json), subkeys)
+
+
+def _transform(columns: dict, source_rows: list[int]) -> BatchResult:
+    assert _worker is not None
+    return _worker.transform(columns, source_rows)
+
+
+def _results(
+    batches: Iterator[RawBatch], config: AgencyConfig, subkeys: dict[Purpose, bytes], workers: int
+) -> Iterator[tuple[RawBatch, BatchResult]]:
+    """Transform batches, in order, with at most ``2 * workers`` in flight (bounded memory)."""
+    if workers <= 1:
+        transformer = BatchTransformer(config, subkeys)
+        for batch in batches:
+            yield batch, transformer.transform(batch.columns, batch.source_rows)
+        return
+    with ProcessPoolExecutor(
+        workers, initializer=_init_worker, initargs=(config.model_dump_json(), subkeys)
+    ) as pool:
+        window: deque[tuple[RawBatch, Future]] = deque()
+        for batch in batches:
+            window.append((batch, pool.submit(_transform, batch.columns, batch.source_rows)))
+            if len(window) >= 2 * workers:
+                done, fut = window.popleft()
+                yield done, fut.result()
+        while window:
+            done, fut = window.popleft()
+            yield done, fut.result()
+
+
+def default_rejects_path(input_path: Path, agency: str, rejects_dir: Path | None) -> Path:
+    if rejects_dir is not None:
+        return Path(rejects_dir) / f"{agency}.rejects.csv"
+    return Path(input_path).with_name(f"{Path(input_path).stem}.rejects.csv")
+
+
+def pseudonymise(
+    config: AgencyConfig,
+    config_path: Path,
+    key: ProjectKey,
+    input_path: Path,
+    out_dir: Path,
+    *,
+    rejects_dir: Path | None = None,
+    signing_key: SigningKey | None = None,
+    workers: int | None = None,
+    batch_size: int = 20_000,
+    progress: Progress | None = None,
+) -> PseudonymiseResult:
+    """Pseudonymise one extract. Raises InputError before writing anything if the input is unusable."""
+    agency = config.agency.name
+    out_dir = Path(out_dir)
+    rejects_path = default_rejects_path(input_path, agency, rejects_dir)
+    if out_dir.resolve() in rejects_path.resolve().parents:
+        raise ConfigError(
+            f"rejects file {rejects_path} would be inside the output directory {out_dir}: rejected rows hold "
+            "identifiers and must stay in the agency; choose another --rejects directory"
+        )
+    if signing_key is not None and signing_key.agency != agency:
+        raise ConfigError(f"signing key belongs to agency {signing_key.agency!r}, config is for {agency!r}")
+    reader = ExtractReader(config, input_path, batch_size=batch_size)
+    batches = reader.batches()
+    first = next(batches)  # reads and checks the header: a missing column fails here, before any output
+    workers = workers or os.cpu_count() or 1
+
+    def all_batches() -> Iterator[RawBatch]:
+        yield first
+        yield from batches
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet_path = out_dir / f"{agency}.parquet"
+    read = written = 0
+    reasons: Counter = Counter()
+    blanked: Counter = Counter()
+    coverage: Counter = Counter()
+    input_name = str(input_path)
+    with atomic_path(parquet_path) as tmp_parquet, atomic_path(rejects_path) as tmp_rejects:
+        with open(tmp_rejects, "w", newline="", encoding="utf-8") as rej_fh:
+            rejects_out = csv.writer(rej_fh)
+            rejects_out.writerow(REJECT_COLUMNS)
+
+            def reject(r: Reject) -> None:
+                rejects_out.writerow(
+                    [input_name, r.line or "", r.source_row or "", r.column, r.reason, r.raw]
+                )
+                reasons[_reason_class(r.reason)] += 1
+
+            writer = pq.ParquetWriter(tmp_parquet, output_schema(config), compression="zstd")
+            with writer:
+                for batch, result in _results(all_batches(), config, key.subkeys(), workers):
+                    by_index: dict[int, list[tuple[str, str]]] = {}
+                    for i, column, reason in result.rejects:
+                        by_index.setdefault(i, []).append((column, reason))
+                    value_rejects = [
+                        Reject(batch.source_rows[i], batch.lines[i], ";".join(c for c, _ in problems),
+                               "; ".join(r for _, r in problems), batch.raw[i])
+                        for i, problems in by_index.items()
+                    ]  # fmt: skip
+                    for r in sorted([*batch.rejects, *value_rejects], key=lambda r: r.source_row or 0):
+                        reject(r)
+                    if result.batch.num_rows:
+                        writer.write_batch(result.batch)
+                    for name in TOKEN_COLUMN_NAMES:
+                        coverage[name] += result.batch.num_rows - result.batch.column(name).null_count
+                    blanked.update(result.nulled)
+                    read += len(batch) + len(batch.rejects)
+                    written += result.batch.num_rows
+                    if progress:
+                        progress(batch.bytes_read, len(batch) + len(batch.rejects))
+        rejected = sum(reasons.values())
+        duplicates = _duplicate_keys(tmp_parquet)
+        schema = pq.read_schema(tmp_parquet)
+        manifest = Manifest(
+            tool_version=__version__,
+            agency=agency,
+            kind=config.agency.kind,
+            created_at=datetime.now(UTC).replace(microsecond=0),
+            token_spec_version=TOKEN_SPEC_VERSION,
+            key_fingerprint=key.fingerprint,
+            config_sha256=config_sha256(config_path),
+            source=SourceInfo(
+                file_name=Path(input_path).name,
+                format=config.input.format,
+                bytes=reader.size,
+                sha256=reader.sha256,
+            ),
+            counts=RowCounts(read=read, written=written, rejected=rejected),
+            rejects_by_reason=dict(sorted(reasons.items())),
+            values_blanked=dict(sorted(blanked.items())),
+            token_coverage={name: coverage[name] for name in TOKEN_COLUMN_NAMES},
+            duplicate_record_keys=duplicates,
+            output=OutputInfo(
+                file=parquet_path.name,
+                bytes=tmp_parquet.stat().st_size,
+                rows=written,
+                sha256=sha256_file(tmp_parquet),
+            ),
+            columns=[ColumnInfo(name=f.name, type=str(f.type), role=_role(f.name)) for f in schema],
+            dropped_columns=reader.dropped_columns,
+            signer=SignerInfo(agency=signing_key.agency, key_id=signing_key.key_id) if signing_key else None,
+        )
+    mpath = manifest_path(out_dir, agency)
+    write_manifest(manifest, mpath, signing_key)
+    return PseudonymiseResult(parquet_path, mpath, rejects_path, manifest)
+
+
+def _role(column: str) -> str:
+    if column == RECORD_KEY:
+        return "key"
+    if column == SOURCE_ROW:
+        return "row"
+    return "token" if column in TOKEN_COLUMN_NAMES else "attribute"
+
+
+def _reason_class(reason: str) -> str:
+    """Group reasons for the manifest: the text before any detail in parentheses."""
+    return reason.split(" (", 1)[0]
+
+
+def _duplicate_keys(parquet: Path) -> int:
+    """Records sharing a record_key: counted out of core by DuckDB, so memory stays flat."""
+    con = duckdb.connect()
+    try:
+        sql = "SELECT count(*) - count(DISTINCT record_key) FROM read_parquet(?)"
+        return int(con.execute(sql, [str(parquet)]).fetchall()[0][0])
+    finally:
+        con.close()
