@@ -6,34 +6,22 @@ Exit codes: 0 success, 1 refused or failed work, 2 bad usage or configuration. E
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import click
 
 from linkage import __version__
+from linkage.commands_synth import evaluate_cmd, synth_cmd
 from linkage.errors import ConfigError, LinkageError
+from linkage.ui import output_options
 
 PASSPHRASE_ENV = "LINKAGE_KEY_PASSPHRASE"
 SIGNING_PASSPHRASE_ENV = "LINKAGE_SIGNING_PASSPHRASE"
-
-
-def output_options(fn):
-    """Add --quiet/--json to a command and pass it an ``out: Output``."""
-
-    @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-    @click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON on stdout.")
-    @functools.wraps(fn)
-    def wrapper(*args, quiet: bool, json_mode: bool, **kwargs):
-        from linkage.ui import Output
-
-        return fn(*args, out=Output(quiet=quiet, json_mode=json_mode), **kwargs)
-
-    return wrapper
 
 
 def _passphrase(env: str, *, confirm: bool, what: str, fallback_env: str | None = None) -> str:
@@ -57,8 +45,13 @@ def cli() -> None:
 
     \b
     Agency zone:   keys, pseudonymise
-    Secure zone:   verify
+    Secure zone:   verify, evaluate
+    Anyone:        synth (synthetic extracts with ground truth)
     """
+
+
+cli.add_command(synth_cmd)
+cli.add_command(evaluate_cmd)
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -74,7 +67,7 @@ def keys() -> None:
 @click.option("--out", "out_path", required=True, type=AnyPath, help="Key file to write (mode 0600).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file (the old key is lost).")
 @output_options
-def keys_new(project: str, out_path: Path, force: bool, out) -> None:
+def keys_new(project: str, out_path: Path, force: bool, ui) -> None:
     """Make a new 256-bit project key, encrypted with a passphrase.
 
     The passphrase comes from LINKAGE_KEY_PASSPHRASE or a prompt. Prints the key fingerprint, which
@@ -85,7 +78,7 @@ def keys_new(project: str, out_path: Path, force: bool, out) -> None:
     passphrase = _passphrase(PASSPHRASE_ENV, confirm=True, what="new project key")
     key = new_project_key(project, out_path, passphrase, force=force)
     data = {"project": project, "file": str(out_path), "fingerprint": key.fingerprint}
-    out.result(
+    ui.result(
         data,
         lambda c: c.print(
             f"project key written to {out_path}\nfingerprint: [bold]{format_fingerprint(key.fingerprint)}[/]"
@@ -96,13 +89,13 @@ def keys_new(project: str, out_path: Path, force: bool, out) -> None:
 @keys.command("show")
 @click.argument("key_file", type=ExistingFile)
 @output_options
-def keys_show(key_file: Path, out) -> None:
+def keys_show(key_file: Path, ui) -> None:
     """Show a project key file's project, creation time and fingerprint (needs the passphrase)."""
     from linkage.keys import format_fingerprint, load_project_key
 
     key = load_project_key(key_file, _passphrase(PASSPHRASE_ENV, confirm=False, what="project key"))
     data = {"project": key.project, "created_at": key.created_at.isoformat(), "fingerprint": key.fingerprint}
-    out.result(
+    ui.result(
         data,
         lambda c: c.print(
             f"project:     {key.project}\ncreated at:  {key.created_at:%Y-%m-%d %H:%M:%S %Z}"
@@ -118,7 +111,7 @@ def keys_show(key_file: Path, out) -> None:
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing key pair.")
 @output_options
-def keys_signing_new(agency: str, out_dir: Path, force: bool, out) -> None:
+def keys_signing_new(agency: str, out_dir: Path, force: bool, ui) -> None:
     """Make an Ed25519 key pair for signing an agency's manifests.
 
     The private key (<agency>.signing.key) is encrypted with a passphrase from
@@ -132,7 +125,7 @@ def keys_signing_new(agency: str, out_dir: Path, force: bool, out) -> None:
     )
     key_path, pub_path, key_id = new_signing_key(agency, out_dir, passphrase, force=force)
     data = {"agency": agency, "private_key": str(key_path), "public_key": str(pub_path), "key_id": key_id}
-    out.result(
+    ui.result(
         data,
         lambda c: c.print(
             f"signing key pair for {agency}: {key_path} (keep in the agency), "
@@ -160,15 +153,15 @@ def keys_signing_new(agency: str, out_dir: Path, force: bool, out) -> None:
 @click.option("--signing-key", type=ExistingFile, help="Agency's encrypted Ed25519 key; signs the manifest.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes [default: number of cores].")
 @click.option(
-    "--batch-size",
-    type=click.IntRange(100, 1_000_000),
-    default=20_000,
+    "--chunk-mib",
+    type=click.IntRange(1, 256),
+    default=2,
     show_default=True,
-    help="Records per batch (memory is proportional to it).",
+    help="Input read per unit of work; memory grows with it times the workers.",
 )
 @output_options
 def pseudonymise(
-    config_path, key_path, input_path, out_dir, rejects_dir, signing_key, workers, batch_size, out
+    config_path, key_path, input_path, out_dir, rejects_dir, signing_key, workers, chunk_mib, ui
 ) -> None:
     """Turn a raw agency extract into a tokens-only Parquet file with a signed manifest.
 
@@ -192,9 +185,9 @@ def pseudonymise(
             ),
         )
     else:
-        out.warn("no --signing-key: the manifest will be unsigned and `linkage verify` will refuse it")
+        ui.warn("no --signing-key: the manifest will be unsigned and `linkage verify` will refuse it")
     started = time.perf_counter()
-    with out.progress(input_path.stat().st_size, f"pseudonymising {config.agency.name}") as advance:
+    with ui.progress(input_path.stat().st_size, f"pseudonymising {config.agency.name}") as advance:
         result = run(
             config,
             config_path,
@@ -204,7 +197,7 @@ def pseudonymise(
             rejects_dir=rejects_dir,
             signing_key=signer,
             workers=workers,
-            batch_size=batch_size,
+            chunk_bytes=chunk_mib << 20,
             progress=advance,
         )
     seconds = time.perf_counter() - started
@@ -236,7 +229,7 @@ def pseudonymise(
         if m.dropped_columns:
             c.print(f"  dropped columns: {', '.join(m.dropped_columns)}")
 
-    out.result(data, render)
+    ui.result(data, render)
 
 
 # --- secure zone ---------------------------------------------------------------------------------
@@ -256,7 +249,7 @@ def pseudonymise(
     "--expect-fingerprint", help="Project key fingerprint the extracts must carry (from the custodian)."
 )
 @output_options
-def verify(paths, trusted, expect_fingerprint, out) -> None:
+def verify(paths, trusted, expect_fingerprint, ui) -> None:
     """Check pseudonymised extracts: signatures, file hashes, row counts, one key, one token spec.
 
     PATHS are manifest files or directories holding them. Exits 1 with the reasons if anything fails.
@@ -304,7 +297,7 @@ def verify(paths, trusted, expect_fingerprint, out) -> None:
         for p in report.problems:
             c.print(f"[red]{p}[/]")
 
-    out.result(data, render)
+    ui.result(data, render)
     if not report.ok:
         raise LinkageError("verification failed: " + "; ".join(report.reasons()))
 
@@ -327,4 +320,17 @@ def main() -> None:
             sys.stdout.write(json.dumps({"error": str(exc), "exit_code": exc.exit_code}) + "\n")
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # An unexpected error's message may quote a data value (many library errors do), so only
+        # its type and location are shown; LINKAGE_DEBUG=1 shows the traceback in a safe setting.
+        if os.environ.get("LINKAGE_DEBUG") == "1":
+            raise
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(tb.filename).name}:{tb.lineno}"
+        click.echo(
+            f"internal error: {type(exc).__name__} at {where} (message withheld: it may contain "
+            "data; rerun with LINKAGE_DEBUG=1 inside the agency zone for details)",
+            err=True,
+        )
+        sys.exit(1)
     sys.exit(0)

@@ -5,12 +5,14 @@ Progress and messages go to stderr; results go to stdout, so `--json` output can
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -22,6 +24,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+
+def output_options(fn):
+    """Add --quiet/--json to a click command and pass it a ``ui: Output``."""
+
+    @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+    @click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON on stdout.")
+    @functools.wraps(fn)
+    def wrapper(*args, quiet: bool, json_mode: bool, **kwargs):
+        return fn(*args, ui=Output(quiet=quiet, json_mode=json_mode), **kwargs)
+
+    return wrapper
 
 
 class Output:

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from linkage import __version__
@@ -34,7 +36,15 @@ from linkage.extract.manifest import (
     manifest_path,
     write_manifest,
 )
-from linkage.extract.reader import ExtractReader, RawBatch, Reject
+from linkage.extract.reader import (
+    CHUNK_BYTES,
+    CsvChunk,
+    CsvLayout,
+    ExtractReader,
+    RawBatch,
+    Reject,
+    parse_csv_chunk,
+)
 from linkage.extract.transform import BatchResult, BatchTransformer, output_schema
 from linkage.keys import ProjectKey, SigningKey
 from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES, TOKEN_SPEC_VERSION, Purpose
@@ -56,40 +66,79 @@ class PseudonymiseResult:
 
 # --- worker processes --------------------------------------------------------------------------
 
-_worker: BatchTransformer | None = None
+
+@dataclass
+class UnitResult:
+    """A unit of work done: output rows, every reject (structural and value), and counters."""
+
+    batch: pa.RecordBatch
+    rejects: list[Reject]
+    records: int
+    nulled: Counter
+    local_rows: bool  # source_row counts from the unit's start (CSV chunks)
+    nbytes: int  # input bytes this unit covered (for progress)
 
 
-def _init_worker(config_json: str, subkeys: dict[Purpose, bytes]) -> None:
+class _Worker:
+    """Parses (CSV) and transforms units of work; one per worker process."""
+
+    def __init__(self, config: AgencyConfig, subkeys: dict[Purpose, bytes], layout: CsvLayout | None) -> None:
+        self.transformer = BatchTransformer(config, subkeys)
+        self.layout = layout
+
+    def __call__(self, unit: CsvChunk | RawBatch) -> UnitResult:
+        local = isinstance(unit, CsvChunk)
+        raw = parse_csv_chunk(unit, self.layout) if local else unit
+        result: BatchResult = self.transformer.transform(raw.columns, raw.source_rows)
+        problems: dict[int, list[tuple[str, str]]] = {}
+        for i, column, reason in result.rejects:
+            problems.setdefault(i, []).append((column, reason))
+        value_rejects = [
+            Reject(
+                raw.source_rows[i],
+                raw.lines[i],
+                ";".join(c for c, _ in p),
+                "; ".join(r for _, r in p),
+                raw.raw(i),
+            )
+            for i, p in problems.items()
+        ]
+        rejects = sorted([*raw.rejects, *value_rejects], key=lambda r: r.source_row or 0)
+        nbytes = len(unit.data) if local else unit.nbytes
+        return UnitResult(result.batch, rejects, raw.records, result.nulled, local, nbytes)
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(config_json: str, subkeys: dict[Purpose, bytes], layout: CsvLayout | None) -> None:
     global _worker
-    _worker = BatchTransformer(AgencyConfig.model_validate_json(config_json), subkeys)
+    _worker = _Worker(AgencyConfig.model_validate_json(config_json), subkeys, layout)
 
 
-def _transform(columns: dict, source_rows: list[int]) -> BatchResult:
+def _run_unit(unit: CsvChunk | RawBatch) -> UnitResult:
     assert _worker is not None
-    return _worker.transform(columns, source_rows)
+    return _worker(unit)
 
 
-def _results(
-    batches: Iterator[RawBatch], config: AgencyConfig, subkeys: dict[Purpose, bytes], workers: int
-) -> Iterator[tuple[RawBatch, BatchResult]]:
-    """Transform batches, in order, with at most ``2 * workers`` in flight (bounded memory)."""
+def _results(units: Iterator[CsvChunk | RawBatch], worker_args: tuple, workers: int) -> Iterator[UnitResult]:
+    """Process units in order, with at most ``2 * workers`` in flight (bounded memory)."""
     if workers <= 1:
-        transformer = BatchTransformer(config, subkeys)
-        for batch in batches:
-            yield batch, transformer.transform(batch.columns, batch.source_rows)
+        worker = _Worker(*worker_args)
+        for unit in units:
+            yield worker(unit)
         return
+    config, subkeys, layout = worker_args
     with ProcessPoolExecutor(
-        workers, initializer=_init_worker, initargs=(config.model_dump_json(), subkeys)
+        workers, initializer=_init_worker, initargs=(config.model_dump_json(), subkeys, layout)
     ) as pool:
-        window: deque[tuple[RawBatch, Future]] = deque()
-        for batch in batches:
-            window.append((batch, pool.submit(_transform, batch.columns, batch.source_rows)))
+        window: deque[Future] = deque()
+        for unit in units:
+            window.append(pool.submit(_run_unit, unit))
             if len(window) >= 2 * workers:
-                done, fut = window.popleft()
-                yield done, fut.result()
+                yield window.popleft().result()
         while window:
-            done, fut = window.popleft()
-            yield done, fut.result()
+            yield window.popleft().result()
 
 
 def default_rejects_path(input_path: Path, agency: str, rejects_dir: Path | None) -> Path:
@@ -108,7 +157,7 @@ def pseudonymise(
     rejects_dir: Path | None = None,
     signing_key: SigningKey | None = None,
     workers: int | None = None,
-    batch_size: int = 20_000,
+    chunk_bytes: int = CHUNK_BYTES,
     progress: Progress | None = None,
 ) -> PseudonymiseResult:
     """Pseudonymise one extract. Raises InputError before writing anything if the input is unusable."""
@@ -122,14 +171,9 @@ def pseudonymise(
         )
     if signing_key is not None and signing_key.agency != agency:
         raise ConfigError(f"signing key belongs to agency {signing_key.agency!r}, config is for {agency!r}")
-    reader = ExtractReader(config, input_path, batch_size=batch_size)
-    batches = reader.batches()
-    first = next(batches)  # reads and checks the header: a missing column fails here, before any output
+    reader = ExtractReader(config, input_path, chunk_bytes=chunk_bytes)
+    units = reader.units()  # reads and checks the header: a missing column fails here, before any output
     workers = workers or os.cpu_count() or 1
-
-    def all_batches() -> Iterator[RawBatch]:
-        yield first
-        yield from batches
 
     out_dir.mkdir(parents=True, exist_ok=True)
     parquet_path = out_dir / f"{agency}.parquet"
@@ -138,39 +182,31 @@ def pseudonymise(
     blanked: Counter = Counter()
     coverage: Counter = Counter()
     input_name = str(input_path)
+    worker_args = (config, key.subkeys(), reader.layout)
     with atomic_path(parquet_path) as tmp_parquet, atomic_path(rejects_path) as tmp_rejects:
         with open(tmp_rejects, "w", newline="", encoding="utf-8") as rej_fh:
             rejects_out = csv.writer(rej_fh)
             rejects_out.writerow(REJECT_COLUMNS)
-
-            def reject(r: Reject) -> None:
-                rejects_out.writerow(
-                    [input_name, r.line or "", r.source_row or "", r.column, r.reason, r.raw]
-                )
-                reasons[_reason_class(r.reason)] += 1
-
-            writer = pq.ParquetWriter(tmp_parquet, output_schema(config), compression="zstd")
-            with writer:
-                for batch, result in _results(all_batches(), config, key.subkeys(), workers):
-                    by_index: dict[int, list[tuple[str, str]]] = {}
-                    for i, column, reason in result.rejects:
-                        by_index.setdefault(i, []).append((column, reason))
-                    value_rejects = [
-                        Reject(batch.source_rows[i], batch.lines[i], ";".join(c for c, _ in problems),
-                               "; ".join(r for _, r in problems), batch.raw[i])
-                        for i, problems in by_index.items()
-                    ]  # fmt: skip
-                    for r in sorted([*batch.rejects, *value_rejects], key=lambda r: r.source_row or 0):
-                        reject(r)
-                    if result.batch.num_rows:
-                        writer.write_batch(result.batch)
+            with pq.ParquetWriter(tmp_parquet, output_schema(config), compression="zstd") as writer:
+                for unit in _results(units, worker_args, workers):
+                    offset = read if unit.local_rows else 0
+                    for r in unit.rejects:
+                        row = r.source_row + offset if r.source_row else ""
+                        rejects_out.writerow([input_name, r.line or "", row, r.column, r.reason, r.raw])
+                        reasons[_reason_class(r.reason)] += 1
+                    batch = unit.batch
+                    if offset:
+                        i = batch.schema.get_field_index(SOURCE_ROW)
+                        batch = batch.set_column(i, batch.schema.field(i), pc.add(batch.column(i), offset))
+                    if batch.num_rows:
+                        writer.write_batch(batch)
                     for name in TOKEN_COLUMN_NAMES:
-                        coverage[name] += result.batch.num_rows - result.batch.column(name).null_count
-                    blanked.update(result.nulled)
-                    read += len(batch) + len(batch.rejects)
-                    written += result.batch.num_rows
+                        coverage[name] += batch.num_rows - batch.column(name).null_count
+                    blanked.update(unit.nulled)
+                    read += unit.records
+                    written += batch.num_rows
                     if progress:
-                        progress(batch.bytes_read, len(batch) + len(batch.rejects))
+                        progress(unit.nbytes, unit.records)
         rejected = sum(reasons.values())
         duplicates = _duplicate_keys(tmp_parquet)
         schema = pq.read_schema(tmp_parquet)

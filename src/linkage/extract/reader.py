@@ -1,14 +1,18 @@
-"""Stream a raw extract (CSV or Parquet) in batches, separating structurally bad records.
+"""Read a raw extract (CSV or Parquet) in bounded units of work, separating structurally bad records.
 
-Structural problems (undecodable bytes, broken quoting, wrong number of fields) are found here and
-returned as rejects; value problems (bad dates, bad ids) are found later by the transformer. Memory
-stays bounded by the batch size whatever the file size.
+CSV is split here, in the main process, into byte chunks that end on a record boundary: a chunk
+ends at a newline where the count of quote characters so far is even, which is exact for RFC 4180
+quoting (an escaped quote is doubled, so it does not change the parity). Chunks are parsed in the
+worker processes (`parse_csv_chunk`), so both cores do the expensive work. Structural problems
+(undecodable bytes, broken quoting, wrong number of fields) become rejects there; value problems
+(bad dates, bad ids) are found later by the transformer. Memory is bounded by the chunk size.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +28,8 @@ from linkage.errors import InputError
 # quote must not swallow the rest of the file into memory: cap fields at 1 MiB.
 csv.field_size_limit(1 << 20)
 
+CHUNK_BYTES = 2 << 20
+
 
 @dataclass(frozen=True)
 class Reject:
@@ -36,28 +42,63 @@ class Reject:
     raw: str
 
 
+@dataclass(frozen=True)
+class CsvChunk:
+    """Raw bytes of whole CSV records, and the physical line number of the first one."""
+
+    data: bytes
+    first_line: int
+
+
 @dataclass
 class RawBatch:
-    """A batch of well-formed records: the needed columns as lists of strings (None = absent)."""
+    """Well-formed records as columns of strings (None = absent), with where each came from.
+
+    ``source_rows`` are 1-based record numbers; for CSV chunks they count from the chunk's start
+    and the main process adds the running offset (only it knows how many records came before).
+    The raw text of a record is rebuilt only when it is rejected (``raw``).
+    """
 
     columns: dict[str, list[str | None]]
     source_rows: list[int]
     lines: list[int | None]
-    raw: list[str]
-    rejects: list[Reject] = field(default_factory=list)  # structural rejects met while reading
-    bytes_read: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    records: int = 0  # well-formed + structurally rejected records in this unit
+    nbytes: int = 0  # share of the input file's bytes (Parquet progress)
+    text_lines: list[str] | None = None  # CSV: the chunk's physical lines
+    spans: list[tuple[int, int]] | None = None  # CSV: each record's slice of text_lines (None: line i)
 
     def __len__(self) -> int:
         return len(self.source_rows)
 
+    def raw(self, i: int) -> str:
+        """The i-th well-formed record as it appeared in the input (for the rejects file)."""
+        if self.text_lines is not None:
+            a, b = self.spans[i] if self.spans is not None else (i, i + 1)
+            return "".join(self.text_lines[a:b]).rstrip("\r\n")
+        return repr({c: values[i] for c, values in self.columns.items()})
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """What a worker needs to parse a chunk: dialect, encoding, header width, needed column positions."""
+
+    encoding: str
+    delimiter: str
+    quotechar: str
+    width: int
+    needed: tuple[str, ...]
+    index: tuple[int, ...]
+
 
 class ExtractReader:
-    """Iterate ``RawBatch``es over an input file; ``sha256`` is the hash of its bytes once read."""
+    """Opens an input, checks its header, then yields units of work (``CsvChunk`` or ``RawBatch``)."""
 
-    def __init__(self, config: AgencyConfig, path: Path, batch_size: int = 20_000) -> None:
-        self.config, self.path, self.batch_size = config, Path(path), batch_size
+    def __init__(self, config: AgencyConfig, path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.config, self.path, self.chunk_bytes = config, Path(path), chunk_bytes
         self.needed = config.source_columns()
         self.header: list[str] = []
+        self.layout: CsvLayout | None = None
         self._hash = hashlib.sha256()
         if not self.path.is_file():
             raise InputError(f"{self.path}: input file not found")
@@ -65,6 +106,7 @@ class ExtractReader:
 
     @property
     def sha256(self) -> str:
+        """SHA-256 of the input's bytes (complete once every unit has been read)."""
         return self._hash.hexdigest()
 
     @property
@@ -82,90 +124,61 @@ class ExtractReader:
             )
         self.header = header
 
-    def batches(self) -> Iterator[RawBatch]:
+    def units(self) -> Iterator[CsvChunk | RawBatch]:
+        """Check the header (raising InputError before any output), then yield units of work."""
         if isinstance(self.config.input, CsvInput):
-            yield from self._csv_batches(self.config.input)
-        else:
-            yield from self._parquet_batches()
+            return self._csv_chunks(self.config.input)
+        return self._parquet_batches()
 
     # --- CSV -----------------------------------------------------------------------------------
 
-    def _csv_batches(self, spec: CsvInput) -> Iterator[RawBatch]:
-        encoding = spec.encoding
-        span: list[str] = []  # physical lines of the record being parsed
-        span_bad: list[bool] = [False]
-        consumed = [0]
-
-        def lines(fh) -> Iterator[str]:
-            for raw in fh:
-                self._hash.update(raw)
-                consumed[0] += len(raw)
-                try:
-                    text = raw.decode(encoding)
-                except UnicodeDecodeError:
-                    text = raw.decode(encoding, errors="backslashreplace")
-                    span_bad[0] = True
-                span.append(text)
-                yield text
-
+    def _csv_chunks(self, spec: CsvInput) -> Iterator[CsvChunk]:
         try:
-            fh = open(self.path, "rb")  # noqa: SIM115 - closed by the with-block below
+            fh = open(self.path, "rb")  # noqa: SIM115 - closed by the generator below
         except OSError as exc:
             raise InputError(f"{self.path}: cannot open input ({exc.strerror})") from None
-        with fh:
-            reader = csv.reader(lines(fh), delimiter=spec.delimiter, quotechar=spec.quotechar, strict=True)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise InputError(f"{self.path}: file is empty (no header line)") from None
-            except csv.Error as exc:
-                raise InputError(f"{self.path}: header line cannot be parsed ({exc})") from None
-            if span_bad[0]:
-                raise InputError(f"{self.path}: header line is not valid {encoding}")
-            if header and header[0].startswith("\ufeff"):  # byte-order mark from Windows tools
-                header[0] = header[0][1:]
-            self._check_header([h.strip() for h in header])
-            width = len(self.header)
-            index = [self.header.index(c) for c in self.needed]
-            batch = self._new_batch()
-            last_line, row_no = reader.line_num, 0
-            while True:
-                span.clear()
-                span_bad[0] = False
-                try:
-                    record = next(reader)
-                    error = None
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    record, error = None, f"unparseable CSV ({exc})"
-                start, last_line = last_line + 1, reader.line_num
-                raw = "".join(span).rstrip("\r\n")
-                if record == [] and error is None:
-                    continue  # blank line: not a record
-                row_no += 1
-                if span_bad[0]:
-                    batch.rejects.append(Reject(row_no, start, "*", f"bytes not valid {encoding}", raw))
-                elif error:
-                    batch.rejects.append(Reject(row_no, start, "*", error, raw))
-                elif len(record) != width:
-                    reason = f"expected {width} fields, found {len(record)}"
-                    batch.rejects.append(Reject(row_no, start, "*", reason, raw))
-                else:
-                    for col, i in zip(self.needed, index, strict=True):
-                        batch.columns[col].append(record[i])
-                    batch.source_rows.append(row_no)
-                    batch.lines.append(start)
-                    batch.raw.append(raw)
-                if len(batch) + len(batch.rejects) >= self.batch_size:
-                    batch.bytes_read, consumed[0] = consumed[0], 0
-                    yield batch
-                    batch = self._new_batch()
-            batch.bytes_read = consumed[0]
-            yield batch
+        quote = spec.quotechar.encode(spec.encoding)
+        header_bytes, header_lines = _read_record(fh, quote)
+        self._hash.update(header_bytes)
+        if not header_bytes.strip():
+            fh.close()
+            raise InputError(f"{self.path}: file is empty (no header line)")
+        try:
+            text = header_bytes.decode(spec.encoding).removeprefix("\ufeff")  # BOM from Windows tools
+            header = next(csv.reader([text], delimiter=spec.delimiter, quotechar=spec.quotechar, strict=True))
+        except (UnicodeDecodeError, csv.Error, StopIteration):
+            fh.close()
+            raise InputError(f"{self.path}: header line cannot be read as {spec.encoding} CSV") from None
+        self._check_header([h.strip() for h in header])
+        self.layout = CsvLayout(
+            spec.encoding,
+            spec.delimiter,
+            spec.quotechar,
+            len(self.header),
+            tuple(self.needed),
+            tuple(self.header.index(c) for c in self.needed),
+        )
+        return self._chunks_after_header(fh, quote, header_lines + 1)
 
-    def _new_batch(self) -> RawBatch:
-        return RawBatch(columns={c: [] for c in self.needed}, source_rows=[], lines=[], raw=[])
+    def _chunks_after_header(self, fh, quote: bytes, first_line: int) -> Iterator[CsvChunk]:
+        with fh:
+            pending: list[bytes] = []
+            parity = 0
+            while True:
+                lines = fh.readlines(self.chunk_bytes)
+                if not lines:
+                    break
+                block = b"".join(lines)
+                self._hash.update(block)
+                pending.append(block)
+                parity = (parity + block.count(quote)) % 2
+                if parity == 0:  # the chunk ends outside any quoted field
+                    data = b"".join(pending)
+                    pending.clear()
+                    yield CsvChunk(data, first_line)
+                    first_line += data.count(b"\n")
+            if pending:  # an unclosed quote runs to the end of the file: the parser reports it
+                yield CsvChunk(b"".join(pending), first_line)
 
     # --- Parquet -------------------------------------------------------------------------------
 
@@ -175,18 +188,121 @@ class ExtractReader:
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{self.path}: not a readable Parquet file ({exc.__class__.__name__})") from None
         self._check_header(pf.schema_arrow.names)
+        return self._parquet_rows(pf)
+
+    def _parquet_rows(self, pf: pq.ParquetFile) -> Iterator[RawBatch]:
         with open(self.path, "rb") as fh:  # hash the bytes for provenance
             while block := fh.read(1 << 20):
                 self._hash.update(block)
-        total = max(pf.metadata.num_rows, 1)
-        row_no = 0
-        for rb in pf.iter_batches(batch_size=self.batch_size, columns=self.needed):
+        row_no, total = 0, max(pf.metadata.num_rows, 1)
+        for rb in pf.iter_batches(batch_size=20_000, columns=self.needed):
             cols = {c: _as_strings(rb.column(c)) for c in self.needed}
             n = rb.num_rows
             rows = list(range(row_no + 1, row_no + n + 1))
+            yield RawBatch(cols, rows, [None] * n, records=n, nbytes=self.size * n // total)
             row_no += n
-            raw = [repr({c: cols[c][i] for c in self.needed}) for i in range(n)]
-            yield RawBatch(cols, rows, [None] * n, raw, bytes_read=self.size * n // total)
+
+
+def _read_record(fh, quote: bytes) -> tuple[bytes, int]:
+    """Read physical lines until the quote count is even: one whole record (the header)."""
+    lines: list[bytes] = []
+    while line := fh.readline():
+        lines.append(line)
+        if b"".join(lines).count(quote) % 2 == 0:
+            break
+    return b"".join(lines), len(lines)
+
+
+def _parse_simple(chunk: CsvChunk, text_lines: list[str], layout: CsvLayout) -> RawBatch | None:
+    """Fast path, all in C: one record per line, every record the right width, no CSV error.
+
+    Returns None when the chunk needs the record-by-record path (errors, blank or multi-line records).
+    """
+    try:
+        reader = csv.reader(text_lines, delimiter=layout.delimiter, quotechar=layout.quotechar, strict=True)
+        records = list(reader)
+    except csv.Error:
+        return None
+    if len(records) != len(text_lines) or set(map(len, records)) - {layout.width}:
+        return None
+    n = len(records)
+    columns = list(zip(*records, strict=True)) if records else [()] * layout.width
+    return RawBatch(
+        columns={c: list(columns[i]) for c, i in zip(layout.needed, layout.index, strict=True)},
+        source_rows=list(range(1, n + 1)),
+        lines=list(range(chunk.first_line, chunk.first_line + n)),
+        records=n,
+        text_lines=text_lines,  # spans None: record i is line i
+    )
+
+
+def _decode_lines(data: bytes, encoding: str) -> tuple[list[str], set[int]]:
+    """The chunk's physical lines as text, and the indices of lines whose bytes did not decode."""
+    try:
+        return io.StringIO(data.decode(encoding), newline="").readlines(), set()
+    except UnicodeDecodeError:
+        pass  # slow path: find the offending lines, keep them visible with backslash escapes
+    lines, bad = [], set()
+    for raw in _physical_lines(data):
+        try:
+            lines.append(raw.decode(encoding))
+        except UnicodeDecodeError:
+            lines.append(raw.decode(encoding, errors="backslashreplace"))
+            bad.add(len(lines) - 1)
+    return lines, bad
+
+
+def parse_csv_chunk(chunk: CsvChunk, layout: CsvLayout) -> RawBatch:
+    """Parse one chunk into columns (runs in a worker). Blank lines are not records."""
+    text_lines, bad = _decode_lines(chunk.data, layout.encoding)
+    if not bad:
+        fast = _parse_simple(chunk, text_lines, layout)
+        if fast is not None:
+            return fast
+    reader = csv.reader(text_lines, delimiter=layout.delimiter, quotechar=layout.quotechar, strict=True)
+    batch = RawBatch(columns={}, source_rows=[], lines=[], text_lines=text_lines, spans=[])
+    records: list[list[str]] = []
+    end, row_no = 0, 0
+    while True:
+        try:
+            record, error = next(reader), None
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            record, error = None, f"unparseable CSV ({exc})"
+        start, end = end, reader.line_num
+        if record == [] and error is None:
+            continue
+        row_no += 1
+        if error or (bad and not bad.isdisjoint(range(start, end))) or len(record) != layout.width:
+            if error is None:
+                bytes_ok = not bad or bad.isdisjoint(range(start, end))
+                error = (
+                    f"expected {layout.width} fields, found {len(record)}"
+                    if bytes_ok
+                    else (f"bytes not valid {layout.encoding}")
+                )
+            raw = "".join(text_lines[start:end]).rstrip("\r\n")
+            batch.rejects.append(Reject(row_no, chunk.first_line + start, "*", error, raw))
+            continue
+        records.append(record)
+        batch.source_rows.append(row_no)
+        batch.lines.append(chunk.first_line + start)
+        batch.spans.append((start, end))
+    columns = list(zip(*records, strict=True)) if records else [()] * layout.width
+    batch.columns = {c: list(columns[i]) for c, i in zip(layout.needed, layout.index, strict=True)}
+    batch.records = row_no
+    return batch
+
+
+def _physical_lines(data: bytes) -> Iterator[bytes]:
+    """Split on LF only (bytes.splitlines would also split on a lone CR inside a value)."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        yield data[start:end]
+        start = end
 
 
 def _as_strings(array: pa.Array) -> list[str | None]:

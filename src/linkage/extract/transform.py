@@ -11,10 +11,10 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.config.agency import (
     AgencyConfig,
@@ -39,8 +39,9 @@ from linkage.tokens.standardise import (
 )
 from linkage.tokens.tokenise import Tokeniser
 
-CACHE_LIMIT = 250_000  # distinct values kept per field before the cache is reset (memory stays flat)
+CACHE_LIMIT = 100_000  # distinct values kept per field before the cache is reset (memory stays flat)
 _DOB = "_dob"  # internal output: the parsed date of birth, used for the age band, never written
+_JOIN = "\x1f"  # joins a multi-column field's raw values (unit separator: never in real data)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,13 @@ class BatchResult:
 
 def output_schema(config: AgencyConfig) -> pa.Schema:
     """The pseudonymised extract's schema: the same token columns for every agency, then attributes."""
-    arrow_types = {"date": pa.date32(), "code": pa.string(), "category": pa.string(),
-                   "integer": pa.int64(), "boolean": pa.bool_()}  # fmt: skip
+    arrow_types = {
+        "date": pa.date32(),
+        "code": pa.string(),
+        "category": pa.string(),
+        "integer": pa.int64(),
+        "boolean": pa.bool_(),
+    }
     fields = [
         pa.field(RECORD_KEY, pa.int64(), nullable=False),
         pa.field(SOURCE_ROW, pa.int64(), nullable=False),
@@ -92,6 +98,7 @@ class BatchTransformer:
         self.schema = output_schema(config)
         self.missing = frozenset(v.strip().upper() for v in config.missing_values)
         self.fields = self._identifier_fields() + [self._attribute_field(a) for a in config.attributes]
+        self._types = {f.name: f.type for f in self.schema} | {_DOB: pa.date32()}
 
     # --- building the per-field converters ---------------------------------------------------------
 
@@ -250,79 +257,103 @@ class BatchTransformer:
 
     # --- applying them -----------------------------------------------------------------------------
 
-    def _convert(self, f: _Field, raws: tuple) -> dict | _Invalid | None:
-        """Cached conversion; None means every source value is missing."""
-        key = raws if len(raws) > 1 else raws[0]
-        hit = f.cache.get(key)
-        if hit is not None or key in f.cache:
-            return hit
-        present = [r if r is not None and r.strip().upper() not in self.missing else None for r in raws]
-        if all(r is None for r in present):
-            result = None
-        else:
+    def _convert(self, f: _Field, key: str) -> tuple | _Invalid | None:
+        """Cached conversion of one distinct raw value; None means the value is missing."""
+        cache = f.cache
+        if key in cache:
+            return cache[key]
+        missing = self.missing
+        raws = key.split(_JOIN) if len(f.columns) > 1 else (key,)
+        present = [None if r.strip().upper() in missing else r for r in raws]
+        result: tuple | _Invalid | None = None
+        if present.count(None) < len(present):
             try:
-                result = f.convert(*present)
+                converted = f.convert(*present)
+                result = tuple(converted[name] for name in f.outputs)
             except InvalidValue as exc:
                 result = _Invalid(str(exc))
-        if len(f.cache) >= CACHE_LIMIT:
-            f.cache.clear()
-        f.cache[key] = result
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[key] = result
         return result
 
+    def _source(self, f: _Field, columns: dict[str, list[str | None]]) -> pa.Array:
+        """The field's raw values as one string array (several columns joined by a separator)."""
+        arrays = [pa.array(columns[c], type=pa.string()) for c in f.columns]
+        if len(arrays) == 1:
+            return arrays[0]
+        return pc.binary_join_element_wise(*arrays, _JOIN, null_handling="replace", null_replacement="")
+
     def transform(self, columns: dict[str, list[str | None]], source_rows: list[int]) -> BatchResult:
+        """Pseudonymise one batch.
+
+        Each field is dictionary-encoded (in C), converted once per distinct value in Python, and
+        expanded back to rows with ``take`` (in C): the Python cost grows with distinct values,
+        not with rows. Only the record key, unique per row, is hashed row by row.
+        """
         n = len(source_rows)
-        out: dict[str, list] = {name: [None] * n for name in self.schema.names}
-        out[SOURCE_ROW] = source_rows
-        out[_DOB] = [None] * n
+        arrays: dict[str, pa.Array] = {SOURCE_ROW: pa.array(source_rows, type=pa.int64())}
         rejects: list[tuple[int, str, str]] = []
-        rejected = [False] * n
         nulled: Counter = Counter()
 
-        record_ids = columns[self.config.identifiers.record_id.column]
-        agency = self.config.agency.name
-        keys = out[RECORD_KEY]
-        for i, raw in enumerate(record_ids):
+        rid_column = self.config.identifiers.record_id.column
+        agency, keys = self.config.agency.name, []
+        for i, raw in enumerate(columns[rid_column]):
             rid = raw.strip() if raw is not None else ""
             if not rid or rid.upper() in self.missing:
-                rejects.append((i, self.config.identifiers.record_id.column, "record id is missing"))
-                rejected[i] = True
-                keys[i] = 0
+                rejects.append((i, rid_column, "record id is missing"))
+                keys.append(0)
             else:
-                keys[i] = self.tok.record_key(agency, rid)
+                keys.append(self.tok.record_key(agency, rid))
+        arrays[RECORD_KEY] = pa.array(keys, type=pa.int64())
 
         for f in self.fields:
-            sources = [columns[c] for c in f.columns]
-            targets = [out[o] for o in f.outputs]
-            for i, raws in enumerate(zip(*sources, strict=True)):
-                result = self._convert(f, raws)
-                if result is None:
-                    continue
-                if isinstance(result, _Invalid):
-                    if f.on_invalid is OnInvalid.reject:
-                        rejects.append((i, ",".join(f.columns), f"{f.name}: {result.reason}"))
-                        rejected[i] = True
-                    else:
-                        nulled[f.name] += 1
-                    continue
-                for name, target in zip(f.outputs, targets, strict=True):
-                    target[i] = result[name]
+            encoded = self._source(f, columns).dictionary_encode()
+            results = [self._convert(f, v) for v in encoded.dictionary.to_pylist()]
+            absent = (None,) * len(f.outputs)
+            rows_out = [r if type(r) is tuple else absent for r in results]
+            per_output = list(zip(*rows_out, strict=True)) if rows_out else [()] * len(f.outputs)
+            for name, values in zip(f.outputs, per_output, strict=True):
+                arrays[name] = pc.take(pa.array(values, type=self._types[name]), encoded.indices)
+            invalid = [type(r) is _Invalid for r in results]
+            if not any(invalid):
+                continue
+            rows = pc.indices_nonzero(pc.fill_null(pc.take(pa.array(invalid), encoded.indices), False))
+            if f.on_invalid is OnInvalid.reject:
+                codes = encoded.indices
+                column = ",".join(f.columns)
+                rejects += [
+                    (i, column, f"{f.name}: {results[codes[i].as_py()].reason}") for i in rows.to_pylist()
+                ]
+            else:
+                nulled[f.name] += len(rows)
 
         if self.config.age_band:
-            out[self.config.age_band.name] = self._age_bands(out[_DOB], out[self.config.age_band.at])
-        arrays = [pa.array(out[name], type=self.schema.field(name).type) for name in self.schema.names]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-        if any(rejected):
-            batch = batch.filter(pa.array([not r for r in rejected]))
+            arrays[self.config.age_band.name] = self._age_bands(arrays[_DOB], arrays[self.config.age_band.at])
+        batch = pa.RecordBatch.from_arrays(
+            [
+                arrays[name] if name in arrays else pa.nulls(n, self.schema.field(name).type)
+                for name in self.schema.names
+            ],
+            schema=self.schema,
+        )
+        if rejects:
+            rejected = {i for i, _, _ in rejects}
+            batch = batch.filter(pa.array([i not in rejected for i in range(n)]))
         return BatchResult(batch, rejects, nulled)
 
-    def _age_bands(self, dobs: list[date | None], at: list[date | None]) -> list[str | None]:
+    def _age_bands(self, dob: pa.Array, at: pa.Array) -> pa.Array:
+        """Age in whole years at the event date, mapped to the configured band labels (NULL if unknown)."""
         spec = self.config.age_band
-        labels, edges = spec.labels(), spec.bands
-        bands: list[str | None] = []
-        for born, when in zip(dobs, at, strict=True):
-            if born is None or when is None or when < born:
-                bands.append(None)
-                continue
-            age = when.year - born.year - ((when.month, when.day) < (born.month, born.day))
-            bands.append(labels[sum(age >= e for e in edges)])
-        return bands
+        birthday_passed = pc.greater_equal(
+            pc.add(pc.multiply(pc.month(at), 100), pc.day(at)),
+            pc.add(pc.multiply(pc.month(dob), 100), pc.day(dob)),
+        )
+        age = pc.subtract(
+            pc.subtract(pc.year(at), pc.year(dob)), pc.cast(pc.invert(birthday_passed), pa.int64())
+        )
+        band = pa.array([0] * len(age), type=pa.int64())
+        for edge in spec.bands:
+            band = pc.add(band, pc.cast(pc.greater_equal(age, edge), pa.int64()))
+        band = pc.if_else(pc.less(age, 0), pa.scalar(None, pa.int64()), band)
+        return pc.take(pa.array(spec.labels()), band)

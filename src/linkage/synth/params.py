@@ -114,7 +114,6 @@ class AttritionParams(_Frozen):
     restraining_order_acquitted_da: Prob = 0.10  # orders on acquittal (s.5A PHA 1997)
     restraining_order_other: Prob = 0.03
     breach_rate: Prob = 0.25  # restraining orders later breached and recorded by the police
-    crown_court_share: Prob = 0.12  # of DA prosecutions (most are heard in magistrates' courts)
 
 
 class SynthParams(_Frozen):

@@ -37,6 +37,8 @@ SUFFIXES = frozenset({"JR", "JNR", "JUNIOR", "SR", "SNR", "SENIOR", "II", "III",
 
 def ascii_upper(raw: str) -> str:
     """NFKD, accents stripped, the transliteration table applied, upper-cased."""
+    if raw.isascii():  # the common case: nothing to decompose (upper() of ASCII stays ASCII)
+        return raw.upper()
     text = unicodedata.normalize("NFKD", raw.translate(_TRANSLITERATE))
     return "".join(c for c in text if not unicodedata.combining(c)).upper()
 
@@ -138,7 +140,8 @@ def standardise_postcode(raw: str) -> tuple[str | None, str]:
 # PNC ids: YYYY/NNNNNNNC (or the short YY/NNNNNNC), C = check letter over the two-digit year and the
 # zero-padded serial: "ZABCDEFGHJKLMNPQRTUVWXY"[int(YY + NNNNNNN) % 23] (I, O and S are not used).
 PNC_CHECK_LETTERS = "ZABCDEFGHJKLMNPQRTUVWXY"
-_PNC = re.compile(r"^(\d{2}|\d{4})/?(\d{1,7})([A-Z])$")
+# With a slash the serial may be unpadded; without one it must be the full 7 digits (else ambiguous).
+_PNC = re.compile(r"^(?:(\d{2}|\d{4})/(\d{1,7})|(\d{2}|\d{4})(\d{7}))([A-Z])$")
 
 
 def pnc_check_letter(year2: str, serial7: str) -> str:
@@ -150,8 +153,9 @@ def standardise_pnc(raw: str) -> str:
     text = re.sub(r"\s", "", raw.upper())
     m = _PNC.match(text)
     if not m:
-        raise InvalidValue("PNC id is not YYYY/NNNNNNNC or YY/NNNNNNC")
-    year2, serial7, check = m.group(1)[-2:], m.group(2).zfill(7), m.group(3)
+        raise InvalidValue("PNC id is not YYYY/NNNNNNNC, YY/NNNNNNNC or YYYYNNNNNNNC")
+    year, serial = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    year2, serial7, check = year[-2:], serial.zfill(7), m.group(5)
     if pnc_check_letter(year2, serial7) != check:
         raise InvalidValue("PNC id check character is wrong")
     return f"{year2}/{serial7}{check}"

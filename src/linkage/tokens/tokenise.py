@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Callable
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -37,12 +38,18 @@ class _PreKeyedHmac:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+    def bind(self, family: str) -> Callable[[str], int]:
+        """A function value -> token for one family (the per-value hot path)."""
+        inner0, outer0, prefix = self._inner, self._outer, family.encode("ascii") + _SEP
+
+        def token(value: str) -> int:
+            inner = inner0.copy()
+            inner.update(prefix + value.encode("utf-8"))
+            outer = outer0.copy()
+            outer.update(inner.digest())
+            return int.from_bytes(outer.digest()[:8], "big", signed=True)
+
+        return token
 
 
 class Tokeniser:
@@ -50,10 +57,21 @@ class Tokeniser:
 
     def __init__(self, subkeys: dict[Purpose, bytes]) -> None:
         self._macs = {purpose: _PreKeyedHmac(key) for purpose, key in subkeys.items()}
+        names, dates, pcs = (
+            self._macs[Purpose.names],
+            self._macs[Purpose.dates],
+            self._macs[Purpose.postcodes],
+        )
+        self._name, self._phon, self._pre3 = names.bind("name"), names.bind("phon"), names.bind("pre3")
+        self._date, self._ym, self._yd, self._md = (dates.bind(f) for f in ("date", "ym", "yd", "md"))
+        self._unit, self._sector, self._district = (pcs.bind(f) for f in ("unit", "sector", "district"))
+        self._pnc = self._macs[Purpose.national_ids].bind("pnc")
+        self._case = self._macs[Purpose.case_refs].bind("case")
+        self._record: dict[str, Callable[[str], int]] = {}
 
     def token(self, purpose: Purpose, family: str, value: str) -> int:
-        mac = self._macs[purpose].digest(family.encode("ascii") + _SEP + value.encode("utf-8"))
-        return int.from_bytes(mac[:8], "big", signed=True)
+        """The token of ``value`` in ``family`` under the ``purpose`` subkey (the spec's definition)."""
+        return self._macs[purpose].bind(family)(value)
 
     # --- families of derived tokens, one method per identifier type --------------------------------
 
@@ -61,57 +79,56 @@ class Tokeniser:
         if not parts:
             return dict.fromkeys(("fn1", "fn2", "fn1_canon", "fn1_phon", "fn1_pre3"))
         first = parts[0]
-        name = Purpose.names
         return {
-            "fn1": self.token(name, "name", first),
-            "fn2": self.token(name, "name", parts[1]) if len(parts) > 1 else None,
-            "fn1_canon": self.token(name, "name", canonical_forename(first)),
-            "fn1_phon": self.token(name, "phon", phonetic(first)),
-            "fn1_pre3": self.token(name, "pre3", first[:3]),
+            "fn1": self._name(first),
+            "fn2": self._name(parts[1]) if len(parts) > 1 else None,
+            "fn1_canon": self._name(canonical_forename(first)),
+            "fn1_phon": self._phon(phonetic(first)),
+            "fn1_pre3": self._pre3(first[:3]),
         }
 
     def surname_tokens(self, parts: list[str]) -> dict[str, int | None]:
         if not parts:
             return dict.fromkeys(("sn", "sn_phon", "sn_pre3", "sn_p1", "sn_p2"))
         joined = "".join(parts)
-        name = Purpose.names
         multi = len(parts) > 1
         return {
-            "sn": self.token(name, "name", joined),
-            "sn_phon": self.token(name, "phon", phonetic(joined)),
-            "sn_pre3": self.token(name, "pre3", joined[:3]),
-            "sn_p1": self.token(name, "name", parts[0]) if multi else None,
-            "sn_p2": self.token(name, "name", parts[-1]) if multi else None,
+            "sn": self._name(joined),
+            "sn_phon": self._phon(phonetic(joined)),
+            "sn_pre3": self._pre3(joined[:3]),
+            "sn_p1": self._name(parts[0]) if multi else None,
+            "sn_p2": self._name(parts[-1]) if multi else None,
         }
 
     def dob_tokens(self, d: date) -> dict[str, int | None]:
         swap = swapped_date(d)
-        dates = Purpose.dates
         return {
-            "dob": self.token(dates, "date", d.isoformat()),
-            "dob_swap": self.token(dates, "date", swap.isoformat()) if swap else None,
-            "dob_ym": self.token(dates, "ym", f"{d.year:04d}-{d.month:02d}"),
-            "dob_yd": self.token(dates, "yd", f"{d.year:04d}-{d.day:02d}"),
-            "dob_md": self.token(dates, "md", f"{d.month:02d}-{d.day:02d}"),
+            "dob": self._date(d.isoformat()),
+            "dob_swap": self._date(swap.isoformat()) if swap else None,
+            "dob_ym": self._ym(f"{d.year:04d}-{d.month:02d}"),
+            "dob_yd": self._yd(f"{d.year:04d}-{d.day:02d}"),
+            "dob_md": self._md(f"{d.month:02d}-{d.day:02d}"),
         }
 
     def postcode_tokens(self, inward: str | None, outward: str) -> dict[str, int | None]:
-        pcs = Purpose.postcodes
         return {
-            "pc": self.token(pcs, "unit", f"{outward} {inward}") if inward else None,
-            "pc_sector": self.token(pcs, "sector", f"{outward} {inward[0]}") if inward else None,
-            "pc_district": self.token(pcs, "district", outward),
+            "pc": self._unit(f"{outward} {inward}") if inward else None,
+            "pc_sector": self._sector(f"{outward} {inward[0]}") if inward else None,
+            "pc_district": self._district(outward),
         }
 
     def pnc_token(self, canonical_pnc: str) -> int:
-        return self.token(Purpose.national_ids, "pnc", canonical_pnc)
+        return self._pnc(canonical_pnc)
 
     def case_ref_token(self, reference: str) -> int:
-        return self.token(Purpose.case_refs, "case", reference)
+        return self._case(reference)
 
     def record_key(self, agency: str, record_id: str) -> int:
         """Keyed per agency, so two agencies' record id '123' give different keys."""
-        return self.token(Purpose.record_keys, f"record/{agency}", record_id)
+        bound = self._record.get(agency)
+        if bound is None:
+            bound = self._record[agency] = self._macs[Purpose.record_keys].bind(f"record/{agency}")
+        return bound(record_id)
 
 
 @cache

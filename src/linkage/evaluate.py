@@ -1,0 +1,200 @@
+"""Accuracy of a linkage run against synthetic ground truth (`linkage evaluate`).
+
+Input contract: RUN_DIR/clusters.parquet with source_dataset, record_key, source_row and
+person_id (the predicted cluster, int or str); TRUTH_DIR/records.parquet from `linkage synth`.
+Records are joined on (source_dataset, source_row). Pair counts come from the contingency table
+of (predicted cluster, true person) cells, so no pair is ever enumerated:
+    TP = sum over cells of C(n, 2); predicted pairs = sum over predicted clusters of C(size, 2);
+    true pairs = sum over true persons of C(size, 2).
+A measure whose denominator is zero (no predicted pairs, or no true pairs) is 1.0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from linkage.errors import InputError
+
+CLUSTER_COLUMNS = ("source_dataset", "record_key", "source_row", "person_id")
+
+
+class PairwiseMetrics(BaseModel):
+    """Precision, recall and F1 over record pairs, with the pair counts they come from."""
+
+    precision: float
+    recall: float
+    f1: float
+    true_positive_pairs: int
+    predicted_pairs: int
+    true_pairs: int
+
+    @classmethod
+    def from_counts(cls, tp: int, predicted: int, true: int) -> PairwiseMetrics:
+        p = tp / predicted if predicted else 1.0
+        r = tp / true if true else 1.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        return cls(
+            precision=p, recall=r, f1=f1, true_positive_pairs=tp, predicted_pairs=predicted, true_pairs=true
+        )
+
+
+class BCubed(BaseModel):
+    """B-cubed precision/recall/F1: per-record overlap of its predicted and true clusters, averaged."""
+
+    precision: float
+    recall: float
+    f1: float
+
+
+class ClusterStats(BaseModel):
+    true_clusters: int
+    predicted_clusters: int
+    exact_clusters: int  # true persons whose records form exactly one predicted cluster
+    exact_cluster_rate: float  # exact_clusters / true_clusters
+    largest_true: int
+    largest_predicted: int
+    true_singletons: int
+    predicted_singletons: int
+
+
+class JourneyAccuracy(BaseModel):
+    """Placeholder for journey-level accuracy, added once journeys are assembled (issue: journeys)."""
+
+    journeys_evaluated: int = 0
+
+
+class EvaluationReport(BaseModel):
+    run_dir: str
+    truth_dir: str
+    records_evaluated: int
+    records_missing_from_run: int  # in truth, not in clusters.parquet (e.g. rejected rows)
+    records_not_in_truth: int  # in clusters.parquet, not in truth (should be 0)
+    pairwise: PairwiseMetrics
+    bcubed: BCubed
+    clusters: ClusterStats
+    # Pairs in which at least one record belongs to a person with this hard-case tag.
+    by_hard_case: dict[str, PairwiseMetrics]
+    # Pairs by the datasets of their two records, e.g. "police~court".
+    by_dataset_pair: dict[str, PairwiseMetrics]
+    journeys: JourneyAccuracy | None = None
+
+
+def _check_inputs(run_dir: Path, truth_dir: Path) -> tuple[Path, Path]:
+    clusters, records = run_dir / "clusters.parquet", truth_dir / "records.parquet"
+    for path in (clusters, records):
+        if not path.is_file():
+            raise InputError(f"{path}: not found")
+    names = set(pq.read_schema(clusters).names)
+    missing = [c for c in CLUSTER_COLUMNS if c not in names]
+    if missing:
+        raise InputError(f"{clusters}: missing column(s) {', '.join(missing)}")
+    return clusters, records
+
+
+def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(con.execute(sql).fetchall()[0][0] or 0)
+
+
+def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
+    """Compare the predicted clusters of a run with the true persons of a synthetic dataset."""
+    run_dir, truth_dir = Path(run_dir), Path(truth_dir)
+    clusters, records = _check_inputs(run_dir, truth_dir)
+    con = duckdb.connect()
+    con.execute(f"""
+        CREATE TEMP TABLE c AS SELECT source_dataset::VARCHAR AS ds, source_row::BIGINT AS row,
+               person_id::VARCHAR AS pred FROM read_parquet('{clusters}');
+        CREATE TEMP TABLE t AS SELECT source_dataset AS ds, source_row AS row, person_id AS truth,
+               hard_case FROM read_parquet('{records}');
+    """)
+    dupes = _pairs(con, "SELECT count(*) FROM (SELECT ds, row FROM c GROUP BY ALL HAVING count(*) > 1)")
+    if dupes:
+        raise InputError(f"{clusters}: {dupes} (source_dataset, source_row) pair(s) appear more than once")
+    con.execute("""
+        CREATE TEMP TABLE j AS SELECT c.ds, c.pred, t.truth, t.hard_case FROM c JOIN t USING (ds, row);
+        CREATE TEMP TABLE cell AS SELECT pred, truth, any_value(hard_case) AS tag, count(*) AS n
+            FROM j GROUP BY pred, truth;
+        CREATE TEMP TABLE ps AS SELECT pred, sum(n) AS size FROM cell GROUP BY pred;
+        CREATE TEMP TABLE ts AS SELECT truth, any_value(tag) AS tag, sum(n) AS size FROM cell GROUP BY truth;
+    """)
+    n = _pairs(con, "SELECT count(*) FROM j")
+    n_c, n_t = _pairs(con, "SELECT count(*) FROM c"), _pairs(con, "SELECT count(*) FROM t")
+    tp = _pairs(con, "SELECT sum(n * (n - 1) // 2) FROM cell")
+    pp = _pairs(con, "SELECT sum(size * (size - 1) // 2) FROM ps")
+    tt = _pairs(con, "SELECT sum(size * (size - 1) // 2) FROM ts")
+    bp, br = con.execute("""
+        SELECT sum(cell.n * cell.n / ps.size), sum(cell.n * cell.n / ts.size)
+        FROM cell JOIN ps USING (pred) JOIN ts USING (truth)""").fetchall()[0]
+    bp = float(bp or 0) / n if n else 1.0
+    br = float(br or 0) / n if n else 1.0
+    stats = con.execute("""
+        SELECT (SELECT count(*) FROM ts), (SELECT count(*) FROM ps),
+               (SELECT count(*) FROM cell JOIN ps USING (pred) JOIN ts USING (truth)
+                 WHERE cell.n = ps.size AND cell.n = ts.size),
+               (SELECT coalesce(max(size), 0) FROM ts), (SELECT coalesce(max(size), 0) FROM ps),
+               (SELECT count(*) FROM ts WHERE size = 1), (SELECT count(*) FROM ps WHERE size = 1)
+    """).fetchall()[0]
+    return EvaluationReport(
+        run_dir=str(run_dir),
+        truth_dir=str(truth_dir),
+        records_evaluated=n,
+        records_missing_from_run=n_t - n,
+        records_not_in_truth=n_c - n,
+        pairwise=PairwiseMetrics.from_counts(tp, pp, tt),
+        bcubed=BCubed(precision=bp, recall=br, f1=2 * bp * br / (bp + br) if bp + br else 0.0),
+        clusters=ClusterStats(
+            true_clusters=stats[0],
+            predicted_clusters=stats[1],
+            exact_clusters=stats[2],
+            exact_cluster_rate=stats[2] / stats[0] if stats[0] else 1.0,
+            largest_true=stats[3],
+            largest_predicted=stats[4],
+            true_singletons=stats[5],
+            predicted_singletons=stats[6],
+        ),
+        by_hard_case=_by_hard_case(con),
+        by_dataset_pair=_by_dataset_pair(con),
+    )
+
+
+def _by_hard_case(con: duckdb.DuckDBPyConnection) -> dict[str, PairwiseMetrics]:
+    """P/R/F1 over pairs where either record's true person carries the tag.
+
+    A true cluster is one person, so its pairs are all tagged or all untagged; a predicted cluster
+    of size s holding s_t tagged records has C(s,2) - C(s - s_t, 2) pairs involving the tag.
+    """
+    rows = con.execute("""
+        WITH tags AS (SELECT DISTINCT tag FROM ts WHERE tag IS NOT NULL),
+        tp AS (SELECT tag, sum(n * (n - 1) // 2) AS v FROM cell WHERE tag IS NOT NULL GROUP BY tag),
+        tt AS (SELECT tag, sum(size * (size - 1) // 2) AS v FROM ts WHERE tag IS NOT NULL GROUP BY tag),
+        pt AS (SELECT pred, tag, sum(n) AS k FROM cell WHERE tag IS NOT NULL GROUP BY pred, tag),
+        pp AS (SELECT pt.tag,
+                      sum(ps.size * (ps.size - 1) // 2 - (ps.size - pt.k) * (ps.size - pt.k - 1) // 2) AS v
+               FROM pt JOIN ps USING (pred) GROUP BY pt.tag)
+        SELECT tags.tag, coalesce(tp.v, 0), coalesce(pp.v, 0), coalesce(tt.v, 0)
+        FROM tags LEFT JOIN tp USING (tag) LEFT JOIN pp USING (tag) LEFT JOIN tt USING (tag) ORDER BY tags.tag
+    """).fetchall()
+    return {tag: PairwiseMetrics.from_counts(int(a), int(b), int(c)) for tag, a, b, c in rows}
+
+
+def _by_dataset_pair(con: duckdb.DuckDBPyConnection) -> dict[str, PairwiseMetrics]:
+    """P/R/F1 over pairs whose two records come from datasets (a, b), a <= b."""
+    con.execute("CREATE TEMP TABLE x AS SELECT pred, truth, ds, count(*) AS n FROM j GROUP BY ALL")
+    pair = "CASE WHEN a.ds = b.ds THEN a.n * (a.n - 1) // 2 ELSE a.n * b.n END"
+
+    def counts(key: str) -> dict[tuple[str, str], int]:
+        rows = con.execute(f"""
+            WITH y AS (SELECT {key}, ds, sum(n) AS n FROM x GROUP BY ALL)
+            SELECT a.ds, b.ds, sum({pair}) FROM y a JOIN y b USING ({key})
+            WHERE a.ds <= b.ds GROUP BY ALL""").fetchall()
+        return {(a, b): int(v) for a, b, v in rows}
+
+    tp, pp, tt = counts("pred, truth"), counts("pred"), counts("truth")
+    keys = sorted(set(pp) | set(tt))
+    return {
+        f"{a}~{b}": PairwiseMetrics.from_counts(tp.get((a, b), 0), pp.get((a, b), 0), tt.get((a, b), 0))
+        for a, b in keys
+    }

@@ -1,0 +1,139 @@
+"""Tests of `linkage evaluate`: hand-computed pairwise, B-cubed and cluster measures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from linkage.errors import InputError
+from linkage.evaluate import evaluate
+
+# Truth: person 1 has records a,b,c; person 2 has d,e; person 3 has f (a twin of person 2).
+TRUTH = [
+    ("police", 1, 1, None),
+    ("police", 2, 1, None),
+    ("court", 1, 1, None),
+    ("police", 3, 2, "twin"),
+    ("prison", 1, 2, "twin"),
+    ("court", 2, 3, "twin"),
+]
+
+
+def _write(tmp: Path, pred: list[object]) -> tuple[Path, Path]:
+    run, truth = tmp / "run", tmp / "truth"
+    run.mkdir(exist_ok=True)
+    truth.mkdir(exist_ok=True)
+    pq.write_table(
+        pa.table(
+            {
+                "source_dataset": [t[0] for t in TRUTH],
+                "source_row": pa.array([t[1] for t in TRUTH], pa.int64()),
+                "person_id": pa.array([t[2] for t in TRUTH], pa.int64()),
+                "case_id": pa.array([1] * 6, pa.int64()),
+                "hard_case": pa.array([t[3] for t in TRUTH], pa.string()),
+                "noise": pa.array([None] * 6, pa.string()),
+            }
+        ),
+        truth / "records.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "source_dataset": [t[0] for t in TRUTH],
+                "record_key": pa.array(range(6), pa.int64()),
+                "source_row": pa.array([t[1] for t in TRUTH], pa.int64()),
+                "person_id": pred,
+            }
+        ),
+        run / "clusters.parquet",
+    )
+    return run, truth
+
+
+def test_perfect_clustering_scores_one(tmp_path: Path) -> None:
+    r = evaluate(*_write(tmp_path, ["x", "x", "x", "y", "y", "z"]))
+    assert (r.pairwise.precision, r.pairwise.recall, r.pairwise.f1) == (1.0, 1.0, 1.0)
+    assert r.bcubed.f1 == 1.0 and r.clusters.exact_cluster_rate == 1.0
+    assert r.pairwise.true_pairs == 4 and r.records_missing_from_run == 0
+
+
+def test_everything_in_one_cluster(tmp_path: Path) -> None:
+    r = evaluate(*_write(tmp_path, [7] * 6))
+    assert r.pairwise.predicted_pairs == 15
+    assert r.pairwise.precision == pytest.approx(4 / 15) and r.pairwise.recall == 1.0
+    assert r.clusters.largest_predicted == 6 and r.clusters.largest_true == 3
+    assert r.clusters.exact_clusters == 0
+    # B-cubed precision: (3 * 3/6 + 2 * 2/6 + 1 * 1/6) / 6.
+    assert r.bcubed.precision == pytest.approx((9 + 4 + 1) / 36) and r.bcubed.recall == 1.0
+
+
+def test_hand_computed_mixed_clustering(tmp_path: Path) -> None:
+    # Predicted: {a,b}, {c}, {d,e,f}: c split from person 1, twin f merged with person 2.
+    r = evaluate(*_write(tmp_path, [1, 1, 2, 3, 3, 3]))
+    # TP: ab, de = 2; predicted pairs: 1 + 3 = 4; true pairs: 3 + 1 = 4.
+    assert (r.pairwise.true_positive_pairs, r.pairwise.predicted_pairs, r.pairwise.true_pairs) == (2, 4, 4)
+    assert r.pairwise.precision == 0.5 and r.pairwise.recall == 0.5 and r.pairwise.f1 == 0.5
+    assert r.clusters.exact_clusters == 0 and r.clusters.predicted_clusters == 3
+    # Twin tag: persons 2 and 3. TP de = 1; predicted pairs involving them de, df, ef = 3; true de = 1.
+    twin = r.by_hard_case["twin"]
+    assert (twin.true_positive_pairs, twin.predicted_pairs, twin.true_pairs) == (1, 3, 1)
+    # Dataset pairs: police~police true ab (predicted ab: TP); court~police true ac, bc (missed).
+    pp = r.by_dataset_pair["police~police"]
+    assert (pp.true_positive_pairs, pp.predicted_pairs, pp.true_pairs) == (1, 1, 1)
+    cp = r.by_dataset_pair["court~police"]
+    assert (cp.true_positive_pairs, cp.predicted_pairs, cp.true_pairs) == (0, 1, 2)
+    # B-cubed precision: a,b 1; c 1; d,e 2/3; f 1/3 -> (1+1+1+2/3+2/3+1/3)/6.
+    assert r.bcubed.precision == pytest.approx((3 + 5 / 3) / 6)
+
+
+def test_missing_records_and_bad_input(tmp_path: Path) -> None:
+    run, truth = _write(tmp_path, [1, 1, 1, 2, 2, 3])
+    t = pq.read_table(run / "clusters.parquet").slice(0, 5)
+    pq.write_table(t, run / "clusters.parquet")
+    r = evaluate(run, truth)
+    assert r.records_missing_from_run == 1 and r.records_evaluated == 5
+    pq.write_table(t.drop_columns(["source_row"]), run / "clusters.parquet")
+    with pytest.raises(InputError):
+        evaluate(run, truth)
+
+
+def test_on_synthetic_data_with_truth_as_prediction(tmp_path: Path) -> None:
+    from linkage.synth import generate
+
+    generate(300, 3, tmp_path / "d")
+    rec = pq.read_table(tmp_path / "d" / "truth" / "records.parquet")
+    run = tmp_path / "run"
+    run.mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "source_dataset": rec.column("source_dataset"),
+                "record_key": rec.column("source_row"),
+                "source_row": rec.column("source_row"),
+                "person_id": rec.column("person_id"),
+            }
+        ),
+        run / "clusters.parquet",
+    )
+    r = evaluate(run, tmp_path / "d" / "truth")
+    assert r.pairwise.f1 == 1.0 and r.clusters.exact_cluster_rate == 1.0
+    assert set(r.by_hard_case) and all(m.f1 == 1.0 for m in r.by_hard_case.values())
+
+
+def test_cli_evaluate_json_and_file(tmp_path: Path) -> None:
+    from linkage.commands_synth import evaluate_cmd
+
+    run, truth = _write(tmp_path, [1, 1, 2, 3, 3, 3])
+    out = tmp_path / "report.json"
+    args = ["--run", str(run), "--truth", str(truth)]
+    res = CliRunner().invoke(evaluate_cmd, [*args, "--json", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["pairwise"]["f1"] == 0.5
+    assert json.loads(out.read_text())["pairwise"]["precision"] == 0.5
+    table = CliRunner().invoke(evaluate_cmd, ["--run", str(run), "--truth", str(truth)])
+    assert table.exit_code == 0 and "B-cubed" in table.output

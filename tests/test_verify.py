@@ -1,0 +1,176 @@
+"""`linkage verify` accepts intact extracts and refuses every kind of tampering or inconsistency."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import CONFIGS, FAST_KDF, PASSPHRASE, POLICE_HEADER, POLICE_ROWS, agency_config, write_csv
+from linkage.errors import ConfigError
+from linkage.extract.manifest import Manifest, write_manifest
+from linkage.extract.pseudonymise import pseudonymise
+from linkage.extract.verify import verify_extracts
+from linkage.keys import load_trusted_keys, new_project_key
+
+CPS_HEADER = [
+    "cps_ref",
+    "urn",
+    "defendant_name",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "pnc",
+    "cps_area",
+    "receipt_date",
+    "charging_decision",
+    "decision_date",
+    "principal_offence",
+    "da_flag",
+]
+CPS_ROWS = [
+    [
+        "CPS1",
+        "01YE0123456",
+        "SMITH, John",
+        "1971-03-05",
+        "M",
+        "SW1A 1AA",
+        "",
+        "London North",
+        "2021-03-01",
+        "Charge",
+        "2021-03-02",
+        "008/01",
+        "1",
+    ]
+]
+
+
+@pytest.fixture
+def extracts(keys, tmp_path) -> Path:
+    """A secure-zone folder with a signed police and a signed prosecution extract."""
+    out = tmp_path / "extracts"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    inputs = {
+        "police": write_csv(raw / "police.csv", POLICE_HEADER, POLICE_ROWS),
+        "prosecution": write_csv(raw / "cps.csv", CPS_HEADER, CPS_ROWS, delimiter="|"),
+    }
+    for agency, path in inputs.items():
+        pseudonymise(
+            agency_config(agency),
+            CONFIGS / f"{agency}.yaml",
+            keys.project,
+            path,
+            out,
+            signing_key=keys.signing(agency),
+            workers=1,
+        )
+    return out
+
+
+@pytest.fixture
+def trusted(keys):
+    return load_trusted_keys([keys.signing_dir])
+
+
+def problems(extracts: Path, trusted, **kw) -> list[str]:
+    return verify_extracts([extracts], trusted, **kw).reasons()
+
+
+def test_intact_extracts_verify(extracts, trusted, keys):
+    report = verify_extracts([extracts], trusted, expected_fingerprint=keys.project.fingerprint)
+    assert report.ok, report.reasons()
+    assert sorted(e.manifest.agency for e in report.extracts) == ["police", "prosecution"]
+
+
+def test_tampered_parquet(extracts, trusted):
+    path = extracts / "police.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert any("SHA-256 differs" in p for p in problems(extracts, trusted))
+
+
+def test_tampered_manifest(extracts, trusted):
+    path = extracts / "police.manifest.json"
+    doc = json.loads(path.read_text())
+    doc["counts"]["rejected"] += 1
+    doc["counts"]["read"] += 1
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    assert any("signature does not match" in p for p in problems(extracts, trusted))
+
+
+def test_missing_signature_and_untrusted_key(extracts, trusted, keys, tmp_path):
+    (extracts / "prosecution.manifest.json.sig").unlink()
+    assert any("not signed" in p for p in problems(extracts, trusted))
+    only_police = {k: v for k, v in trusted.items() if v.agency != "police"}
+    assert any("not among the trusted" in p for p in problems(extracts, only_police))
+
+
+def test_signed_with_another_agency_key(extracts, trusted, keys):
+    path = extracts / "police.manifest.json"
+    manifest = Manifest.model_validate_json(path.read_bytes())
+    write_manifest(manifest, path, keys.signing("court"))
+    assert any("claims to be 'police'" in p for p in problems(extracts, trusted))
+
+
+def test_extracts_made_with_different_keys(extracts, trusted, keys, tmp_path):
+    other = new_project_key("other", tmp_path / "other.key", PASSPHRASE, log2_n=FAST_KDF)
+    raw = write_csv(tmp_path / "cps2.csv", CPS_HEADER, CPS_ROWS, delimiter="|")
+    pseudonymise(
+        agency_config("prosecution"),
+        CONFIGS / "prosecution.yaml",
+        other,
+        raw,
+        extracts,
+        signing_key=keys.signing("prosecution"),
+        workers=1,
+    )
+    found = problems(extracts, trusted)
+    assert any("different project keys" in p for p in found)
+    assert any(
+        "expected fingerprint" in p
+        for p in problems(extracts, trusted, expected_fingerprint=keys.project.fingerprint)
+    )
+
+
+def test_mixed_token_spec_versions(extracts, trusted, keys):
+    path = extracts / "prosecution.manifest.json"
+    manifest = Manifest.model_validate_json(path.read_bytes())
+    write_manifest(manifest.model_copy(update={"token_spec_version": "2"}), path, keys.signing("prosecution"))
+    found = problems(extracts, trusted)
+    assert any("different token spec versions" in p for p in found)
+    assert any("not supported" in p for p in found)
+
+
+def test_missing_data_file_and_row_count(extracts, trusted, keys):
+    (extracts / "police.parquet").unlink()
+    assert any("is missing" in p for p in problems(extracts, trusted))
+
+
+def test_two_extracts_for_one_agency(extracts, trusted, tmp_path):
+    second = tmp_path / "again"
+    second.mkdir()
+    for name in ("police.parquet", "police.manifest.json", "police.manifest.json.sig"):
+        shutil.copy(extracts / name, second / name)
+    report = verify_extracts([extracts, second], trusted)
+    assert any("more than one extract" in p for p in report.problems)
+
+
+def test_no_trusted_keys_is_a_usage_error(extracts):
+    with pytest.raises(ConfigError, match="no trusted public keys"):
+        verify_extracts([extracts], {})
+
+
+def test_cli_exit_codes(extracts, keys, run_cli):
+    ok = run_cli("verify", extracts, "--trusted-keys", keys.signing_dir, "--json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["ok"] is True
+    (extracts / "police.parquet").write_bytes(b"not parquet")
+    bad = run_cli("verify", extracts, "--trusted-keys", keys.signing_dir)
+    assert bad.exit_code == 1 and "SHA-256 differs" in bad.stderr
+    usage = run_cli("verify", extracts)
+    assert usage.exit_code == 2 and "trusted" in usage.stderr
