@@ -39,6 +39,14 @@ def keys(tmp_path_factory) -> Keys:
     return Keys(d / "project.key", load_project_key(d / "project.key", PASSPHRASE), signing_dir)
 
 
+@pytest.fixture(autouse=True)
+def run_log(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own run log (never ./linkage-log.jsonl in the working tree)."""
+    path = tmp_path / "linkage-log.jsonl"
+    monkeypatch.setenv("LINKAGE_LOG", str(path))
+    return path
+
+
 @pytest.fixture
 def passphrase_env(monkeypatch) -> str:
     monkeypatch.setenv("LINKAGE_KEY_PASSPHRASE", PASSPHRASE)

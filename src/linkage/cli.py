@@ -18,6 +18,7 @@ import click
 from linkage import __version__
 from linkage.commands_synth import evaluate_cmd, synth_cmd
 from linkage.errors import ConfigError, LinkageError
+from linkage.runlog import logged
 from linkage.ui import output_options
 
 PASSPHRASE_ENV = "LINKAGE_KEY_PASSPHRASE"
@@ -171,35 +172,39 @@ def pseudonymise(
     """
     from linkage.config import load_config
     from linkage.config.agency import AgencyConfig
+    from linkage.extract.manifest import signature_path
     from linkage.extract.pseudonymise import pseudonymise as run
     from linkage.keys import load_project_key, load_signing_key
 
-    config = load_config(config_path, AgencyConfig)
-    key = load_project_key(key_path, _passphrase(PASSPHRASE_ENV, confirm=False, what="project key"))
-    signer = None
-    if signing_key:
-        signer = load_signing_key(
-            signing_key,
-            _passphrase(
+    with logged("pseudonymise", configs=[config_path]) as entry:
+        config = load_config(config_path, AgencyConfig)
+        key = load_project_key(key_path, _passphrase(PASSPHRASE_ENV, confirm=False, what="project key"))
+        entry.key_fingerprint = key.fingerprint
+        signer = None
+        if signing_key:
+            passphrase = _passphrase(
                 SIGNING_PASSPHRASE_ENV, confirm=False, what="signing key", fallback_env=PASSPHRASE_ENV
-            ),
-        )
-    else:
-        ui.warn("no --signing-key: the manifest will be unsigned and `linkage verify` will refuse it")
-    started = time.perf_counter()
-    with ui.progress(input_path.stat().st_size, f"pseudonymising {config.agency.name}") as advance:
-        result = run(
-            config,
-            config_path,
-            key,
-            input_path,
-            out_dir,
-            rejects_dir=rejects_dir,
-            signing_key=signer,
-            workers=workers,
-            chunk_bytes=chunk_mib << 20,
-            progress=advance,
-        )
+            )
+            signer = load_signing_key(signing_key, passphrase)
+        else:
+            ui.warn("no --signing-key: the manifest will be unsigned and `linkage verify` will refuse it")
+        started = time.perf_counter()
+        with ui.progress(input_path.stat().st_size, f"pseudonymising {config.agency.name}") as advance:
+            result = run(
+                config,
+                config_path,
+                key,
+                input_path,
+                out_dir,
+                rejects_dir=rejects_dir,
+                signing_key=signer,
+                workers=workers,
+                chunk_bytes=chunk_mib << 20,
+                progress=advance,
+            )
+        entry.add_input(input_path, result.manifest_data.source.sha256)
+        for path in (result.parquet, result.manifest, signature_path(result.manifest), result.rejects):
+            entry.add_output(path)
     seconds = time.perf_counter() - started
     m = result.manifest_data
     data = {
@@ -256,11 +261,21 @@ def verify(paths, trusted, expect_fingerprint, ui) -> None:
     """
     from linkage.extract.verify import verify_extracts
     from linkage.keys import load_trusted_keys
+
+    with logged("verify", inputs=list(paths)) as entry:
+        report = verify_extracts(
+            list(paths), load_trusted_keys(list(trusted)), expected_fingerprint=expect_fingerprint
+        )
+        fingerprints = {e.manifest.key_fingerprint for e in report.extracts if e.manifest}
+        entry.key_fingerprint = fingerprints.pop() if len(fingerprints) == 1 else None
+        _show_verify(report, ui)
+        if not report.ok:
+            raise LinkageError("verification failed: " + "; ".join(report.reasons()))
+
+
+def _show_verify(report, ui) -> None:
     from linkage.ui import table
 
-    report = verify_extracts(
-        list(paths), load_trusted_keys(list(trusted)), expected_fingerprint=expect_fingerprint
-    )
     rows = []
     for e in report.extracts:
         m = e.manifest
@@ -298,8 +313,6 @@ def verify(paths, trusted, expect_fingerprint, ui) -> None:
             c.print(f"[red]{p}[/]")
 
     ui.result(data, render)
-    if not report.ok:
-        raise LinkageError("verification failed: " + "; ".join(report.reasons()))
 
 
 def main() -> None:
