@@ -155,3 +155,14 @@ def test_forename_table_has_one_group_per_name():
     assert table["BOB"] == table["ROBERT"] == "ROBERT"
     assert table["MOHAMED"] == "MOHAMMED"
     assert all(v == table[v] for v in table.values())  # canonical names map to themselves
+
+
+def test_forename_table_is_the_one_the_spec_names():
+    from importlib import resources
+
+    from linkage.tokens.spec import FORENAME_TABLE_SHA256
+
+    data = resources.files("linkage.tokens").joinpath("data/forename_groups_v1.csv").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == FORENAME_TABLE_SHA256
+    doc = (Path(__file__).parents[1] / "docs" / "token-spec.md").read_text(encoding="utf-8")
+    assert FORENAME_TABLE_SHA256 in doc

@@ -67,4 +67,8 @@ SOURCE_DATASET = "source_dataset"  # added by linkage, never written by an agenc
 # Names no agency attribute may take.
 RESERVED_COLUMNS = frozenset({*TOKEN_COLUMN_NAMES, RECORD_KEY, SOURCE_ROW, SEX, SOURCE_DATASET, "person_id"})
 
+# SHA-256 of tokens/data/forename_groups_v1.csv: the nickname table is part of the spec, so a change
+# to it without a new spec version fails the tests (tests/test_token_vectors.py).
+FORENAME_TABLE_SHA256 = "61e7096b3f2fc8be693ad8cc6657579f0ce8db924ff78ed58f8a2e607f8d8d49"
+
 TOKEN_BITS = 64  # HMAC-SHA256 truncated to its first 8 bytes, read as a signed big-endian int64
