@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -60,6 +61,11 @@ class _Field:
     on_invalid: OnInvalid
     cache: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # converter dict -> tuple in output order, in C (a 1-output itemgetter returns a bare value)
+        get = itemgetter(*self.outputs)
+        self.pick = get if len(self.outputs) > 1 else lambda d: (get(d),)
+
 
 @dataclass
 class BatchResult:
@@ -99,6 +105,8 @@ class BatchTransformer:
         self.missing = frozenset(v.strip().upper() for v in config.missing_values)
         self.fields = self._identifier_fields() + [self._attribute_field(a) for a in config.attributes]
         self._types = {f.name: f.type for f in self.schema} | {_DOB: pa.date32()}
+        self._missing_values = pa.array(sorted(self.missing), type=pa.string())
+        self._record_key = self.tok.record_key_hasher(config.agency.name)
 
     # --- building the per-field converters ---------------------------------------------------------
 
@@ -268,8 +276,7 @@ class BatchTransformer:
         result: tuple | _Invalid | None = None
         if present.count(None) < len(present):
             try:
-                converted = f.convert(*present)
-                result = tuple(converted[name] for name in f.outputs)
+                result = f.pick(f.convert(*present))
             except InvalidValue as exc:
                 result = _Invalid(str(exc))
         if len(cache) >= CACHE_LIMIT:
@@ -277,14 +284,14 @@ class BatchTransformer:
         cache[key] = result
         return result
 
-    def _source(self, f: _Field, columns: dict[str, list[str | None]]) -> pa.Array:
+    def _source(self, f: _Field, columns: dict[str, pa.Array]) -> pa.Array:
         """The field's raw values as one string array (several columns joined by a separator)."""
-        arrays = [pa.array(columns[c], type=pa.string()) for c in f.columns]
+        arrays = [columns[c] for c in f.columns]
         if len(arrays) == 1:
             return arrays[0]
         return pc.binary_join_element_wise(*arrays, _JOIN, null_handling="replace", null_replacement="")
 
-    def transform(self, columns: dict[str, list[str | None]], source_rows: list[int]) -> BatchResult:
+    def transform(self, columns: dict[str, pa.Array], source_rows: list[int]) -> BatchResult:
         """Pseudonymise one batch.
 
         Each field is dictionary-encoded (in C), converted once per distinct value in Python, and
@@ -296,15 +303,19 @@ class BatchTransformer:
         rejects: list[tuple[int, str, str]] = []
         nulled: Counter = Counter()
 
+        # record keys: unique per row, so hashed row by row; missing ids found in Arrow
         rid_column = self.config.identifiers.record_id.column
-        agency, keys = self.config.agency.name, []
-        for i, raw in enumerate(columns[rid_column]):
-            rid = raw.strip() if raw is not None else ""
-            if not rid or rid.upper() in self.missing:
-                rejects.append((i, rid_column, "record id is missing"))
-                keys.append(0)
-            else:
-                keys.append(self.tok.record_key(agency, rid))
+        rids = pc.utf8_trim_whitespace(columns[rid_column])
+        absent = pc.fill_null(
+            pc.or_(pc.equal(rids, ""), pc.is_in(pc.utf8_upper(rids), value_set=self._missing_values)), True
+        )
+        for i in pc.indices_nonzero(absent).to_pylist():
+            rejects.append((i, rid_column, "record id is missing"))
+        record_key = self._record_key
+        keys = [
+            0 if gone else record_key(rid)
+            for rid, gone in zip(rids.to_pylist(), absent.to_pylist(), strict=True)
+        ]
         arrays[RECORD_KEY] = pa.array(keys, type=pa.int64())
 
         for f in self.fields:

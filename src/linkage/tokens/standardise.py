@@ -30,6 +30,8 @@ _TRANSLITERATE = str.maketrans(
 )  # fmt: skip
 _APOSTROPHES = re.compile(r"['’‘`´.]")  # removed: O'Brien -> OBRIEN, St. John -> ST JOHN
 _NON_LETTERS = re.compile(r"[^A-Z]+")  # everything else (spaces, hyphens, digits) separates parts
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+_SPACE = re.compile(r"\s")
 
 TITLES = frozenset({"MR", "MRS", "MS", "MISS", "MX", "DR", "SIR", "DAME", "LORD", "LADY", "REV", "PROF"})
 SUFFIXES = frozenset({"JR", "JNR", "JUNIOR", "SR", "SNR", "SENIOR", "II", "III", "IV"})
@@ -124,7 +126,7 @@ _OUTWARD_ONLY = re.compile(rf"^{_OUTWARD}$")
 
 def standardise_postcode(raw: str) -> tuple[str | None, str]:
     """Return (inward, outward): inward is None for an outward-only (district) postcode."""
-    text = re.sub(r"[^A-Z0-9]", "", ascii_upper(raw))
+    text = _NOT_ALNUM.sub("", ascii_upper(raw))
     if text == "GIR0AA":
         return "0AA", "GIR"
     m = _POSTCODE.match(text)
@@ -150,7 +152,7 @@ def pnc_check_letter(year2: str, serial7: str) -> str:
 
 def standardise_pnc(raw: str) -> str:
     """Canonical 'YY/NNNNNNNC' (two-digit year, zero-padded serial) after checking the check letter."""
-    text = re.sub(r"\s", "", raw.upper())
+    text = _SPACE.sub("", raw.upper())
     m = _PNC.match(text)
     if not m:
         raise InvalidValue("PNC id is not YYYY/NNNNNNNC, YY/NNNNNNNC or YYYYNNNNNNNC")
@@ -163,4 +165,4 @@ def standardise_pnc(raw: str) -> str:
 
 def standardise_reference(raw: str) -> str | None:
     """Case references and record ids: upper-case ASCII letters and digits only."""
-    return re.sub(r"[^A-Z0-9]", "", ascii_upper(raw)) or None
+    return _NOT_ALNUM.sub("", ascii_upper(raw)) or None

@@ -67,11 +67,14 @@ class Tokeniser:
         self._unit, self._sector, self._district = (pcs.bind(f) for f in ("unit", "sector", "district"))
         self._pnc = self._macs[Purpose.national_ids].bind("pnc")
         self._case = self._macs[Purpose.case_refs].bind("case")
-        self._record: dict[str, Callable[[str], int]] = {}
 
     def token(self, purpose: Purpose, family: str, value: str) -> int:
         """The token of ``value`` in ``family`` under the ``purpose`` subkey (the spec's definition)."""
-        return self._macs[purpose].bind(family)(value)
+        return self.hasher(purpose, family)(value)
+
+    def hasher(self, purpose: Purpose, family: str) -> Callable[[str], int]:
+        """``token`` with purpose and family bound once: the fast form for hashing many values."""
+        return self._macs[purpose].bind(family)
 
     # --- families of derived tokens, one method per identifier type --------------------------------
 
@@ -125,10 +128,10 @@ class Tokeniser:
 
     def record_key(self, agency: str, record_id: str) -> int:
         """Keyed per agency, so two agencies' record id '123' give different keys."""
-        bound = self._record.get(agency)
-        if bound is None:
-            bound = self._record[agency] = self._macs[Purpose.record_keys].bind(f"record/{agency}")
-        return bound(record_id)
+        return self.record_key_hasher(agency)(record_id)
+
+    def record_key_hasher(self, agency: str) -> Callable[[str], int]:
+        return self.hasher(Purpose.record_keys, f"record/{agency}")
 
 
 @cache
