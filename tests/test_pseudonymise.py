@@ -354,3 +354,20 @@ def test_config_hash_and_spec_in_manifest(keys, police_csv, tmp_path):
     assert m.config_sha256 == hashlib.sha256((CONFIGS / "police.yaml").read_bytes()).hexdigest()
     assert m.token_spec_version == "1" and m.key_fingerprint == keys.project.fingerprint
     assert load_config(CONFIGS / "police.yaml", AgencyConfig).agency.kind.value == m.kind.value
+
+
+def test_unclosed_quote_does_not_swallow_memory_or_rows(keys, tmp_path, monkeypatch):
+    from linkage.extract import reader
+
+    monkeypatch.setattr(reader, "MAX_RECORD_BYTES", 4096)
+    rows = [[f"CR{i:05d}", *POLICE_ROWS[0][1:-1], "notes"] for i in range(400)]
+    path = write_csv(tmp_path / "police.csv", POLICE_HEADER, rows)
+    text = path.read_text().splitlines(keepends=True)
+    text[3] = text[3].replace(",notes", ',"notes unclosed')  # record 3 opens a quote it never closes
+    path.write_text("".join(text))
+    result = run(keys, "police", path, tmp_path / "out", chunk_bytes=1024)
+    m = result.manifest_data
+    assert m.counts.read == m.counts.written + m.counts.rejected
+    assert m.counts.written > 300  # reading resumed after the bounded unclosed record
+    swallowed = sum(r["record"].count("\n") + 1 for r in rejects_of(result))
+    assert m.counts.written + swallowed == 400  # every line is either written or kept in a reject

@@ -30,6 +30,7 @@ from linkage.errors import InputError
 csv.field_size_limit(1 << 20)
 
 CHUNK_BYTES = 2 << 20
+MAX_RECORD_BYTES = 16 << 20  # a quoted record longer than this is treated as an unclosed quote
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class ExtractReader:
     def _chunks_after_header(self, fh, quote: bytes, first_line: int) -> Iterator[CsvChunk]:
         with fh:
             pending: list[bytes] = []
-            parity = 0
+            parity, size = 0, 0
             while True:
                 lines = fh.readlines(self.chunk_bytes)
                 if not lines:
@@ -190,10 +191,16 @@ class ExtractReader:
                 block = b"".join(lines)
                 self._hash.update(block)
                 pending.append(block)
+                size += len(block)
                 parity = (parity + block.count(quote)) % 2
-                if parity == 0:  # the chunk ends outside any quoted field
+                # Emit at a record boundary (even quote count). A stray unclosed quote would make
+                # the rest of the file one "record": past MAX_RECORD_BYTES the chunk is emitted
+                # anyway (the parser rejects the unclosed record, raw text kept) and counting
+                # restarts, so memory stays bounded whatever the input.
+                if parity == 0 or size > MAX_RECORD_BYTES:
                     data = b"".join(pending)
                     pending.clear()
+                    parity, size = 0, 0
                     yield CsvChunk(data, first_line)
                     first_line += data.count(b"\n")
             if pending:  # an unclosed quote runs to the end of the file: the parser reports it
