@@ -271,8 +271,10 @@ class BatchTransformer:
         if key in cache:
             return cache[key]
         missing = self.missing
-        raws = key.split(_JOIN) if len(f.columns) > 1 else (key,)
-        present = [None if r.strip().upper() in missing else r for r in raws]
+        if len(f.columns) == 1:
+            present = [None if key.strip().upper() in missing else key]
+        else:
+            present = [None if r.strip().upper() in missing else r for r in key.split(_JOIN)]
         result: tuple | _Invalid | None = None
         if present.count(None) < len(present):
             try:
