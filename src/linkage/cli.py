@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from linkage import __version__
+from linkage.audit.command import audit
 from linkage.commands_synth import evaluate_cmd, synth_cmd
 from linkage.errors import ConfigError, LinkageError
 from linkage.runlog import logged
@@ -47,12 +48,14 @@ def cli() -> None:
     \b
     Agency zone:   keys, pseudonymise
     Secure zone:   verify, evaluate
+    Governance:    audit (config review, JSON Schemas, run-log check)
     Anyone:        synth (synthetic extracts with ground truth)
     """
 
 
 cli.add_command(synth_cmd)
 cli.add_command(evaluate_cmd)
+cli.add_command(audit)
 
 
 # --- keys ----------------------------------------------------------------------------------------

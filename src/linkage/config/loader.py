@@ -23,7 +23,7 @@ def config_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+def line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
     """Map every key path in a composed YAML document to its 1-based line number."""
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)
@@ -31,14 +31,14 @@ def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> d
         for key_node, value_node in node.value:
             key_path = (*path, key_node.value)
             out[key_path] = key_node.start_mark.line + 1
-            _line_index(value_node, key_path, out)
+            line_index(value_node, key_path, out)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_index(item, (*path, i), out)
+            line_index(item, (*path, i), out)
     return out
 
 
-def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
+def nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
     """Line of the deepest prefix of ``loc`` that exists in the document."""
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
@@ -52,7 +52,7 @@ def _format_errors(path: Path, exc: ValidationError, lines: dict[tuple, int]) ->
         # pydantic adds tagged-union discriminators to the location; they are not YAML keys
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _nearest_line(lines, loc)
+        line = nearest_line(lines, loc)
         where = f"line {line}, " if line else ""
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -72,7 +72,7 @@ def parse_config(text: str, model: type[M], source: Path) -> M:
         raise ConfigError(f"{source}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
-    lines = _line_index(node) if node is not None else {}
+    lines = line_index(node) if node is not None else {}
     try:
         return model.model_validate(data)
     except ValidationError as exc:

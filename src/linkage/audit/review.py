@@ -1,0 +1,387 @@
+"""The plain-words review of each config, as sections of rows that every renderer shares.
+
+For a reviewer who does not read Python: per agency, what happens to each source column; for the
+linkage, what is compared and when two records count as one person; for the release, which tables
+may leave and under which disclosure control. Built from the validated models, so it says what the
+tool will do, not what the config's comments claim.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from linkage import __version__
+from linkage.audit.detect import ConfigFile, ConfigKind, ReleaseView, collect_files, read_config_file
+from linkage.audit.findings import Finding, Severity, check
+from linkage.audit.sample import Sample, read_sample
+from linkage.config.agency import (
+    AgencyConfig,
+    BooleanAttribute,
+    CategoryAttribute,
+    CodeAttribute,
+    CsvInput,
+    DateAttribute,
+    ForenamesField,
+    FullNameField,
+    IntegerAttribute,
+    OnInvalid,
+    SexField,
+)
+from linkage.config.linkage import Condition, LinkageConfig, Term, match_weight
+from linkage.errors import ConfigError
+from linkage.tokens.spec import RECORD_KEY, SEX, TOKEN_COLUMNS, TOKEN_SPEC_VERSION
+
+
+class Section(BaseModel):
+    title: str
+    intro: str = ""
+    columns: list[str]
+    rows: list[list[str]]
+
+
+class FileReview(BaseModel):
+    path: str
+    kind: ConfigKind | None
+    sha256: str
+    title: str
+    note: str = ""  # why a file was not reviewed
+    sections: list[Section] = []
+
+
+class AuditReport(BaseModel):
+    tool_version: str = __version__
+    token_spec_version: str = TOKEN_SPEC_VERSION
+    files: list[FileReview]
+    findings: list[Finding]
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity is severity)
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any high finding, else 0."""
+        return 1 if self.count(Severity.high) else 0
+
+
+# --- agency --------------------------------------------------------------------------------------------
+
+_TOKEN_DESCRIPTIONS = {c.name: c.description for c in TOKEN_COLUMNS} | {
+    RECORD_KEY: "the agency's record id, keyed per agency"
+}
+# Identifier -> prefixes of the token columns it becomes (docs/token-spec.md, section 4).
+_TOKEN_PREFIXES = {
+    "case_reference": ("case_ref",),
+    "full_name": ("fn", "sn"),
+    "forenames": ("fn",),
+    "surname": ("sn",),
+    "date_of_birth": ("dob",),
+    "postcode": ("pc",),
+    "pnc": ("pnc",),
+}
+_ON_INVALID = {
+    OnInvalid.reject: "row rejected (kept in the agency)",
+    OnInvalid.missing: "value blanked, counted",
+}
+# Short names of the columns a linkage compares, for conditions in plain words.
+_PLAIN = {
+    "fn1": "first forename",
+    "fn2": "second forename",
+    "fn1_canon": "first forename after nicknames (Bob = Robert)",
+    "fn1_phon": "sound of the first forename",
+    "fn1_pre3": "first 3 letters of the first forename",
+    "sn": "surname",
+    "sn_phon": "sound of the surname",
+    "sn_pre3": "first 3 letters of the surname",
+    "sn_p1": "first part of the surname",
+    "sn_p2": "last part of the surname",
+    "dob": "date of birth",
+    "dob_swap": "date of birth with day and month swapped",
+    "dob_ym": "year and month of birth",
+    "dob_yd": "year and day of birth",
+    "dob_md": "month and day of birth",
+    "pc": "postcode",
+    "pc_sector": "postcode sector",
+    "pc_district": "postcode district",
+    "pnc": "PNC id",
+    "case_ref": "case reference",
+    SEX: "sex",
+}
+
+
+def _tokens_of(identifier: str) -> list[str]:
+    if identifier == "record_id":
+        return [RECORD_KEY]
+    return [c.name for c in TOKEN_COLUMNS if c.name.startswith(_TOKEN_PREFIXES[identifier])]
+
+
+def _identifier_rows(config: AgencyConfig) -> list[list[str]]:
+    rows = []
+    for name in type(config.identifiers).model_fields:
+        spec = getattr(config.identifiers, name)
+        if spec is None:
+            continue
+        columns = spec.columns if isinstance(spec, ForenamesField) else [spec.column]
+        if isinstance(spec, SexField):
+            recode = ", ".join(f"{raw} → {code or 'missing'}" for raw, code in spec.map.items())
+            rows.append(
+                [", ".join(columns), "kept in the clear as a code", SEX, recode, _ON_INVALID[spec.on_invalid]]
+            )
+            continue
+        tokens = _tokens_of(name)
+        details = [f"{t}: {_TOKEN_DESCRIPTIONS[t]}" for t in tokens]
+        if isinstance(spec, FullNameField):
+            details.insert(0, f"one column, layout '{spec.layout.value}'")
+        if name == "date_of_birth":
+            details.insert(0, f"read with formats {', '.join(spec.formats)}")
+        rows.append(
+            [
+                ", ".join(columns),
+                f"tokenised ({name.replace('_', ' ')})",
+                ", ".join(tokens),
+                "\n".join(details),
+                _ON_INVALID[spec.on_invalid],
+            ]
+        )
+    return rows
+
+
+def _attribute_detail(attr) -> str:
+    if isinstance(attr, DateAttribute):
+        return f"a date read with formats {', '.join(attr.formats)}"
+    if isinstance(attr, CodeAttribute):
+        return f"upper-cased; must match {attr.pattern}"
+    if isinstance(attr, CategoryAttribute):
+        outputs = attr.values or sorted({v for v in (attr.map or {}).values() if v is not None})
+        recoded = f" (recoded from {len(attr.map)} raw values)" if attr.map else ""
+        return f"one of: {', '.join(outputs)}{recoded}"
+    if isinstance(attr, IntegerAttribute):
+        low = "" if attr.min is None else str(attr.min)
+        high = "" if attr.max is None else str(attr.max)
+        return f"a whole number {low}..{high}" if low or high else "any whole number"
+    if isinstance(attr, BooleanAttribute):
+        return f"true if {'/'.join(attr.true_values)}, false if {'/'.join(attr.false_values)}"
+    raise TypeError(attr)  # pragma: no cover - the discriminated union admits no other type
+
+
+def _facts(title: str, rows: list[list[str]], intro: str = "") -> Section:
+    """A two-column section of plain statements."""
+    return Section(title=title, intro=intro, columns=["", ""], rows=rows)
+
+
+def review_agency(config: AgencyConfig, fingerprint: str | None, sample: Sample | None) -> list[Section]:
+    fmt = config.input
+    source = (
+        f"CSV, {fmt.encoding}, delimiter {fmt.delimiter!r}, quote {fmt.quotechar!r}"
+        if isinstance(fmt, CsvInput)
+        else "Parquet"
+    )
+    agency = config.agency
+    key = (
+        f"fingerprint expected by the linkage config: {fingerprint}"
+        if fingerprint
+        else "no audited linkage config pins a key fingerprint"
+    )
+    overview = _facts(
+        "Overview",
+        [
+            ["agency", f"{agency.name} ({agency.kind.value}) {agency.description}".strip()],
+            ["input", source],
+            ["read as missing", ", ".join(repr(v) for v in config.missing_values)],
+            ["project key", f"tokens are keyed HMAC-SHA256 under the key the agency holds; {key}"],
+        ],
+    )
+    rows = _identifier_rows(config)
+    for attr in config.attributes:
+        rows.append(
+            [
+                attr.column,
+                f"passed through ({attr.type})",
+                attr.out_name,
+                _attribute_detail(attr),
+                _ON_INVALID[attr.on_invalid],
+            ]
+        )
+    if config.age_band:
+        band = config.age_band
+        dob = config.identifiers.date_of_birth
+        rows.append(
+            [
+                f"{dob.column} + {band.at}" if dob else band.at,
+                "derived in the clear",
+                band.name,
+                f"age at {band.at} in bands {', '.join(band.labels())}; the date of birth never passes",
+                "",
+            ]
+        )
+    if sample is None:
+        rows.append(
+            [
+                "every other column",
+                "dropped",
+                "",
+                "never leaves the agency; listed by name in the manifest",
+                "",
+            ]
+        )
+        intro = "Give --sample AGENCY=FILE to list the dropped columns of a real extract."
+    else:
+        dropped = sample.dropped(config)
+        rows += [[c, "dropped", "", "never leaves the agency", ""] for c in dropped]
+        intro = f"The sample {sample.path.name} has {len(sample.header)} columns; {len(dropped)} are dropped."
+    columns = Section(
+        title="What happens to each column",
+        intro=intro,
+        columns=["source column", "what happens", "becomes", "details", "if invalid"],
+        rows=rows,
+    )
+    return [overview, columns]
+
+
+# --- linkage ---------------------------------------------------------------------------------------------
+
+
+def _term_words(term: Term) -> str:
+    if not term.crossed:
+        return f"same {_PLAIN[term]}"
+    return f"{_PLAIN[term.left]} of one = {_PLAIN[term.right]} of the other"
+
+
+def _condition_words(condition: Condition) -> str:
+    if condition.equal:
+        return " AND ".join(_term_words(t) for t in condition.equal)
+    return "at least one of: " + " OR ".join(_term_words(t) for t in condition.equal_any)
+
+
+def review_linkage(config: LinkageConfig) -> list[Section]:
+    ex, be, t = config.extracts, config.backend, config.training
+    overview = _facts(
+        "Overview",
+        [
+            ["description", config.description],
+            ["extracts", f"{', '.join(ex.agencies)} from {ex.directory}; each verified first"],
+            ["trusted agency keys", ex.trusted_keys],
+            ["key fingerprint expected", ex.expected_key_fingerprint or "not pinned"],
+            ["engine", f"{be.engine.value}, {be.threads} threads, memory limit {be.memory_limit}"],
+            ["working database", "kept after the run" if be.keep_database else "deleted after the run"],
+        ],
+        intro="The linkage sees keyed tokens (numbers) and the sex code only; it asks whether two are equal.",
+    )
+    comparisons = []
+    for comp in config.comparisons:
+        missing = " or ".join(_PLAIN[c] for c in comp.missing_when)
+        comparisons.append(
+            [comp.name, "missing", "no evidence either way", f"{missing} missing on either record"]
+        )
+        for n, level in enumerate(comp.levels, start=1):
+            tf = "; rarer values count for more" if level.term_frequency else ""
+            comparisons.append(["", str(n), level.label, _condition_words(level) + tf])
+        comparisons.append(["", "else", "all other cases", "usually evidence against"])
+    blocking = []
+    for rule in config.blocking_rules:
+        when = _condition_words(rule)
+        if rule.either_missing:
+            when += f", where {' or '.join(rule.either_missing)} is missing on one record"
+        blocking.append([rule.name, when, rule.description])
+    lam = "; ".join(_condition_words(r) for r in t.deterministic_rules)
+    training = _facts(
+        "Training",
+        [
+            ["share of pairs that match", f"from near-certain matches ({lam}), taken to be "
+             f"{t.deterministic_recall:.0%} of all true pairs"],
+            ["chance agreement (u)", f"from {t.u_max_pairs:,.0f} random pairs, seed {t.seed}"],
+            ["agreement among matches (m)", "estimated over pairs with: "
+             + "; ".join(_condition_words(r) for r in t.em_rules)],
+        ],
+    )  # fmt: skip
+    p = config.clustering.threshold_match_probability
+    clustering = _facts(
+        "Clustering",
+        [
+            ["same person when", f"match probability ≥ {p:g} (match weight ≥ {match_weight(p):.1f})"],
+            ["people", "records joined by such pairs, directly or through others, are one person"],
+        ],
+    )
+    return [
+        overview,
+        Section(
+            title="Comparisons",
+            intro="A pair lands in the first level that holds.",
+            columns=["comparison", "level", "label", "holds when"],
+            rows=comparisons,
+        ),
+        Section(
+            title="Blocking rules",
+            intro="Only pairs meeting at least one rule are scored.",
+            columns=["rule", "pairs compared when", "description"],
+            rows=blocking,
+        ),
+        training,
+        clustering,
+    ]
+
+
+# --- release policy --------------------------------------------------------------------------------------
+
+
+def review_release(policy: ReleaseView) -> list[Section]:
+    rows = []
+    for table in policy.tables:
+        sdc = policy.effective(table)
+        rows.append(
+            [
+                table.name,
+                ", ".join(table.by) or "(one total)",
+                table.measure,
+                f"cells under {sdc.threshold} suppressed",
+                f"base {sdc.rounding}" if sdc.rounding > 1 else "off",
+                "disclosive" if sdc.zeros_disclosive else "published",
+            ]
+        )
+    intro = "The release applies these settings to every table, then ACRO checks and secondary suppression."
+    columns = ["table", "grouped by", "measure", "threshold", "rounding", "zero cells"]
+    return [Section(title="Tables that may be published", intro=intro, columns=columns, rows=rows)]
+
+
+# --- the whole audit ---------------------------------------------------------------------------------------
+
+
+def review_file(file: ConfigFile, fingerprint: str | None, sample: Sample | None) -> FileReview:
+    review = FileReview(path=str(file.path), kind=file.kind, sha256=file.sha256, title=file.path.name)
+    if isinstance(file.config, AgencyConfig):
+        review.title = f"Agency config: {file.config.agency.name}"
+        review.sections = review_agency(file.config, fingerprint, sample)
+    elif isinstance(file.config, LinkageConfig):
+        review.title = "Linkage config"
+        review.sections = review_linkage(file.config)
+    elif file.release is not None:
+        review.title = "Release policy"
+        review.sections = review_release(file.release)
+    else:
+        review.note = "not reviewed: see the findings"
+    return review
+
+
+def run_audit(paths: list[Path], sample_paths: dict[str, Path] | None = None) -> AuditReport:
+    """Review and check every config under ``paths``; ``sample_paths`` maps agency name -> raw extract."""
+    files = [read_config_file(p) for p in collect_files(paths)]
+    agencies = {f.config.agency.name: f.config for f in files if isinstance(f.config, AgencyConfig)}
+    samples: dict[str, Sample] = {}
+    for agency, path in (sample_paths or {}).items():
+        if agency not in agencies:
+            raise ConfigError(
+                f"--sample {agency}=...: no valid agency config named {agency!r} is being audited"
+            )
+        samples[agency] = read_sample(agencies[agency], path)
+    fingerprints = [
+        f.config.extracts.expected_key_fingerprint for f in files if isinstance(f.config, LinkageConfig)
+    ]
+    fingerprint = next((fp for fp in fingerprints if fp), None)
+    reviews = [
+        review_file(
+            f, fingerprint, samples.get(f.config.agency.name) if isinstance(f.config, AgencyConfig) else None
+        )
+        for f in files
+    ]
+    return AuditReport(files=reviews, findings=check(files, samples))

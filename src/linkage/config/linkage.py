@@ -1,0 +1,293 @@
+"""The linkage config: which extracts to link, how records are compared, blocked, trained and clustered.
+
+This model is the one place the linkage schema is defined; `configs/linkage.yaml` is the demo's,
+commented for a governance reviewer. Comparisons and blocking rules are written in a small
+vocabulary over token columns (see `Term`), never in SQL, so a reviewer can read what each level
+means and the tool can check that only comparable tokens are compared.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from linkage.config.agency import Strict
+from linkage.tokens.spec import SEX, TOKEN_COLUMNS
+
+# Columns a term may name, with the (purpose, family) that says which tokens are comparable.
+# `sex` is a clear-text code, comparable only with itself.
+_COMPARABLE: dict[str, tuple[str, str]] = {c.name: (c.purpose.value, c.family) for c in TOKEN_COLUMNS}
+_COMPARABLE[SEX] = ("clear", SEX)
+_TERM = re.compile(r"^\s*([a-z0-9_]+)\s*(?:=\s*([a-z0-9_]+)\s*)?$")
+
+
+class Term(str):
+    """``col`` (equal on both records) or ``a=b`` (``a`` on one record equals ``b`` on the other).
+
+    A cross term such as ``fn1=sn`` detects a forename/surname swap; it is only allowed between
+    columns of one token family (fn1 and sn are both family "name"), because tokens of different
+    families are unrelated numbers.
+    """
+
+    @property
+    def left(self) -> str:
+        return self.split("=")[0]
+
+    @property
+    def right(self) -> str:
+        return self.split("=")[-1]
+
+    @property
+    def crossed(self) -> bool:
+        return self.left != self.right
+
+    @classmethod
+    def parse(cls, text: str) -> Term:
+        m = _TERM.match(text)
+        if not m:
+            raise ValueError(f"{text!r} is not a column name or 'column=column'")
+        left, right = m.group(1), m.group(2) or m.group(1)
+        for col in (left, right):
+            if col not in _COMPARABLE:
+                raise ValueError(f"{col!r} is not a token column (nor 'sex')")
+        if _COMPARABLE[left] != _COMPARABLE[right]:
+            raise ValueError(f"{left!r} and {right!r} are tokens of different families and never equal")
+        return cls(left if left == right else f"{left}={right}")
+
+    def mirrored(self) -> Term:
+        return Term(f"{self.right}={self.left}") if self.crossed else self
+
+
+def _terms(values: list[str]) -> list[Term]:
+    return [Term.parse(v) for v in values]
+
+
+def _columns(values: list[str]) -> list[str]:
+    for v in values:
+        if v not in _COMPARABLE:
+            raise ValueError(f"{v!r} is not a token column (nor 'sex')")
+    return values
+
+
+TermList = Annotated[list[str], Field(min_length=1)]
+
+
+class Condition(Strict):
+    """Tokens that must agree: ``equal`` all hold, or at least one of ``equal_any`` holds.
+
+    A condition is symmetric: ``fn1=fn2`` holds when either record's first forename equals the
+    other's second forename.
+    """
+
+    equal: list[str] = Field(default_factory=list, description="Terms that must all hold.")
+    equal_any: list[str] = Field(default_factory=list, description="Terms of which at least one holds.")
+
+    @field_validator("equal", "equal_any")
+    @classmethod
+    def _parse(cls, v: list[str]) -> list[Term]:
+        return _terms(v)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Condition:
+        if bool(self.equal) == bool(self.equal_any):
+            raise ValueError("give exactly one of 'equal' or 'equal_any'")
+        return self
+
+
+class Level(Condition):
+    """One level of agreement, from the strongest (first) to the weakest (last)."""
+
+    label: str = Field(description="Plain-words meaning, shown in the quality report's charts.")
+    term_frequency: str | None = Field(
+        None,
+        description="Adjust this level's weight by how common the token is (a rare surname that "
+        "agrees is stronger evidence than a common one).",
+    )
+
+    @field_validator("term_frequency")
+    @classmethod
+    def _tf_column(cls, v: str | None) -> str | None:
+        return None if v is None else _columns([v])[0]
+
+
+class Comparison(Strict):
+    """How one aspect of two records (forename, date of birth...) is scored.
+
+    A pair lands in the first level whose condition holds; a pair in none of them is 'all other
+    cases'; a pair where a ``missing_when`` column is missing on either record is 'missing' and
+    scores zero (neither for nor against).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    description: str = ""
+    missing_when: Annotated[list[str], Field(min_length=1)]
+    levels: Annotated[list[Level], Field(min_length=1)]
+
+    @field_validator("missing_when")
+    @classmethod
+    def _missing_columns(cls, v: list[str]) -> list[str]:
+        return _columns(v)
+
+
+class BlockingRule(Strict):
+    """Pairs that are compared at all: those whose ``equal`` terms all hold.
+
+    Blocking only decides which pairs get scored; a true pair found by no rule is lost, so the
+    rules are chosen together to catch (nearly) every true pair (recall is measured and reported).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    description: str = ""
+    equal: TermList
+    either_missing: list[str] = Field(
+        default_factory=list,
+        description="Restrict to pairs where these columns are missing on at least one record.",
+    )
+
+    @field_validator("equal")
+    @classmethod
+    def _parse(cls, v: list[str]) -> list[Term]:
+        return _terms(v)
+
+    @field_validator("either_missing")
+    @classmethod
+    def _missing_columns(cls, v: list[str]) -> list[str]:
+        return _columns(v)
+
+
+class BackendEngine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+class Backend(Strict):
+    engine: BackendEngine = Field(BackendEngine.duckdb, description="duckdb (embedded); spark is planned.")
+    threads: Annotated[int, Field(ge=1, le=256)] = 2
+    memory_limit: Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] = "6GB"
+    database_dir: str | None = Field(
+        None,
+        description="Folder for the on-disk working database and spill files (default: a work/ folder in "
+        "the run directory). It holds tokens while the run lasts and is deleted afterwards.",
+    )
+    keep_database: bool = Field(False, description="Keep the working database after the run (debugging).")
+
+    @field_validator("engine")
+    @classmethod
+    def _available(cls, v: BackendEngine) -> BackendEngine:
+        if v is not BackendEngine.duckdb:
+            raise ValueError(f"backend {v.value!r} is not available yet; use 'duckdb'")
+        return v
+
+
+class Extracts(Strict):
+    directory: str = Field(description="Folder of pseudonymised extracts, relative to this file.")
+    trusted_keys: str = Field(description="Folder of the agencies' *.signing.pub, relative to this file.")
+    expected_key_fingerprint: str | None = Field(
+        None, description="Project key fingerprint announced by the key custodian (optional)."
+    )
+    agencies: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Agencies that must all be present; becomes `source_dataset`."
+    )
+
+
+class Training(Strict):
+    seed: int = Field(42, description="Seed for u sampling: the same seed gives the same model.")
+    deterministic_rules: Annotated[list[BlockingRule], Field(min_length=1)] = Field(
+        description="Near-certain matches, used only to estimate how many pairs match at all (lambda)."
+    )
+    deterministic_recall: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="Share of all true pairs the deterministic rules are believed to find."
+    )
+    u_max_pairs: Annotated[float, Field(ge=1e4)] = Field(
+        5e6, description="Random pairs sampled to learn how often non-matches agree by chance (u)."
+    )
+    em_rules: Annotated[list[BlockingRule], Field(min_length=1)] = Field(
+        description="Blocking passes for expectation maximisation (m); each pass learns the comparisons "
+        "its rule does not use, so together they must cover every comparison."
+    )
+    em_max_pairs: Annotated[float, Field(ge=1e3)] = Field(
+        1e6, description="Cap on pairs per EM pass (bounds time and memory)."
+    )
+
+
+class Clustering(Strict):
+    method: Literal["connected_components", "constrained_components"] = Field(
+        "connected_components",
+        description="connected_components: any chain of linked pairs is one person. constrained_components: "
+        "pairs are merged strongest first, refusing a merge that gives one person two different values of "
+        "a `never_link_different` column.",
+    )
+    threshold_match_probability: Annotated[float, Field(gt=0, lt=1)] = Field(
+        description="Pairs at or above this probability are the same person."
+    )
+    never_link_different: list[str] = Field(
+        default_factory=list, description="Columns one person cannot hold two values of (constrained only)."
+    )
+    override_match_weight: float = Field(
+        float("inf"),
+        description="A pair at or above this match weight merges despite different values (a mistyped "
+        "PNC id that happens to be valid); by default never.",
+    )
+
+    @field_validator("never_link_different")
+    @classmethod
+    def _conflict_columns(cls, v: list[str]) -> list[str]:
+        return _columns(v)
+
+    @model_validator(mode="after")
+    def _method_needs(self) -> Clustering:
+        if (self.method == "constrained_components") != bool(self.never_link_different):
+            raise ValueError("never_link_different is required by, and only used by, constrained_components")
+        return self
+
+
+class Report(Strict):
+    pair_floor_match_weight: float = Field(
+        -5.0,
+        description="Scored pairs below this match weight are dropped right after scoring; the rest feed "
+        "the histogram and the threshold table in the quality report.",
+    )
+    waterfall_examples: Annotated[int, Field(ge=0, le=20)] = 6
+    largest_clusters: Annotated[int, Field(ge=0, le=100)] = 10
+
+
+class LinkageConfig(Strict):
+    version: Literal[1] = 1
+    description: str = ""
+    extracts: Extracts
+    backend: Backend = Field(default_factory=Backend)
+    comparisons: Annotated[list[Comparison], Field(min_length=1)]
+    blocking_rules: Annotated[list[BlockingRule], Field(min_length=1)]
+    training: Training
+    clustering: Clustering
+    report: Report = Field(default_factory=Report)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LinkageConfig:
+        names = [c.name for c in self.comparisons]
+        if len(set(names)) != len(names):
+            raise ValueError("comparison names must be unique")
+        rules = [r.name for r in self.blocking_rules]
+        if len(set(rules)) != len(rules):
+            raise ValueError("blocking rule names must be unique")
+        if len(set(self.extracts.agencies)) != len(self.extracts.agencies):
+            raise ValueError("extracts.agencies lists an agency twice")
+        floor = self.report.pair_floor_match_weight
+        if floor >= match_weight(self.clustering.threshold_match_probability):
+            raise ValueError("report.pair_floor_match_weight must be below the clustering threshold")
+        return self
+
+    def resolve(self, config_path: Path, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(value)
+        return path if path.is_absolute() else (Path(config_path).parent / path)
+
+
+def match_weight(probability: float) -> float:
+    """log2 of the odds: the scale of Splink's match weights."""
+    return math.log2(probability / (1 - probability))
