@@ -32,6 +32,7 @@ test-fast: $(STAMP)
 ## bench: benchmarks; machine-readable results in scripts/results/
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_pseudonymise.py --rows 1000000 --rows 4000000
+	$(BIN)/python scripts/bench_link.py --persons 40000 --persons 400000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -19,6 +19,9 @@ from linkage import __version__
 from linkage.audit.command import audit
 from linkage.commands_synth import evaluate_cmd, synth_cmd
 from linkage.errors import ConfigError, LinkageError
+from linkage.journeys.command import journeys_cmd
+from linkage.link.command import run_cmd
+from linkage.release.command import release_cmd
 from linkage.runlog import logged
 from linkage.ui import output_options
 
@@ -47,7 +50,8 @@ def cli() -> None:
 
     \b
     Agency zone:   keys, pseudonymise
-    Secure zone:   verify, evaluate
+    Secure zone:   verify, run, journeys, evaluate
+    Publication:   release
     Governance:    audit (config review, JSON Schemas, run-log check)
     Anyone:        synth (synthetic extracts with ground truth)
     """
@@ -56,6 +60,9 @@ def cli() -> None:
 cli.add_command(synth_cmd)
 cli.add_command(evaluate_cmd)
 cli.add_command(audit)
+cli.add_command(run_cmd)
+cli.add_command(journeys_cmd)
+cli.add_command(release_cmd)
 
 
 # --- keys ----------------------------------------------------------------------------------------

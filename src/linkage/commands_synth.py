@@ -131,6 +131,13 @@ def _print_report(console: Console, r: EvaluationReport) -> None:
         f"clusters predicted {c.predicted_clusters:,} vs true {c.true_clusters:,}; "
         f"largest predicted {c.largest_predicted} vs true {c.largest_true}"
     )
+    if (j := r.journeys) is not None:
+        stages = ", ".join(f"{stage} {rate:.4f}" for stage, rate in j.by_stage.items())
+        console.print(
+            f"journeys: {j.exact:,} of {j.true_journeys:,} true journeys reconstructed with every stage "
+            f"right ({j.exact_rate:.4f}); {j.predicted_journeys:,} predicted. By stage: {stages}; "
+            f"DA flag {j.da_flag_rate:.4f}; order breaches {j.order_breach_rate:.4f} of {j.orders:,} orders"
+        )
 
 
 @click.command("evaluate")
@@ -158,7 +165,8 @@ def _print_report(console: Console, r: EvaluationReport) -> None:
 @output_options
 def evaluate_cmd(run_dir: Path, truth_dir: Path, out: Path | None, ui: Output) -> None:
     """Measure a linkage run against synthetic truth: pairwise and B-cubed precision/recall/F1,
-    exact clusters, and errors broken down by hard case. Joins on source_dataset + source_row."""
+    exact clusters, and errors broken down by hard case. Joins on source_dataset + source_row.
+    When RUN_DIR/journeys.parquet exists, also the share of true journeys reconstructed exactly."""
     report = evaluate(run_dir, truth_dir)
     if out is not None:
         out.write_text(report.model_dump_json(indent=2) + "\n")

@@ -62,9 +62,21 @@ class ClusterStats(BaseModel):
 
 
 class JourneyAccuracy(BaseModel):
-    """Placeholder for journey-level accuracy, added once journeys are assembled (issue: journeys)."""
+    """Journeys (RUN_DIR/journeys.parquet) against the true cases of truth/records + truth/journeys.
 
-    journeys_evaluated: int = 0
+    A true case is reconstructed exactly when one predicted journey holds all of its records and no
+    other. Per stage: share of true cases whose journey (the one holding the case's police record)
+    has the right record at that stage, absence included; the DA flag and the order breach likewise.
+    """
+
+    true_journeys: int
+    predicted_journeys: int
+    exact: int
+    exact_rate: float
+    by_stage: dict[str, float]
+    da_flag_rate: float
+    orders: int  # true cases with a restraining order made
+    order_breach_rate: float  # of those, share whose breach (or its absence) is right
 
 
 class EvaluationReport(BaseModel):
@@ -157,6 +169,9 @@ def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
         ),
         by_hard_case=_by_hard_case(con),
         by_dataset_pair=_by_dataset_pair(con),
+        journeys=_journeys(con, run_dir / "journeys.parquet", truth_dir)
+        if (run_dir / "journeys.parquet").is_file()
+        else None,
     )
 
 
@@ -198,3 +213,73 @@ def _by_dataset_pair(con: duckdb.DuckDBPyConnection) -> dict[str, PairwiseMetric
         f"{a}~{b}": PairwiseMetrics.from_counts(tp.get((a, b), 0), pp.get((a, b), 0), tt.get((a, b), 0))
         for a, b in keys
     }
+
+
+JOURNEY_STAGES = {  # source_dataset -> the journeys.parquet column holding its record key
+    "police": "police_record_key",
+    "prosecution": "cps_record_key",
+    "court": "court_record_key",
+    "prison": "prison_record_key",
+}
+
+
+def _journeys(con: duckdb.DuckDBPyConnection, journeys: Path, truth_dir: Path) -> JourneyAccuracy:
+    """Journey accuracy; record keys are mapped to source rows through the run's clusters."""
+    unpivot = " UNION ALL ".join(
+        f"SELECT journey_id, '{ds}' AS ds, {col} AS record_key FROM read_parquet('{journeys}')"
+        f" WHERE {col} IS NOT NULL"
+        for ds, col in JOURNEY_STAGES.items()
+    )
+    con.execute(f"""
+        CREATE TEMP TABLE pj AS   -- predicted journey of each (dataset, row)
+        SELECT u.journey_id, u.ds, k.source_row AS row FROM ({unpivot}) u
+        JOIN (SELECT DISTINCT source_dataset::VARCHAR AS ds, record_key, source_row
+              FROM read_parquet('{journeys.parent / "clusters.parquet"}')) k USING (ds, record_key);
+        CREATE TEMP TABLE tc AS   -- true case of each (dataset, row)
+        SELECT source_dataset AS ds, source_row AS row, case_id
+        FROM read_parquet('{truth_dir}/records.parquet');
+        CREATE TEMP TABLE anchor AS   -- the predicted journey holding each case's police record
+        SELECT tc.case_id, pj.journey_id FROM tc JOIN pj USING (ds, row) WHERE tc.ds = 'police'
+    """)
+    # exact: all of the case's records sit in one journey that holds nothing else
+    exact = _pairs(
+        con,
+        """
+        WITH hit AS (SELECT tc.case_id, any_value(pj.journey_id) AS journey_id, count(*) AS n,
+                            count(pj.journey_id) AS found, count(DISTINCT pj.journey_id) AS journeys
+                     FROM tc LEFT JOIN pj USING (ds, row) GROUP BY tc.case_id),
+             psize AS (SELECT journey_id, count(*) AS n FROM pj GROUP BY 1)
+        SELECT count(*) FROM hit JOIN psize USING (journey_id)
+        WHERE hit.journeys = 1 AND hit.found = hit.n AND psize.n = hit.n""",
+    )
+    cases = _pairs(con, "SELECT count(DISTINCT case_id) FROM tc")
+    by_stage = {}
+    for ds in JOURNEY_STAGES:
+        right = _pairs(
+            con,
+            f"""
+            WITH t AS (SELECT case_id, row FROM tc WHERE ds = '{ds}'),
+                 p AS (SELECT a.case_id, pj.row FROM anchor a JOIN pj USING (journey_id) WHERE pj.ds = '{ds}')
+            SELECT count(*) FROM (SELECT DISTINCT case_id FROM tc) c
+            LEFT JOIN t USING (case_id) LEFT JOIN p USING (case_id)
+            WHERE t.row IS NOT DISTINCT FROM p.row""",
+        )
+        by_stage[ds] = right / cases if cases else 1.0
+    da_right, orders, breach_right = con.execute(f"""
+        SELECT count(*) FILTER (WHERE t.da_flag IS NOT DISTINCT FROM j.da_flag),
+               count(*) FILTER (WHERE t.restraining_order),
+               count(*) FILTER (WHERE t.restraining_order
+                                AND t.order_breached = (j.order_breach_date IS NOT NULL))
+        FROM read_parquet('{truth_dir}/journeys.parquet') t
+        LEFT JOIN anchor a USING (case_id)
+        LEFT JOIN read_parquet('{journeys}') j USING (journey_id)""").fetchall()[0]
+    return JourneyAccuracy(
+        true_journeys=cases,
+        predicted_journeys=_pairs(con, f"SELECT count(*) FROM read_parquet('{journeys}')"),
+        exact=exact,
+        exact_rate=exact / cases if cases else 1.0,
+        by_stage=by_stage,
+        da_flag_rate=da_right / cases if cases else 1.0,
+        orders=orders,
+        order_breach_rate=breach_right / orders if orders else 1.0,
+    )

@@ -1,0 +1,168 @@
+"""metrics.json: what a run did, in numbers a governance board can read (no tokens, no identifiers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel
+from splink import Linker
+from splink.internals.splink_dataframe import SplinkDataFrame
+
+from linkage.config.linkage import LinkageConfig, match_weight
+from linkage.extract.manifest import Manifest
+from linkage.link.backend import Backend
+from linkage.link.model import blocking_rules_sql
+from linkage.tokens.spec import SOURCE_DATASET
+from linkage.util import atomic_write_bytes
+
+# Thresholds at which the report counts linked pairs: the curve shows how sensitive the result is.
+THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999)
+
+
+class BlockingRuleCount(BaseModel):
+    name: str
+    sql: str
+    comparisons: int  # pairs this rule adds that no earlier rule found
+    cumulative: int
+
+
+class PairsAtThreshold(BaseModel):
+    threshold_match_probability: float
+    match_weight: float
+    pairs: int  # scored pairs at or above the threshold
+
+
+class LargeCluster(BaseModel):
+    size: int
+    by_dataset: dict[str, int]
+
+
+class ClusterSummary(BaseModel):
+    clusters: int
+    singletons: int
+    mean_size: float
+    size_distribution: dict[str, int]  # cluster size -> number of clusters ("21+" groups the tail)
+    largest: list[LargeCluster]
+    linked_across_agencies: int  # clusters holding records of more than one agency
+
+
+class RunMetrics(BaseModel):
+    run_id: str
+    created_at: datetime | None = None
+    tool_version: str = ""
+    splink_version: str = ""
+    duckdb_version: str = duckdb.__version__
+    key_fingerprint: str
+    token_spec_version: str
+    records: dict[str, int]
+    records_total: int
+    backend: dict[str, Any]
+    probability_two_random_records_match: float
+    blocking: list[BlockingRuleCount]
+    comparisons_total: int
+    total_possible_comparisons: int
+    pairs_above_floor: int
+    threshold_match_probability: float
+    pairs_linked: int
+    pairs_by_threshold: list[PairsAtThreshold]
+    clusters: ClusterSummary
+    timings_seconds: dict[str, float] = {}
+    peak_rss_bytes: int = 0
+
+    def write(self, path: Path) -> None:
+        atomic_write_bytes(path, (self.model_dump_json(indent=2) + "\n").encode())
+
+
+def _cluster_summary(backend: Backend, clusters: str, largest: int) -> ClusterSummary:
+    backend.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE cluster_sizes AS
+        SELECT person_id, count(*) AS size, count(DISTINCT {SOURCE_DATASET}) AS agencies
+        FROM {clusters} GROUP BY person_id
+    """)
+    n, singletons, mean, across = backend.sql("""
+        SELECT count(*), count(*) FILTER (size = 1), avg(size), count(*) FILTER (agencies > 1)
+        FROM cluster_sizes
+    """)[0]
+    distribution = backend.sql("""
+        SELECT CASE WHEN size > 20 THEN '21+' ELSE size::VARCHAR END AS bucket, count(*)
+        FROM cluster_sizes GROUP BY bucket ORDER BY min(size)
+    """)
+    top = backend.sql(f"""
+        -- the largest clusters and which agencies their records come from (ties broken by id)
+        WITH top AS (SELECT person_id, size FROM cluster_sizes ORDER BY size DESC, person_id LIMIT {largest})
+        SELECT top.person_id, top.size, c.{SOURCE_DATASET}, count(*)
+        FROM top JOIN {clusters} AS c USING (person_id)
+        GROUP BY ALL ORDER BY top.size DESC, top.person_id, c.{SOURCE_DATASET}
+    """)
+    large: dict[int, LargeCluster] = {}
+    for person, size, dataset, count in top:
+        large.setdefault(person, LargeCluster(size=size, by_dataset={})).by_dataset[dataset] = count
+    backend.con.execute("DROP TABLE cluster_sizes")
+    return ClusterSummary(
+        clusters=n,
+        singletons=singletons,
+        mean_size=round(float(mean or 0), 4),
+        size_distribution={bucket: count for bucket, count in distribution},
+        largest=list(large.values()),
+        linked_across_agencies=across,
+    )
+
+
+def collect_metrics(
+    config: LinkageConfig,
+    backend: Backend,
+    linker: Linker,
+    predictions: SplinkDataFrame,
+    clusters: str,
+    *,
+    run_id: str,
+    model: dict[str, Any],
+    manifests: dict[str, Manifest],
+) -> RunMetrics:
+    """Counts for metrics.json; comparisons per blocking rule are counted exactly (not sampled)."""
+    rules = blocking_rules_sql(config.blocking_rules)
+    counts = linker.blocking_analysis.count_comparisons_from_blocking_rules(
+        [r.sql for r in rules], record_sample_proportion=1.0
+    )
+    by_threshold = backend.sql(
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (match_probability >= {t})" for t in THRESHOLDS)
+        + f", count(*) FROM {predictions.physical_name}"
+    )[0]
+    threshold = config.clustering.threshold_match_probability
+    linked = backend.sql(
+        f"SELECT count(*) FROM {predictions.physical_name} WHERE match_probability >= {threshold}"
+    )[0][0]
+    records = {agency: m.counts.written for agency, m in manifests.items()}
+    first = next(iter(manifests.values()))
+    return RunMetrics(
+        run_id=run_id,
+        key_fingerprint=first.key_fingerprint,
+        token_spec_version=first.token_spec_version,
+        records=records,
+        records_total=sum(records.values()),
+        backend=config.backend.model_dump(mode="json", exclude={"database_dir", "keep_database"}),
+        probability_two_random_records_match=model["probability_two_random_records_match"],
+        blocking=[
+            BlockingRuleCount(
+                name=r.name,
+                sql=r.sql,
+                comparisons=c["marginal_comparison_count"],
+                cumulative=c["cumulative_comparison_count"],
+            )
+            for r, c in zip(rules, counts, strict=True)
+        ],
+        comparisons_total=counts[-1]["cumulative_comparison_count"],
+        total_possible_comparisons=counts[-1]["total_possible_comparison_count"],
+        pairs_above_floor=by_threshold[-1],
+        threshold_match_probability=threshold,
+        pairs_linked=linked,
+        pairs_by_threshold=[
+            PairsAtThreshold(threshold_match_probability=t, match_weight=round(match_weight(t), 3), pairs=n)
+            for t, n in zip(THRESHOLDS, by_threshold, strict=False)
+        ],
+        clusters=_cluster_summary(backend, clusters, config.report.largest_clusters),
+    )

@@ -1,0 +1,125 @@
+"""Linkage config -> Splink settings: comparisons, blocking rules and training rules. No SQL runs here.
+
+Conditions in the config are symmetric (`fn1=fn2` holds whichever record has the middle name), but
+Splink puts the record with the lower id on the left. Comparison levels therefore OR a crossed
+condition with its mirror image; blocking rules instead become two rules (the rule and its mirror),
+because an OR in a join condition would stop DuckDB from using a hash join.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import SettingsCreator
+
+from linkage.config.linkage import BlockingRule, Comparison, Condition, LinkageConfig, Term
+
+UNIQUE_ID = "record_key"  # unique within an agency; Splink pairs it with source_dataset
+
+
+def _equal_sql(term: Term, pattern: str) -> str:
+    """``pattern`` is '{c}_l' for comparison levels or 'l.{c}' for blocking rules."""
+    left = pattern.format(c=term.left, side="l")
+    right = pattern.format(c=term.right, side="r")
+    return f"{left} = {right}"
+
+
+def _conjunction(terms: list[Term], pattern: str) -> str:
+    return " AND ".join(_equal_sql(t, pattern) for t in terms)
+
+
+def _symmetric(terms: list[Term], pattern: str) -> str:
+    """The terms all hold, with either record on the left (one form when the mirror is the same set)."""
+    mirrored = [t.mirrored() for t in terms]
+    direct = _conjunction(terms, pattern)
+    if set(mirrored) == set(terms):
+        return direct
+    return f"(({direct}) OR ({_conjunction(mirrored, pattern)}))"
+
+
+LEVEL_COLUMN = "{c}_{side}"
+RULE_COLUMN = "{side}.{c}"
+
+
+def condition_sql(cond: Condition) -> str:
+    """SQL over `col_l`/`col_r` for a comparison level."""
+    if cond.equal:
+        return _symmetric(cond.equal, LEVEL_COLUMN)
+    return "(" + " OR ".join(_symmetric([t], LEVEL_COLUMN) for t in cond.equal_any) + ")"
+
+
+def comparison(spec: Comparison) -> cl.CustomComparison:
+    """A Splink comparison: missing level, the configured levels, then 'all other cases'."""
+    missing = " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in spec.missing_when)
+    levels = [cll.CustomLevel(missing, "missing").configure(is_null_level=True)]
+    for level in spec.levels:
+        created = cll.CustomLevel(condition_sql(level), level.label)
+        if level.term_frequency:
+            created = created.configure(tf_adjustment_column=level.term_frequency)
+        levels.append(created)
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(levels, output_column_name=spec.name, comparison_description=spec.description)
+
+
+@dataclass(frozen=True)
+class SqlRule:
+    """One Splink blocking rule: its SQL over `l.`/`r.` and the config rule it came from."""
+
+    name: str
+    sql: str
+
+
+def blocking_sql(rule: BlockingRule) -> list[SqlRule]:
+    """The rule, plus its mirror image when it crosses columns (each a plain equi-join)."""
+    restrict = "".join(f" AND (l.{c} IS NULL OR r.{c} IS NULL)" for c in rule.either_missing)
+    direct = _conjunction(rule.equal, RULE_COLUMN) + restrict
+    mirror = _conjunction([t.mirrored() for t in rule.equal], RULE_COLUMN) + restrict
+    if mirror == direct:
+        return [SqlRule(rule.name, direct)]
+    return [SqlRule(rule.name, direct), SqlRule(f"{rule.name} (mirrored)", mirror)]
+
+
+def blocking_rules_sql(rules: list[BlockingRule]) -> list[SqlRule]:
+    return [sql for rule in rules for sql in blocking_sql(rule)]
+
+
+def comparison_columns(spec: Comparison) -> set[str]:
+    """Every column a comparison reads."""
+    cols = set(spec.missing_when)
+    for level in spec.levels:
+        cols.update(c for t in (*level.equal, *level.equal_any) for c in (t.left, t.right))
+    return cols
+
+
+def rule_columns(rule: BlockingRule) -> set[str]:
+    """Every column a blocking rule reads."""
+    return {c for t in rule.equal for c in (t.left, t.right)} | set(rule.either_missing)
+
+
+def input_columns(config: LinkageConfig) -> list[str]:
+    """Token and code columns the model reads (everything else stays out of the database)."""
+    used: set[str] = set()
+    for comp in config.comparisons:
+        used |= comparison_columns(comp)
+    for rule in [*config.blocking_rules, *config.training.deterministic_rules, *config.training.em_rules]:
+        used |= rule_columns(rule)
+    return sorted(used | set(config.clustering.never_link_different))
+
+
+def settings(config: LinkageConfig) -> SettingsCreator:
+    """Splink settings for `link_and_dedupe` over the agencies' extracts.
+
+    Predictions keep only ids and weights (no tokens, no per-comparison columns): that is what
+    keeps scoring fast and memory small at a million records.
+    """
+    return SettingsCreator(
+        link_type="link_and_dedupe",
+        unique_id_column_name=UNIQUE_ID,
+        comparisons=[comparison(c) for c in config.comparisons],
+        blocking_rules_to_generate_predictions=[r.sql for r in blocking_rules_sql(config.blocking_rules)],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+        additional_columns_to_retain=[],
+    )

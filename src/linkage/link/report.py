@@ -1,0 +1,258 @@
+"""quality.html: an offline report of the model and its results, for the analyst and the board.
+
+Secure environments have no internet, so the chart libraries (vega, vega-lite, vega-embed, as
+packaged with Splink) are inlined once at the top and every chart is a spec rendered by them; the
+file loads nothing from anywhere. Token values never appear: Splink's waterfall charts are built
+with `remove_sensitive_data=True`, and the tables hold counts only.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from splink import Linker
+from splink.internals.html_utils import json_for_html, load_chart_libraries
+from splink.internals.splink_dataframe import SplinkDataFrame
+
+from linkage.config.linkage import LinkageConfig
+from linkage.link.backend import Backend
+from linkage.link.metrics import RunMetrics
+from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
+from linkage.util import atomic_write_bytes
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; } td, th { padding: 0.2rem 0.7rem; }
+th { text-align: left; background: #f0f0f0; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+p.note { color: #555; max-width: 55rem; } .chart { margin: 1rem 0; }
+"""
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{v:,}</td>' if isinstance(v, int) else f"<td>{html.escape(str(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _bar_chart(values: list[dict[str, Any]], x: str, y: str, title: str, x_type: str = "ordinal") -> dict:
+    """A plain vega-lite bar chart (the same libraries Splink's charts use)."""
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": title,
+        "width": 600,
+        "height": 250,
+        "data": {"values": values},
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "x": {"field": x, "type": x_type, "sort": None},
+            "y": {"field": y, "type": "quantitative", "scale": {"type": "symlog"}},
+        },
+    }
+
+
+def _waterfall_chart(
+    backend: Backend, linker: Linker, predictions: SplinkDataFrame, agencies: list[str], n: int
+) -> dict | None:
+    """Score ``n`` example pairs again with every intermediate column, for waterfall charts.
+
+    The examples are spread over the match-weight range (deterministic: ordered by weight, then
+    ids). The main scoring keeps no intermediate columns (speed), so a second linker, loaded from
+    the trained model with them switched on, rescores just these pairs.
+    """
+    if n == 0:
+        return None
+    pairs = backend.sql(f"""
+        WITH ranked AS (
+            SELECT {SOURCE_DATASET}_l, {RECORD_KEY}_l, {SOURCE_DATASET}_r, {RECORD_KEY}_r,
+                   ntile({n}) OVER (ORDER BY match_weight, {RECORD_KEY}_l, {RECORD_KEY}_r) AS bucket,
+                   row_number() OVER (ORDER BY match_weight, {RECORD_KEY}_l, {RECORD_KEY}_r) AS i
+            FROM {predictions.physical_name}
+        )
+        -- the middle pair of each of n equal slices of the weight range
+        SELECT {SOURCE_DATASET}_l, {RECORD_KEY}_l, {SOURCE_DATASET}_r, {RECORD_KEY}_r
+        FROM (SELECT *, row_number() OVER (PARTITION BY bucket ORDER BY i) AS j,
+                     count(*) OVER (PARTITION BY bucket) AS m FROM ranked)
+        WHERE j = (m + 1) // 2 ORDER BY bucket
+    """)
+    if not pairs:
+        return None
+    model = linker.misc.save_model_to_json()
+    model["retain_matching_columns"] = model["retain_intermediate_calculation_columns"] = True
+    tables = [
+        backend.db_api.register(
+            backend.input_table(ds), dataset_display_name=ds, table_name=f"waterfall_{ds}"
+        )
+        for ds in agencies  # all of them, so term frequencies are those the model was scored with
+    ]
+    explainer = Linker(tables, model, log_level=None)
+    records = []
+    for ds_l, key_l, ds_r, key_r in pairs:
+        left, right = (_record(backend, ds, key) for ds, key in ((ds_l, key_l), (ds_r, key_r)))
+        scored = explainer.inference.score_pair(left, right)
+        records.extend(scored.as_record_list())
+        scored.drop_table_from_database_and_remove_from_cache()
+    return explainer.visualisations.waterfall_chart(records, remove_sensitive_data=True).chart_dict
+
+
+def _record(backend: Backend, dataset: str, key: int) -> dict[str, Any]:
+    """One input record as a dict (held in memory only to rescore it)."""
+    cursor = backend.con.execute(
+        f"SELECT * FROM {backend.input_table(dataset)} WHERE {RECORD_KEY} = ?", [key]
+    )
+    names = [d[0] for d in cursor.description]
+    return {**dict(zip(names, cursor.fetchall()[0], strict=True)), SOURCE_DATASET: dataset}
+
+
+def write_quality_report(
+    path: Path,
+    config: LinkageConfig,
+    backend: Backend,
+    linker: Linker,
+    predictions: SplinkDataFrame,
+    metrics: RunMetrics,
+) -> None:
+    """Write the self-contained report (about 1 MB, most of it the inlined chart libraries)."""
+    viz = linker.visualisations
+    threshold = config.clustering.threshold_match_probability
+    sections: list[tuple[str, str, dict | None]] = [
+        (
+            "Match weights",
+            "How much each level of each comparison counts for (right) or against (left) two records "
+            "being the same person. The top bar is the prior: the share of all pairs that match.",
+            viz.match_weights_chart().chart_dict,
+        ),
+        (
+            "m and u probabilities",
+            "m: how often true matches fall in a level; u: how often non-matches do by chance. A level "
+            "with m close to u carries little evidence.",
+            viz.m_u_parameters_chart().chart_dict,
+        ),
+        (
+            "Stability of the m estimates across training passes",
+            "Each EM pass estimates m separately; estimates that disagree widely between passes "
+            "deserve a look (the model uses their average).",
+            viz.parameter_estimate_comparisons_chart().chart_dict,
+        ),
+        (
+            "Match-weight histogram",
+            f"Scored pairs by match weight (pairs below {config.report.pair_floor_match_weight} were "
+            f"discarded when scored). Pairs at or above the threshold ({threshold}) are linked. A clear "
+            "valley between two humps means the threshold is not critical.",
+            viz.match_weights_histogram(predictions).chart_dict,
+        ),
+        (
+            "Cluster sizes",
+            "Number of people (clusters) by number of records. A long tail of very large clusters "
+            "suggests chaining: different people joined through intermediate records.",
+            _bar_chart(
+                [
+                    {"records per person": k, "people": v}
+                    for k, v in metrics.clusters.size_distribution.items()
+                ],
+                "records per person",
+                "people",
+                "Cluster size distribution",
+            ),
+        ),
+        (
+            "Comparisons per blocking rule",
+            "Pairs each blocking rule adds to those found by the rules above it. Only these pairs are "
+            "scored at all.",
+            _bar_chart(
+                [{"rule": b.name, "comparisons": b.comparisons} for b in metrics.blocking],
+                "rule",
+                "comparisons",
+                "New comparisons per blocking rule",
+            ),
+        ),
+    ]
+    waterfall = _waterfall_chart(
+        backend, linker, predictions, config.extracts.agencies, config.report.waterfall_examples
+    )
+    if waterfall:
+        sections.append(
+            (
+                "Worked examples (waterfall)",
+                "How the match weight of a few example pairs, spread from weak to strong, adds up level "
+                "by level. Token values are removed; use the arrows to step through the examples.",
+                waterfall,
+            )
+        )
+    atomic_write_bytes(path, _render(config, metrics, sections).encode("utf-8"))
+
+
+def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
+    c = metrics.clusters
+    rows = [[agency, n] for agency, n in metrics.records.items()] + [["all agencies", metrics.records_total]]
+    overview = [
+        ["prior: share of all pairs that match", f"{metrics.probability_two_random_records_match:.3g}"],
+        ["pairs compared (after blocking)", metrics.comparisons_total],
+        ["pairs linked (at or above threshold)", metrics.pairs_linked],
+        ["threshold (match probability)", config.clustering.threshold_match_probability],
+        ["people (clusters)", c.clusters],
+        ["people with records in more than one agency", c.linked_across_agencies],
+        ["single-record people", c.singletons],
+        ["largest cluster (records)", c.largest[0].size if c.largest else 0],
+    ]
+    thresholds = [
+        [t.threshold_match_probability, t.match_weight, t.pairs] for t in metrics.pairs_by_threshold
+    ]
+    largest = [[c.size, ", ".join(f"{k} {v}" for k, v in c.by_dataset.items())] for c in c.largest]
+    timings = [[k, f"{v:.1f}"] for k, v in metrics.timings_seconds.items()]
+    return (
+        "<h2>Inputs</h2>"
+        + _table(["agency", "records"], rows)
+        + f"<p class='note'>Key fingerprint {metrics.key_fingerprint}, token spec "
+        f"v{metrics.token_spec_version}; every extract's signature and hash were verified before linking.</p>"
+        + "<h2>Results</h2>"
+        + _table(["measure", "value"], overview)
+        + "<h3>Linked pairs at other thresholds</h3><p class='note'>How many scored pairs would be linked "
+        "at each threshold. A count that changes little across thresholds means a robust result.</p>"
+        + _table(["match probability", "match weight", "pairs"], thresholds)
+        + "<h3>Largest clusters</h3>"
+        + _table(["records", "by agency"], largest)
+        + "<h3>Timings (seconds)</h3>"
+        + _table(["stage", "seconds"], timings)
+    )
+
+
+def _render(config: LinkageConfig, metrics: RunMetrics, sections: list[tuple[str, str, dict]]) -> str:
+    libraries = "".join(f"<script>{src}</script>\n" for src in load_chart_libraries().values())
+    charts = []
+    for i, (title, note, spec) in enumerate(sections):
+        charts.append(
+            f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>"
+            f"<div class='chart' id='chart{i}'></div>"
+            f"<script>vegaEmbed('#chart{i}', {json_for_html(spec, cls=_Encoder)}, {{actions: false}})"
+            f".catch(e => {{ document.getElementById('chart{i}').textContent = 'chart error: ' + e; }});"
+            "</script>"
+        )
+    title = f"Linkage quality report: run {html.escape(metrics.run_id)}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style>\n{libraries}</head><body><h1>{title}</h1>"
+        f"<p class='note'>{html.escape(config.description)}</p>"
+        + _summary(config, metrics)
+        + "".join(charts)
+        + "</body></html>\n"
+    )
+
+
+class _Encoder(json.JSONEncoder):
+    """Chart data can hold Decimals (DuckDB histogram bins)."""
+
+    def default(self, o: Any) -> Any:
+        return float(o) if isinstance(o, Decimal) else super().default(o)

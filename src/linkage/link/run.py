@@ -1,0 +1,248 @@
+"""`linkage run`: verify the extracts, train, score, cluster, and write the run folder.
+
+The run folder is the contract with every later stage:
+  clusters.parquet  one row per input record: source_dataset, record_key, source_row, person_id
+  model.json        Splink's trained model (reload with `Linker(tables, "model.json")`)
+  metrics.json      counts, comparisons per blocking rule, cluster sizes, timings, peak memory
+  run.json          what was linked: each extract's Parquet path and SHA-256 (journeys read it)
+  quality.html      the offline quality report
+  inputs/           a copy of the linkage config and every extract manifest (and signature) used
+No file in it carries a token: clusters hold record keys and row numbers only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import splink
+from splink import Linker
+
+from linkage import __version__
+from linkage.config.linkage import LinkageConfig
+from linkage.errors import ConfigError, VerificationError
+from linkage.extract.manifest import signature_path
+from linkage.extract.verify import VerifyReport, verify_extracts
+from linkage.keys import load_trusted_keys
+from linkage.link.backend import open_backend
+from linkage.link.cluster import cluster
+from linkage.link.metrics import RunMetrics, collect_metrics
+from linkage.link.model import input_columns, settings
+from linkage.link.report import write_quality_report
+from linkage.link.train import check_em_coverage, train
+from linkage.util import atomic_path, atomic_write_bytes
+
+OUTPUTS = ("clusters.parquet", "model.json", "metrics.json", "quality.html", "run.json")
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    metrics: RunMetrics
+    outputs: list[Path]
+    inputs: list[Path]  # the extracts and manifests read
+    key_fingerprint: str
+
+
+@contextmanager
+def _peak_rss(interval: float = 0.2) -> Iterator[Callable[[], int]]:
+    """Sample this process's resident memory in a thread; yields a getter for the peak so far."""
+    proc, peak, stop = psutil.Process(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield lambda: peak[0]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _verified(config: LinkageConfig, extracts_dir: Path, keys_dir: Path) -> VerifyReport:
+    """Verify every extract and check the agencies are exactly those the config names."""
+    if not keys_dir.is_dir():
+        raise ConfigError(
+            f"{keys_dir}: trusted keys folder not found (extracts.trusted_keys or --trusted-keys)"
+        )
+    if not extracts_dir.is_dir():
+        raise ConfigError(f"{extracts_dir}: extracts folder not found (extracts.directory or --extracts)")
+    report = verify_extracts(
+        [extracts_dir],
+        load_trusted_keys([keys_dir]),
+        expected_fingerprint=config.extracts.expected_key_fingerprint,
+    )
+    reasons = report.reasons()
+    found = sorted(e.manifest.agency for e in report.extracts if e.manifest)
+    missing = sorted(set(config.extracts.agencies) - set(found))
+    extra = sorted(set(found) - set(config.extracts.agencies))
+    if missing:
+        reasons.append(f"no extract for {', '.join(missing)} (the config's extracts.agencies requires it)")
+    if extra:
+        reasons.append(f"extract(s) for {', '.join(extra)} not listed in extracts.agencies")
+    if reasons:
+        raise VerificationError(
+            f"refusing to link the extracts in {extracts_dir}:\n" + "\n".join(f"  - {r}" for r in reasons)
+        )
+    return report
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{out_dir}: run folder exists and is not empty (choose a new run id)")
+        for name in (*OUTPUTS, "inputs", "work"):
+            target = out_dir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _copy_inputs(config_path: Path, report: VerifyReport, out_dir: Path) -> list[Path]:
+    """Copy the config and every manifest (with its signature) into inputs/; return the copies."""
+    inputs = out_dir / "inputs"
+    (inputs / "manifests").mkdir(parents=True)
+    copies = [Path(shutil.copy2(config_path, inputs / "linkage.yaml"))]
+    for check in report.extracts:
+        for path in (check.manifest_path, signature_path(check.manifest_path)):
+            copies.append(Path(shutil.copy2(path, inputs / "manifests" / path.name)))
+    return copies
+
+
+def _write_run_json(out_dir: Path, config_path: Path, extracts_dir: Path, report: VerifyReport) -> None:
+    """Name the exact extracts linked, so later stages (journeys) read the same bytes."""
+    extracts = {
+        e.manifest.agency: {
+            "parquet": str(e.parquet_path.resolve()),
+            "manifest": str(e.manifest_path.resolve()),
+            "sha256": e.manifest.output.sha256,
+            "rows": e.manifest.output.rows,
+        }
+        for e in report.extracts
+    }
+    run = {
+        "run_id": out_dir.name,
+        "config": str(config_path.resolve()),
+        "extracts_dir": str(extracts_dir.resolve()),
+        "extracts": extracts,
+        "key_fingerprint": report.extracts[0].manifest.key_fingerprint,
+    }
+    atomic_write_bytes(out_dir / "run.json", (json.dumps(run, indent=2) + "\n").encode())
+
+
+def run_linkage(
+    config: LinkageConfig,
+    config_path: Path,
+    out_dir: Path,
+    *,
+    extracts_dir: Path | None = None,
+    trusted_keys_dir: Path | None = None,
+    overwrite: bool = False,
+    step: Callable[[str], None] = lambda _msg: None,
+) -> RunResult:
+    """Link the verified extracts and write the run folder; ``step`` reports progress.
+
+    Raises VerificationError (nothing is linked) if an extract fails verification, ConfigError
+    for unusable settings or paths.
+    """
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    config_path, out_dir = Path(config_path), Path(out_dir)
+    extracts_dir = Path(extracts_dir or config.resolve(config_path, config.extracts.directory))
+    keys_dir = Path(trusted_keys_dir or config.resolve(config_path, config.extracts.trusted_keys))
+    check_em_coverage(config)
+
+    with _peak_rss() as peak_rss:
+        step(f"verifying the extracts in {extracts_dir}")
+        t = time.perf_counter()
+        report = _verified(config, extracts_dir, keys_dir)
+        by_agency = {e.manifest.agency: e for e in report.extracts}
+        extracts = {a: by_agency[a].parquet_path for a in config.extracts.agencies}
+        seconds["verify"] = time.perf_counter() - t
+
+        _prepare_out_dir(out_dir, overwrite)
+        copies = _copy_inputs(config_path, report, out_dir)
+        _write_run_json(out_dir, config_path, extracts_dir, report)
+        database_dir = config.backend.database_dir
+        work_dir = (
+            config.resolve(config_path, database_dir) / out_dir.name if database_dir else out_dir / "work"
+        )
+
+        with open_backend(config.backend, work_dir) as backend:
+            step("loading the extracts")
+            t = time.perf_counter()
+            record_index = backend.load_record_index(extracts)
+            columns = input_columns(config)
+            tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
+            linker = Linker(tables, settings(config), log_level=None)
+            seconds["load"] = time.perf_counter() - t
+
+            training_seconds = train(linker, config.training, step)
+            seconds.update({f"train_{k}": v for k, v in training_seconds.items()})
+
+            step("scoring candidate pairs")
+            t = time.perf_counter()
+            predictions = linker.inference.predict(
+                threshold_match_weight=config.report.pair_floor_match_weight, warning_mode="never"
+            )
+            seconds["predict"] = time.perf_counter() - t
+
+            step("clustering")
+            t = time.perf_counter()
+            inputs = {a: table.physical_name for a, table in zip(extracts, tables, strict=True)}
+            clusters = cluster(backend, predictions, record_index, inputs, config.clustering)
+            seconds["cluster"] = time.perf_counter() - t
+
+            step("writing outputs")
+            t = time.perf_counter()
+            with atomic_path(out_dir / "clusters.parquet") as tmp:
+                backend.con.execute(f"COPY {clusters} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+            model = linker.misc.save_model_to_json(str(out_dir / "model.json"), overwrite=True)
+            seconds["write"] = time.perf_counter() - t
+
+            step("counting comparisons per blocking rule and measuring clusters")
+            t = time.perf_counter()
+            metrics = collect_metrics(
+                config,
+                backend,
+                linker,
+                predictions,
+                clusters,
+                run_id=out_dir.name,
+                model=model,
+                manifests={a: by_agency[a].manifest for a in extracts},
+            )
+            seconds["metrics"] = time.perf_counter() - t
+
+            step("writing the quality report")
+            metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
+            t = time.perf_counter()
+            write_quality_report(out_dir / "quality.html", config, backend, linker, predictions, metrics)
+            seconds["report"] = time.perf_counter() - t
+
+        seconds["total"] = time.perf_counter() - started
+        metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
+        metrics.peak_rss_bytes = peak_rss()
+
+    metrics.created_at = datetime.now(UTC).replace(microsecond=0)
+    metrics.tool_version, metrics.splink_version = __version__, splink.__version__
+    metrics.write(out_dir / "metrics.json")
+    manifests = [e.manifest_path for e in report.extracts]
+    return RunResult(
+        out_dir=out_dir,
+        metrics=metrics,
+        outputs=[out_dir / name for name in OUTPUTS] + copies,
+        inputs=[*manifests, *extracts.values()],
+        key_fingerprint=report.extracts[0].manifest.key_fingerprint,
+    )

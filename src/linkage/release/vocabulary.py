@@ -1,0 +1,227 @@
+"""What a release may publish: the dimensions, measures and statistics a policy can name.
+
+Every published count is a count of journeys meeting a conjunction of `dimension = value`
+conditions, so two cells with the same conditions are the same number wherever they appear: that
+canonical key is how secondary suppression keeps tables of one release consistent (release/sdc.py).
+Anything not listed here cannot be published; identifiers and record-level columns are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _fy(col: str) -> str:
+    """Financial year (April-March, as police and CPS statistics) of a date column, e.g. '2019/20'."""
+    y = f"(year({col}) - CASE WHEN month({col}) < 4 THEN 1 ELSE 0 END)"
+    return (
+        f"CASE WHEN {col} IS NULL THEN 'Not known' ELSE "
+        f"{y}::VARCHAR || '/' || lpad((({y} + 1) % 100)::VARCHAR, 2, '0') END"
+    )
+
+
+def _yes_no(cond: str) -> str:
+    return f"CASE WHEN {cond} THEN 'Yes' ELSE 'No' END"
+
+
+# Home Office outcome types (crime outcomes framework); 15 and 16 are the evidential-difficulty codes.
+OUTCOME_LABELS = {
+    1: "Charged/summonsed",
+    2: "Caution - youth",
+    3: "Caution - adult",
+    4: "Taken into consideration",
+    5: "Offender died",
+    6: "Penalty notice for disorder",
+    7: "Cannabis/khat warning",
+    8: "Community resolution",
+    9: "Prosecution not in the public interest (CPS)",
+    10: "Formal action not in the public interest (police)",
+    11: "Prosecution prevented - suspect under age",
+    12: "Prosecution prevented - suspect too ill",
+    13: "Prosecution prevented - victim or witness unavailable",
+    14: "Evidential difficulties - suspect not identified",
+    15: "Evidential difficulties - victim supports action",
+    16: "Evidential difficulties - victim does not support action",
+    17: "Prosecution time limit expired",
+    18: "Investigation complete - no suspect identified",
+    20: "Action undertaken by another body",
+    21: "Further investigation not in the public interest",
+    22: "Diversionary, educational or intervention activity",
+}
+_OUTCOME_SQL = (
+    "CASE WHEN police_outcome IS NULL THEN 'Open (no outcome yet)' "
+    + " ".join(f"WHEN police_outcome = {k} THEN '{k:02d} {v}'" for k, v in OUTCOME_LABELS.items())
+    + " ELSE lpad(police_outcome::VARCHAR, 2, '0') || ' Other' END"
+)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A categorical breakdown: its SQL over journeys.parquet, and the stage it needs (if any)."""
+
+    sql: str
+    description: str
+    requires: tuple[str, str] | None = None  # (stage dimension, 'Yes'): only journeys at that stage
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A count of journeys meeting ``conditions`` (dimension -> value)."""
+
+    label: str
+    description: str
+    conditions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A per-journey value summarised per cell; magnitudes also get a mean under dominance and p% rules."""
+
+    sql: str
+    description: str
+    magnitude: bool = False
+
+
+DIMENSIONS: dict[str, Dimension] = {
+    # stages reached (Yes/No), the building blocks of the funnel
+    "police_record": Dimension(_yes_no("police_record_key IS NOT NULL"), "a police crime record is linked"),
+    "cps_record": Dimension(_yes_no("cps_record_key IS NOT NULL"), "a CPS receipt is linked"),
+    "court_case": Dimension(_yes_no("first_hearing_date IS NOT NULL"), "a court first hearing is linked"),
+    "convicted": Dimension(
+        _yes_no("verdict IN ('Guilty plea', 'Convicted')"), "verdict: guilty plea or convicted after trial"
+    ),
+    "sentenced": Dimension(_yes_no("sentence_date IS NOT NULL"), "a sentence is recorded"),
+    "prison_reception": Dimension(
+        _yes_no("prison_reception_date IS NOT NULL"), "a prison reception is linked"
+    ),
+    "order_made": Dimension(_yes_no("restraining_order"), "the court made a restraining order"),
+    "reoffence_cohort": Dimension(
+        _yes_no("reoffence_index_date IS NOT NULL AND reoffence_index_date <= $data_end - INTERVAL 365 DAY"),
+        "sentenced (non-custodial) or released from custody at least 12 months before the data end",
+    ),
+    # who, where and when
+    "force_area": Dimension("coalesce(force_area, 'Not known')", "police force area (ONS code)"),
+    "recorded_year": Dimension(_fy("recorded_date"), "financial year the police recorded the crime"),
+    "da_flag": Dimension(
+        "CASE da_flag WHEN true THEN 'DA' WHEN false THEN 'Not DA' ELSE 'Not known' END",
+        "domestic abuse: flagged by the police or the CPS (courts and prisons carry no flag)",
+    ),
+    "suspect_sex": Dimension(
+        "CASE suspect_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other' "
+        "ELSE 'Not known' END",
+        "sex of the suspect/defendant",
+    ),
+    "age_band": Dimension("coalesce(age_band, 'Not known')", "age band of the suspect at the first stage"),
+    "ethnicity": Dimension("coalesce(ethnicity, 'Not known')", "self-defined ethnicity, five ONS groups"),
+    "victim_sex": Dimension(
+        "CASE victim_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' ELSE 'Not known' END",
+        "sex of the victim (police record)",
+    ),
+    "victim_relationship": Dimension(
+        "coalesce(victim_relationship, 'Not known')", "victim's relationship to the suspect (police record)"
+    ),
+    # what happened at each stage
+    "police_outcome": Dimension(
+        _OUTCOME_SQL,
+        "Home Office outcome type of the police crime (Outcome 15/16: evidential difficulties)",
+        requires=("police_record", "Yes"),
+    ),
+    "charging_decision": Dimension(
+        "coalesce(charging_decision, 'No decision yet')", "CPS charging decision", ("cps_record", "Yes")
+    ),
+    "verdict": Dimension("coalesce(verdict, 'No verdict yet')", "court verdict", ("court_case", "Yes")),
+    "sentence_type": Dimension(
+        "coalesce(sentence_type, 'Not known')", "sentence (main disposal)", ("sentenced", "Yes")
+    ),
+    "order_breached": Dimension(
+        _yes_no("order_breach_date IS NOT NULL"),
+        "a later police crime for breach of a restraining order by the same person",
+        ("order_made", "Yes"),
+    ),
+    "order_year": Dimension(
+        _fy("order_date"), "financial year the restraining order was made", ("order_made", "Yes")
+    ),
+    "reception_year": Dimension(
+        _fy("prison_reception_date"), "financial year of the prison reception", ("prison_reception", "Yes")
+    ),
+    "da_history": Dimension(
+        _yes_no("da_history"),
+        "an earlier DA police crime by the same person before the prison reception (not the index crime)",
+        ("prison_reception", "Yes"),
+    ),
+    "disposal": Dimension(
+        "CASE WHEN sentence_type = 'Immediate custody' THEN 'Custody' ELSE 'Non-custodial' END",
+        "custody or another sentence",
+        ("reoffence_cohort", "Yes"),
+    ),
+    "reoffended_12m": Dimension(
+        _yes_no("reoffence_date <= reoffence_index_date + INTERVAL 365 DAY"),
+        "a new DA police crime recorded within 12 months of release or sentence",
+        ("reoffence_cohort", "Yes"),
+    ),
+}
+
+MEASURES: dict[str, Measure] = {
+    "journeys": Measure("Journeys", "case journeys in the table's population"),
+    "recorded": Measure("Recorded by police", "crimes recorded by the police", {"police_record": "Yes"}),
+    "police_charge_summons": Measure(
+        "Police outcome: charged/summonsed",
+        "police outcome type 1",
+        {"police_record": "Yes", "police_outcome": f"01 {OUTCOME_LABELS[1]}"},
+    ),
+    "cps_referral": Measure("Referred to CPS", "a CPS receipt follows", {"cps_record": "Yes"}),
+    "cps_charged": Measure(
+        "CPS decision: charge",
+        "CPS charging decision 'Charge'",
+        {"cps_record": "Yes", "charging_decision": "Charge"},
+    ),
+    "prosecuted": Measure("Prosecuted", "a first hearing in court", {"court_case": "Yes"}),
+    "convicted": Measure("Convicted", "guilty plea or conviction", {"court_case": "Yes", "convicted": "Yes"}),
+    "sentenced": Measure("Sentenced", "a sentence recorded", {"sentenced": "Yes"}),
+    "custody": Measure(
+        "Immediate custody",
+        "sentenced to immediate custody",
+        {"sentenced": "Yes", "sentence_type": "Immediate custody"},
+    ),
+    "prison_receptions": Measure("Prison receptions", "received into prison", {"prison_reception": "Yes"}),
+    "orders_made": Measure("Restraining orders made", "order made by the court", {"order_made": "Yes"}),
+    "orders_breached": Measure(
+        "Restraining orders breached",
+        "order followed by a police breach crime",
+        {"order_made": "Yes", "order_breached": "Yes"},
+    ),
+    "reoffence_cohort": Measure(
+        "Reoffending cohort", "at risk for 12 months before the data end", {"reoffence_cohort": "Yes"}
+    ),
+    "reoffended_12m": Measure(
+        "Reoffended within 12 months (DA)",
+        "new DA police crime within 12 months",
+        {"reoffence_cohort": "Yes", "reoffended_12m": "Yes"},
+    ),
+}
+
+STATISTICS: dict[str, Statistic] = {
+    "days_to_outcome": Statistic(
+        "police_outcome_date - recorded_date", "days from police recording to the police outcome"
+    ),
+    "days_to_charge": Statistic(
+        "CASE WHEN charging_decision = 'Charge' THEN decision_date - recorded_date END",
+        "days from police recording to the CPS charging decision (charged cases)",
+    ),
+    "days_to_verdict": Statistic("verdict_date - recorded_date", "days from police recording to the verdict"),
+    "custody_days": Statistic(
+        "CASE WHEN sentence_type = 'Immediate custody' THEN sentence_length_days END",
+        "length of an immediate custodial sentence in days",
+        magnitude=True,
+    ),
+}
+
+
+def canonical(conditions: dict[str, str]) -> frozenset[tuple[str, str]]:
+    """The canonical key of a count: its conditions plus the stage each stage-detail dimension needs."""
+    full = dict(conditions)
+    for name in conditions:
+        req = DIMENSIONS[name].requires
+        if req:
+            full[req[0]] = req[1]
+    return frozenset(full.items())

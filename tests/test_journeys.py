@@ -1,0 +1,98 @@
+"""Journey assembly on perfect-linkage synthetic data, measured against truth/journeys.parquet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT
+from fixtures_journeys import linked_run  # noqa: F401 (fixture)
+from linkage.config import load_config
+from linkage.errors import ConfigError, VerificationError
+from linkage.evaluate import evaluate
+from linkage.journeys.assemble import STAGE_KEYS
+from linkage.journeys.command import build_journeys
+from linkage.journeys.inputs import locate_extracts
+from linkage.tokens.spec import TOKEN_COLUMN_NAMES
+
+
+def test_every_true_journey_reconstructed_with_perfect_linkage(linked_run):  # noqa: F811
+    report = evaluate(linked_run.run, linked_run.raw / "truth").journeys
+    assert report is not None
+    assert report.true_journeys == report.predicted_journeys
+    assert report.exact_rate == 1.0
+    assert set(report.by_stage.values()) == {1.0}
+    assert report.orders > 0 and report.order_breach_rate == 1.0
+    # the journey flag is "police or CPS flagged it"; truth holds the police flag, which the CPS
+    # contradicts on ~2 % of referred cases
+    assert report.da_flag_rate > 0.99
+
+
+def test_every_record_in_exactly_one_journey_and_no_tokens(linked_run):  # noqa: F811
+    journeys = linked_run.run / "journeys.parquet"
+    names = set(pq.read_schema(journeys).names)
+    assert not names & set(TOKEN_COLUMN_NAMES)
+    assert "source_row" not in names
+    con = duckdb.connect()
+    for agency, col in zip(("police", "prosecution", "court", "prison"), STAGE_KEYS, strict=True):
+        in_journeys = con.execute(
+            f"SELECT count({col}), count(DISTINCT {col}) FROM read_parquet('{journeys}')"
+        ).fetchall()[0]
+        rows = pq.read_metadata(linked_run.extracts / f"{agency}.parquet").num_rows
+        assert in_journeys == (rows, rows), agency
+
+
+def test_derived_facts_are_consistent(linked_run):  # noqa: F811
+    con = duckdb.connect()
+    bad = con.execute(f"""
+        SELECT count(*) FILTER (WHERE prison_reception_date IS NOT NULL AND da_history IS NULL),
+               count(*) FILTER (WHERE order_breach_date IS NOT NULL AND order_breach_date <= order_date),
+               count(*) FILTER (WHERE reoffence_date IS NOT NULL AND reoffence_date <= reoffence_index_date),
+               count(*) FILTER (WHERE court_record_key IS NOT NULL AND cps_record_key IS NOT NULL
+                                AND first_hearing_date < decision_date - 1)
+        FROM read_parquet('{linked_run.run / "journeys.parquet"}')""").fetchall()[0]
+    assert bad == (0, 0, 0, 0)
+    summary = json.loads((linked_run.run / "journeys.json").read_text())
+    assert summary["attached_by_reference"]["prosecution"] > summary["attached_by_dates"]["prosecution"]
+    assert summary["orphans"] == {"prosecution": 0, "court": 0, "prison": 0}
+
+
+def test_extract_changed_since_the_run_is_refused(linked_run, tmp_path):  # noqa: F811
+    copy = tmp_path / "extracts"
+    shutil.copytree(linked_run.extracts, copy)
+    assert locate_extracts(linked_run.run, copy)["police"] == copy / "police.parquet"
+    with open(copy / "court.parquet", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(VerificationError, match="SHA-256 differs"):
+        locate_extracts(linked_run.run, copy)
+
+
+def test_run_without_run_json_needs_extracts(linked_run, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(linked_run.run, run)
+    (run / "run.json").unlink()
+    with pytest.raises(ConfigError, match="--extracts"):
+        locate_extracts(run)
+
+
+def test_journeys_after_probabilistic_linkage(linked_run, keys, tmp_path):  # noqa: F811
+    """End to end with `linkage run` (Splink): journeys stay close to truth when linkage is not perfect."""
+    run_mod = pytest.importorskip("linkage.link.run")
+    from linkage.config.linkage import LinkageConfig
+
+    config_path = ROOT / "configs" / "linkage.yaml"
+    run = tmp_path / "run"
+    run_mod.run_linkage(
+        load_config(config_path, LinkageConfig),
+        config_path,
+        run,
+        extracts_dir=linked_run.extracts,
+        trusted_keys_dir=keys.signing_dir,
+    )
+    build_journeys(run, linked_run.extracts)
+    report = evaluate(run, linked_run.raw / "truth").journeys
+    assert report is not None and report.exact_rate > 0.98

@@ -1,0 +1,296 @@
+"""`linkage run`: refusal of unverifiable extracts, output contract, determinism, accuracy, offline report.
+
+One small synthetic set (2,000 persons, ~5,200 records) is generated and pseudonymised once per
+session; one run over it is shared by the tests that only read outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, agency_config
+from linkage.config import load_config
+from linkage.config.linkage import LinkageConfig
+from linkage.errors import ConfigError, VerificationError
+from linkage.evaluate import evaluate
+from linkage.extract.pseudonymise import pseudonymise
+from linkage.link.run import RunResult, run_linkage
+from linkage.synth import generate
+from linkage.tokens.spec import TOKEN_COLUMN_NAMES
+
+CONFIG = ROOT / "configs" / "linkage.yaml"
+AGENCIES = ("police", "prosecution", "court", "prison")
+
+
+@dataclass
+class SynthExtracts:
+    extracts: Path
+    trusted_keys: Path
+    truth: Path
+
+
+@pytest.fixture(scope="session")
+def synth_extracts(keys, tmp_path_factory) -> SynthExtracts:
+    """Signed pseudonymised extracts of 2,000 synthetic persons, with their ground truth."""
+    base = tmp_path_factory.mktemp("link")
+    generate(2000, 11, base / "raw")
+    for agency in AGENCIES:
+        config_path = ROOT / "configs" / "agencies" / f"{agency}.yaml"
+        pseudonymise(
+            agency_config(agency),
+            config_path,
+            keys.project,
+            base / "raw" / f"{agency}.csv",
+            base / "extracts",
+            rejects_dir=base / "rejects",
+            signing_key=keys.signing(agency),
+            workers=1,
+        )
+    return SynthExtracts(base / "extracts", keys.signing_dir, base / "raw" / "truth")
+
+
+@pytest.fixture(scope="session")
+def config() -> LinkageConfig:
+    return load_config(CONFIG, LinkageConfig)
+
+
+def _run(config: LinkageConfig, data: SynthExtracts, out: Path, extracts: Path | None = None) -> RunResult:
+    return run_linkage(
+        config, CONFIG, out, extracts_dir=extracts or data.extracts, trusted_keys_dir=data.trusted_keys
+    )
+
+
+@pytest.fixture(scope="session")
+def linked(config, synth_extracts, tmp_path_factory) -> RunResult:
+    return _run(config, synth_extracts, tmp_path_factory.mktemp("runs") / "first")
+
+
+def _clusters(run_dir: Path) -> list[tuple]:
+    return duckdb.sql(
+        f"SELECT * FROM read_parquet('{run_dir / 'clusters.parquet'}') ORDER BY source_dataset, source_row"
+    ).fetchall()
+
+
+# --- refusal ------------------------------------------------------------------------------------
+
+
+def _copy(data: SynthExtracts, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(data.extracts, tmp_path / "extracts"))
+
+
+def test_refuses_altered_extract_and_writes_nothing(config, synth_extracts, tmp_path):
+    extracts = _copy(synth_extracts, tmp_path)
+    with open(extracts / "court.parquet", "r+b") as fh:  # flip one byte in the middle
+        fh.seek(fh.seek(0, 2) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(VerificationError, match=r"court\.parquet: SHA-256 differs"):
+        _run(config, synth_extracts, tmp_path / "run", extracts)
+    assert not (tmp_path / "run").exists()
+
+
+def test_refuses_unsigned_extract_and_untrusted_keys(config, synth_extracts, tmp_path):
+    extracts = _copy(synth_extracts, tmp_path)
+    (extracts / "prison.manifest.json.sig").unlink()
+    with pytest.raises(VerificationError, match=r"prison\.manifest\.json: manifest is not signed"):
+        _run(config, synth_extracts, tmp_path / "run", extracts)
+    strangers = tmp_path / "strangers"
+    strangers.mkdir()
+    shutil.copy(synth_extracts.trusted_keys / "other.signing.pub", strangers)
+    with pytest.raises(VerificationError, match="not among the trusted public keys"):
+        run_linkage(
+            config, CONFIG, tmp_path / "run", extracts_dir=synth_extracts.extracts, trusted_keys_dir=strangers
+        )
+
+
+def test_refuses_missing_agency_and_wrong_fingerprint(config, synth_extracts, tmp_path):
+    extracts = _copy(synth_extracts, tmp_path)
+    for path in extracts.glob("prosecution.*"):
+        path.unlink()
+    with pytest.raises(VerificationError, match="no extract for prosecution"):
+        _run(config, synth_extracts, tmp_path / "run", extracts)
+    pinned = config.model_copy(
+        update={"extracts": config.extracts.model_copy(update={"expected_key_fingerprint": "00" * 16})}
+    )
+    with pytest.raises(VerificationError, match="differs from the expected fingerprint") as err:
+        _run(pinned, synth_extracts, tmp_path / "run")
+    assert "00" * 16 not in str(err.value)  # reasons name files and checks, never values
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
+def test_every_input_record_appears_exactly_once(linked, synth_extracts):
+    schema = pq.read_schema(linked.out_dir / "clusters.parquet")
+    assert schema.names == ["source_dataset", "record_key", "source_row", "person_id"]
+    assert not set(schema.names) & set(TOKEN_COLUMN_NAMES)  # the output carries no token
+    selects = " UNION ALL ".join(
+        f"SELECT '{a}' AS source_dataset, record_key, source_row "
+        f"FROM read_parquet('{synth_extracts.extracts / a}.parquet')"
+        for a in AGENCIES
+    )
+    missing, extra, dupes = duckdb.sql(f"""
+        WITH c AS (SELECT * FROM read_parquet('{linked.out_dir / "clusters.parquet"}')), i AS ({selects})
+        SELECT (SELECT count(*) FROM (SELECT source_dataset, record_key, source_row FROM i EXCEPT
+                                      SELECT source_dataset, record_key, source_row FROM c)),
+               (SELECT count(*) FROM (SELECT source_dataset, record_key, source_row FROM c EXCEPT
+                                      SELECT source_dataset, record_key, source_row FROM i)),
+               (SELECT count(*) - count(DISTINCT (source_dataset, record_key)) FROM c)
+    """).fetchall()[0]
+    assert (missing, extra, dupes) == (0, 0, 0)
+    assert (
+        linked.metrics.records_total == sum(linked.metrics.records.values()) == len(_clusters(linked.out_dir))
+    )
+
+
+def test_run_folder_contents_and_metrics(linked):
+    out = linked.out_dir
+    for name in ("clusters.parquet", "model.json", "metrics.json", "quality.html", "run.json"):
+        assert (out / name).is_file(), name
+    assert (out / "inputs" / "linkage.yaml").read_bytes() == CONFIG.read_bytes()
+    assert sorted(p.name for p in (out / "inputs" / "manifests").glob("*.manifest.json")) == sorted(
+        f"{a}.manifest.json" for a in AGENCIES
+    )
+    assert not (out / "work").exists()  # the working database (tokens) is removed
+    model = json.loads((out / "model.json").read_text())
+    assert model["link_type"] == "link_and_dedupe"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [b["name"] for b in metrics["blocking"]][:2] == ["pnc", "case_ref"]
+    assert metrics["comparisons_total"] == sum(b["comparisons"] for b in metrics["blocking"])
+    sizes = metrics["clusters"]
+    assert sizes["clusters"] == sum(sizes["size_distribution"].values())
+    assert sizes["largest"] and sizes["largest"][0]["size"] == sum(sizes["largest"][0]["by_dataset"].values())
+    assert {"verify", "train_u", "train_m", "predict", "cluster", "total"} <= set(metrics["timings_seconds"])
+    assert metrics["peak_rss_bytes"] > 0
+    run = json.loads((out / "run.json").read_text())
+    assert set(run["extracts"]) == set(AGENCIES)
+
+
+def test_quality_report_is_offline(linked):
+    page = (linked.out_dir / "quality.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", page, re.IGNORECASE)
+    assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?\s*(https?:)?//", page, re.IGNORECASE)
+    assert not re.search(r"@import\s+url\(\s*[\"']?(https?:)?//", page, re.IGNORECASE)
+    assert "vegaEmbed" in page and "function" in page  # the libraries are inlined
+    for title in ("Match weights", "m and u probabilities", "Match-weight histogram", "Cluster sizes"):
+        assert title in page
+    assert "waterfall" in page
+
+
+def test_no_token_value_leaves_in_the_report_or_metrics(linked, synth_extracts):
+    page = (linked.out_dir / "quality.html").read_text(encoding="utf-8")
+    metrics = (linked.out_dir / "metrics.json").read_text()
+    columns = ", ".join(TOKEN_COLUMN_NAMES)
+    tokens = {
+        str(v)
+        for a in AGENCIES
+        for row in duckdb.sql(
+            f"SELECT {columns} FROM read_parquet('{synth_extracts.extracts / a}.parquet')"
+        ).fetchall()
+        for v in row
+        if v is not None
+    }
+    numbers = set(re.findall(r"-?\d{12,}", page + metrics))  # tokens are 64-bit: 12+ digits
+    assert not numbers & tokens
+
+
+def test_same_inputs_and_seed_give_the_same_clusters(linked, config, synth_extracts, tmp_path):
+    again = _run(config, synth_extracts, tmp_path / "second")
+    assert _clusters(again.out_dir) == _clusters(linked.out_dir)
+    # Parameters agree to float precision (parallel sums may differ in the last bit).
+    first, second = (_parameters(run.out_dir) for run in (linked, again))
+    assert second == pytest.approx(first, rel=1e-9)
+
+
+def _parameters(run_dir: Path) -> list[float]:
+    model = json.loads((run_dir / "model.json").read_text())
+    return [model["probability_two_random_records_match"]] + [
+        level.get(p, -1.0)
+        for comparison in model["comparisons"]
+        for level in comparison["comparison_levels"]
+        for p in ("m_probability", "u_probability")
+    ]
+
+
+def test_accuracy_floor_on_synthetic_data(linked, synth_extracts):
+    report = evaluate(linked.out_dir, synth_extracts.truth)
+    assert report.records_missing_from_run == 0
+    # Measured 0.997 / 0.993 on this set; the benchmark targets (0.995 / 0.99) are for larger sets.
+    assert report.pairwise.precision >= 0.99
+    assert report.pairwise.recall >= 0.985
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def _config_text(**replacements: str) -> str:
+    text = CONFIG.read_text()
+    for old, new in replacements.items():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("equal: [fn1=sn, dob]", "equal: [fn1=dob, dob]", r"line \d+.*different families"),
+        ("equal: [sn, dob_ym]", "equal: [surname, dob_ym]", r"line \d+.*'surname' is not a token column"),
+        ("engine: duckdb", "engine: spark", r"line \d+.*'spark' is not available yet"),
+        ("threshold_match_probability: 0.99", "threshold_match_probability: 1.5", r"line \d+"),
+        ("never_link_different: [pnc]", "never_link_different: []", "never_link_different is required"),
+    ],
+)
+def test_config_errors_name_the_line(tmp_path, old, new, message):
+    path = tmp_path / "linkage.yaml"
+    path.write_text(_config_text(**{old: new}))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, LinkageConfig)
+
+
+def test_em_passes_must_train_every_comparison(config, synth_extracts, tmp_path):
+    training = config.training.model_copy(update={"em_rules": config.training.em_rules[:1]})  # dob only
+    narrow = config.model_copy(update={"training": training})
+    with pytest.raises(ConfigError, match="date_of_birth"):
+        _run(narrow, synth_extracts, tmp_path / "run")
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_with_run(run_cli, monkeypatch):
+    """`linkage ...` with the run command registered (a no-op once cli.py registers it)."""
+    from linkage.cli import cli
+    from linkage.link.command import run_cmd
+
+    monkeypatch.setitem(cli.commands, "run", run_cmd)
+    return run_cli
+
+
+def test_cli_exit_codes(cli_with_run, synth_extracts, tmp_path, monkeypatch):
+    monkeypatch.setenv("LINKAGE_LOG", str(tmp_path / "log.jsonl"))
+    base = ["run", "--config", CONFIG, "--extracts", synth_extracts.extracts]
+    keys = ["--trusted-keys", synth_extracts.trusted_keys]
+    bad = cli_with_run(*base, *keys, "--out", tmp_path / "spark", "--backend", "spark")
+    assert bad.exit_code == 2 and "not available yet" in bad.stderr
+    empty = tmp_path / "no-keys"
+    empty.mkdir()
+    refused = cli_with_run(*base, "--trusted-keys", empty, "--out", tmp_path / "refused", "--json")
+    assert refused.exit_code in (1, 2) and json.loads(refused.stdout)["exit_code"] == refused.exit_code
+    ok = cli_with_run(*base, *keys, "--out", tmp_path / "ok", "--json", "--threads", "1")
+    assert ok.exit_code == 0, ok.stderr
+    result = json.loads(ok.stdout)
+    assert result["records_total"] > 5000 and result["backend"]["threads"] == 1
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [e["outcome"] for e in log] == ["usage-error", "usage-error", "ok"]
+    assert any(o["path"].endswith("clusters.parquet") for o in log[-1]["outputs"])

@@ -1,0 +1,54 @@
+"""Linkage config -> Splink SQL: symmetric levels, mirrored blocking rules, token-family checks."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from linkage.config.linkage import BlockingRule, Condition, Term
+from linkage.link.model import blocking_sql, condition_sql
+
+
+def test_plain_terms_need_no_mirror():
+    assert condition_sql(Condition(equal=["sn", "dob_ym"])) == "sn_l = sn_r AND dob_ym_l = dob_ym_r"
+
+
+def test_crossed_terms_hold_whichever_record_is_on_the_left():
+    assert (
+        condition_sql(Condition(equal=["dob=dob_swap"])) == "((dob_l = dob_swap_r) OR (dob_swap_l = dob_r))"
+    )
+    swap = condition_sql(Condition(equal=["fn1=sn", "sn=fn1"]))
+    assert swap == "fn1_l = sn_r AND sn_l = fn1_r"  # its own mirror image
+    any_part = condition_sql(Condition(equal_any=["sn_p1=sn", "sn_p1"]))
+    assert any_part == "(((sn_p1_l = sn_r) OR (sn_l = sn_p1_r)) OR sn_p1_l = sn_p1_r)"
+
+
+def test_crossed_blocking_rules_become_two_equi_joins():
+    rules = blocking_sql(BlockingRule(name="swap", equal=["fn1=sn", "dob"]))
+    assert [(r.name, r.sql) for r in rules] == [
+        ("swap", "l.fn1 = r.sn AND l.dob = r.dob"),
+        ("swap (mirrored)", "l.sn = r.fn1 AND l.dob = r.dob"),
+    ]
+    (missing,) = blocking_sql(BlockingRule(name="m", equal=["fn1", "sn"], either_missing=["dob"]))
+    assert missing.sql == "l.fn1 = r.fn1 AND l.sn = r.sn AND (l.dob IS NULL OR r.dob IS NULL)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("fn1=dob", "different families"),
+        ("fn1=fn1_phon", "different families"),  # same purpose, different family: unrelated numbers
+        ("firstname", "not a token column"),
+        ("fn1; DROP TABLE x", "not a column name"),
+    ],
+)
+def test_terms_are_checked(text, message):
+    with pytest.raises(ValueError, match=message):
+        Term.parse(text)
+
+
+def test_condition_needs_exactly_one_form():
+    with pytest.raises(ValidationError, match="exactly one"):
+        Condition(equal=["sn"], equal_any=["fn1"])
+    with pytest.raises(ValidationError, match="exactly one"):
+        Condition()

@@ -1,0 +1,159 @@
+"""`linkage release` end to end on perfect-linkage synthetic journeys: the bundle, its SDC, refusals."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from fixtures_journeys import linked_run  # noqa: F401 (fixture)
+from linkage.errors import ConfigError
+from linkage.release.command import build_release
+from linkage.release.tables import SUPPRESSED, DisclosureRefused
+
+POLICY = """
+policy_version: 1
+title: test release
+sdc: {threshold: 10, rounding_base: 5}
+tables:
+  - name: funnel
+    title: funnel
+    where: {police_record: "Yes"}
+    measures: [recorded, cps_referral, convicted, custody]
+    by: [da_flag]
+  - name: funnel_by_sex
+    title: funnel by sex
+    where: {police_record: "Yes"}
+    measures: [recorded, cps_referral, convicted, custody]
+    by: [suspect_sex, da_flag]
+  - name: police_outcomes
+    title: outcomes
+    where: {police_record: "Yes"}
+    measures: [recorded]
+    by: [police_outcome, da_flag]
+    statistics: [days_to_outcome]
+  - name: sentencing
+    title: sentencing
+    where: {sentenced: "Yes"}
+    measures: [journeys]
+    by: [sentence_type]
+    statistics: [custody_days]
+"""
+
+
+def write_policy(tmp_path: Path, text: str = POLICY) -> Path:
+    path = tmp_path / "release.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(linked_run, tmp_path_factory):  # noqa: F811
+    d = tmp_path_factory.mktemp("release")
+    result = build_release(linked_run.run, write_policy(d), d / "out" / "r1")
+    return result.out_dir
+
+
+def read_table(bundle: Path, name: str) -> list[dict[str, str]]:
+    with open(bundle / "tables" / f"{name}.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+COUNT_COLUMNS = {
+    "funnel": ["recorded", "cps_referral", "convicted", "custody"],
+    "funnel_by_sex": ["recorded", "cps_referral", "convicted", "custody"],
+    "police_outcomes": ["recorded"],
+    "sentencing": ["journeys"],
+}
+
+
+def test_no_published_count_below_threshold_or_off_the_rounding_base(bundle):
+    published = 0
+    for name, cols in COUNT_COLUMNS.items():
+        for row in read_table(bundle, name):
+            for c in cols:
+                if row[c] != SUPPRESSED:
+                    published += 1
+                    assert int(row[c]) >= 10 and int(row[c]) % 5 == 0, (name, row)
+    assert published > 20
+
+
+def test_shared_totals_are_the_same_in_every_table(bundle):
+    funnel = {r["da_flag"]: r for r in read_table(bundle, "funnel")}
+    by_sex = {r["da_flag"]: r for r in read_table(bundle, "funnel_by_sex") if r["suspect_sex"] == "All"}
+    outcomes = {
+        r["da_flag"]: r for r in read_table(bundle, "police_outcomes") if r["police_outcome"] == "All"
+    }
+    for flag in ("DA", "Not DA", "All"):
+        for c in COUNT_COLUMNS["funnel"]:
+            assert funnel[flag][c] == by_sex[flag][c]
+        assert funnel[flag]["recorded"] == outcomes[flag]["recorded"]
+
+
+def test_no_line_has_exactly_one_suppressed_cell(bundle):
+    rows = read_table(bundle, "funnel_by_sex")
+    for c in COUNT_COLUMNS["funnel_by_sex"]:
+        for dim, other in (("suspect_sex", "da_flag"), ("da_flag", "suspect_sex")):
+            for value in {r[other] for r in rows}:
+                line = [r[c] for r in rows if r[other] == value]
+                assert line.count(SUPPRESSED) != 1, (c, dim, value)
+
+
+def test_bundle_has_acro_results_checksums_and_no_record_keys(bundle, linked_run):  # noqa: F811
+    results = json.loads((bundle / "acro" / "results.json").read_text())["results"]
+    assert {"funnel__recorded", "police_outcomes__days_to_outcome", "sentencing__custody_days"} <= set(
+        results
+    )
+    assert all(r["status"] in ("pass", "review") for r in results.values() if r["type"] == "table")
+    for line in (bundle / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
+    meta = json.loads((bundle / "tables" / "funnel.json").read_text())
+    assert meta["provenance"]["run_id"] == linked_run.run.name
+    assert set(meta["provenance"]["manifests"]) == {"police", "prosecution", "court", "prison"}
+    journeys = linked_run.run / "journeys.parquet"
+    keys = duckdb.sql(
+        f"SELECT police_record_key::VARCHAR FROM read_parquet('{journeys}') LIMIT 200"
+    ).fetchall()
+    blobs = [p.read_bytes() for p in bundle.rglob("*") if p.is_file()]
+    for (key,) in keys:
+        assert not any(key.encode() in b for b in blobs)
+    report = (bundle / "report.html").read_text()
+    assert (
+        "<svg" in report and "<script" not in report and "http://" not in report and "https://" not in report
+    )
+
+
+@pytest.mark.parametrize(
+    ("by", "what"),
+    [
+        ("case_ref", "identifies"),
+        ("record_key", "identifies"),
+        ("source_row", "identifies"),
+        ("person_id", "identifies"),
+        ("recorded_date", "record-level"),
+    ],
+)
+def test_identifier_or_record_level_column_is_refused_and_nothing_written(linked_run, tmp_path, by, what):  # noqa: F811
+    policy = write_policy(tmp_path, POLICY.replace("by: [da_flag]", f"by: [{by}]", 1))
+    out = tmp_path / "out" / "r"
+    with pytest.raises(DisclosureRefused, match=what) as exc:
+        build_release(linked_run.run, policy, out)
+    assert exc.value.exit_code == 1
+    assert not out.exists()
+    assert not list(tmp_path.glob("out/*"))  # not even the staging folder is left behind
+
+
+def test_unknown_dimension_is_a_config_error(linked_run, tmp_path):  # noqa: F811
+    policy = write_policy(tmp_path, POLICY.replace("by: [da_flag]", "by: [colour]", 1))
+    with pytest.raises(ConfigError, match="unknown dimension"):
+        build_release(linked_run.run, policy, tmp_path / "r")
+
+
+def test_an_existing_release_is_never_overwritten(bundle, linked_run, tmp_path):  # noqa: F811
+    with pytest.raises(ConfigError, match="already exists"):
+        build_release(linked_run.run, write_policy(tmp_path), bundle)
