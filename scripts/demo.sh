@@ -37,7 +37,6 @@ if linkage run --help >/dev/null 2>&1; then
   echo "== 5. secure zone: probabilistic linkage (Splink over DuckDB)"
   linkage run --config configs/linkage.yaml --extracts "$DEMO/secure/extracts" \
     --trusted-keys "$DEMO/secure/trusted-keys" --out "$DEMO/secure/runs/demo"
-  echo "quality report: $DEMO/secure/runs/demo/quality.html"
   echo "== 6. secure zone: case journeys (microdata: never leaves the secure environment)"
   linkage journeys --run "$DEMO/secure/runs/demo"
   linkage evaluate --run "$DEMO/secure/runs/demo" --truth "$DEMO/raw/truth"
@@ -49,4 +48,8 @@ if linkage run --help >/dev/null 2>&1; then
 else
   echo "== 5. linkage run is not built yet (issue 4): the chain stops at verified extracts"
 fi
-echo "demo outputs in $DEMO/ (pseudonymised extracts: $DEMO/secure/extracts)"
+echo
+echo "demo outputs in $DEMO/:"
+echo "  published release report:  $DEMO/release/demo-1/report.html"
+echo "  linkage quality report:    $DEMO/secure/runs/demo/quality.html"
+echo "  governance audit:          $DEMO/audit.html"

@@ -14,19 +14,12 @@ from linkage.audit.review import AuditReport, run_audit
 from linkage.runlog import EntryBuilder, append
 
 LINKAGE = ROOT / "configs" / "linkage.yaml"
-
-RELEASE = {
-    "version": 1,
-    "sdc": {"threshold": 10, "rounding": 5, "zeros_disclosive": True},
-    "tables": [
-        {"name": "attrition_funnel", "by": ["force_area", "year", "stage"], "measure": "count"},
-        {"name": "sentencing", "by": ["sentence_type", "sex", "age_band"], "measure": "count"},
-    ],
-}
+RELEASE = ROOT / "configs" / "release.yaml"
 
 
 def load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    """A config as plain data (YAML anchors unshared, so a change touches one place only)."""
+    return json.loads(json.dumps(yaml.safe_load(path.read_text(encoding="utf-8"))))
 
 
 def save(path: Path, data: dict) -> Path:
@@ -44,6 +37,19 @@ def police(tmp_path: Path, change=None) -> Path:
 
 def add_attribute(attr: dict):
     return lambda d: d["attributes"].append(attr)
+
+
+def release(tmp_path: Path, change=None) -> Path:
+    """The demo release policy, changed by ``change(data)``, written to tmp_path."""
+    data = load(RELEASE)
+    if change:
+        change(data)
+    return save(tmp_path / "release.yaml", data)
+
+
+def table(name: str, **changes):
+    """A change to the demo policy's table ``name``."""
+    return lambda d: next(t for t in d["tables"] if t["name"] == name).update(changes)
 
 
 def codes(report: AuditReport) -> set[str]:
@@ -65,13 +71,41 @@ def test_demo_configs_audit_clean(run_cli):
     assert code == 0
     assert [f for f in report["findings"] if f["severity"] == "high"] == []
     kinds = sorted(f["kind"] for f in report["files"])
-    assert kinds == ["agency", "agency", "agency", "agency", "linkage"]
+    assert kinds == ["agency", "agency", "agency", "agency", "linkage", "release"]
 
 
-def test_demo_release_policy_audits_clean(tmp_path):
-    report = run_audit([save(tmp_path / "release.yaml", RELEASE)])
-    assert report.files[0].kind == "release" and report.findings == [] and report.exit_code == 0
-    assert report.files[0].sections[0].rows[0][:3] == ["attrition_funnel", "force_area, year, stage", "count"]
+def test_demo_release_policy_review():
+    report = run_audit([RELEASE])
+    assert report.findings == [] and report.exit_code == 0
+    review = report.files[0]
+    assert review.kind == "release" and review.title == "Release policy"
+    rules, tables, names = review.sections
+    facts = dict(rules.rows)
+    assert facts["threshold"].startswith("a count of fewer than 10 journeys, or of fewer than 10 distinct")
+    assert "multiple of 5" in facts["rounding"] and facts["zero cells"].startswith("suppressed")
+    assert "2 largest contributions exceed 90%" in facts["dominance"] and "10%" in facts["p% rule"]
+    rows = {r[0].split("\n")[0]: r for r in tables.rows}
+    assert rows["sentencing"][1:] == ["sentenced = Yes", "journeys", "sentence_type, da_flag", "custody_days"]
+    meaning = {(r[0], r[1]): r[2] for r in names.rows}
+    assert meaning[("custody_days", "statistic")] == "length of an immediate custodial sentence in days"
+    assert meaning[("recorded", "count")].startswith("Recorded by police")
+
+
+def test_linkage_review_describes_the_clustering(tmp_path):
+    def people(report: AuditReport) -> list[str]:
+        clustering = next(s for s in report.files[0].sections if s.title == "Clustering")
+        return next(r for r in clustering.rows if r[0].startswith("people"))
+
+    constrained = people(run_audit([LINKAGE]))
+    assert constrained == [
+        "people (constrained_components)",
+        "records joined by pairs at or above the threshold, strongest first; never two different PNC id "
+        "values in one person, unless a pair's match weight ≥ 20",
+    ]
+    data = load(LINKAGE)
+    data["clustering"] = {"method": "connected_components", "threshold_match_probability": 0.99}
+    plain = people(run_audit([save(tmp_path / "linkage.yaml", data)]))
+    assert plain[0] == "people (connected_components)" and plain[1].startswith("plain connected components")
 
 
 def test_review_says_what_happens_to_each_column():
@@ -199,36 +233,77 @@ def test_low_match_threshold(tmp_path):
     assert "AUD202" in codes(report) and report.exit_code == 0
 
 
+def _sdc(**changes):
+    return lambda d: d["sdc"].update(changes)
+
+
 @pytest.mark.parametrize(
-    "change, code",
+    "change, code, field",
     [
-        (lambda r: r["sdc"].update(threshold=5), "AUD301"),
-        (lambda r: r["tables"][0].update(sdc={"threshold": 3}), "AUD301"),
-        (lambda r: r["sdc"].update(rounding=0), "AUD302"),
-        (lambda r: r["sdc"].update(rounding=None) or r["tables"][1].update(sdc={"rounding": 1}), "AUD302"),
-        (lambda r: r["sdc"].update(zeros_disclosive=False), "AUD303"),
-        (lambda r: r["tables"][1].update(sdc={"zeros_disclosive": False}), "AUD303"),
-        (lambda r: r["tables"][0].update(by=["person_id", "year"]), "AUD304"),
-        (lambda r: r["tables"][1].update(by=["record_key"]), "AUD304"),
-        (lambda r: r["tables"][1].update(measure="rows"), "AUD304"),
+        (_sdc(threshold=5), "AUD301", "sdc.threshold"),
+        (_sdc(rounding_base=1), "AUD302", "sdc.rounding_base"),
+        (_sdc(zeros_disclosive=False), "AUD303", "sdc.zeros_disclosive"),
+        (table("funnel", by=["person_id", "da_flag"]), "AUD304", "tables[0]"),
+        (table("funnel_by_age_band", by=["dob_ym"]), "AUD304", "tables[3]"),
+        (table("prisoners", where={"prison_reception": "Yes", "source_row": "7"}), "AUD304", "tables[9]"),
+        (table("reoffending", measures=["police_record_key"]), "AUD304", "tables[10]"),
+        (table("funnel_by_force_year", by=["force_area", "recorded_date"]), "AUD304", "tables[1]"),
+        (table("sentencing", statistics=["sentence_length_days"]), "AUD304", "tables[7]"),
+        (table("prisoners", where={}), "AUD306", "tables[9]"),
     ],
     ids=[
         "threshold",
-        "table-threshold",
         "rounding-off",
-        "table-rounding-1",
         "zeros",
-        "table-zeros",
-        "person-level",
-        "record-key",
-        "rows",
+        "person-id",
+        "token",
+        "source-row-condition",
+        "record-key-measure",
+        "raw-date",
+        "raw-statistic",
+        "stage-not-fixed",
     ],
 )
-def test_release_policy_risks(tmp_path, change, code):
-    data = json.loads(json.dumps(RELEASE))
-    change(data)
-    report = run_audit([save(tmp_path / "release.yaml", data)])
-    assert codes(report) == {code} and report.exit_code == 1
+def test_release_policy_risks(tmp_path, change, code, field):
+    path = release(tmp_path, change)
+    report = run_audit([path])
+    (finding,) = report.findings
+    assert finding.code == code and finding.severity is Severity.high and report.exit_code == 1
+    assert finding.field == field and finding.line is not None
+    line = path.read_text(encoding="utf-8").splitlines()[finding.line - 1].strip()
+    assert line.startswith("- name:" if field.startswith("tables") else f"{field.split('.')[-1]}:")
+
+
+def test_record_level_reason_names_the_column(tmp_path):
+    report = run_audit([release(tmp_path, table("funnel", by=["person_id", "da_flag"]))])
+    assert "person_id identifies records or people" in report.findings[0].reason
+    report = run_audit([release(tmp_path, table("funnel", by=["recorded_date"]))])
+    assert "names recorded_date, which the release vocabulary does not define" in report.findings[0].reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_sdc(dominance={"n": 2, "k": 0.95}), _sdc(dominance={"n": 1, "k": 0.9}), _sdc(p_percent=0.05)],
+    ids=["dominance-k", "dominance-n", "p-percent"],
+)
+def test_magnitude_rules_looser_than_acro_are_medium(tmp_path, change):
+    report = run_audit([release(tmp_path, change)])
+    assert codes(report) == {"AUD305"} and report.exit_code == 0
+    assert "looser than ACRO's defaults" in report.findings[0].reason
+
+
+def test_stricter_magnitude_rules_pass(tmp_path):
+    report = run_audit([release(tmp_path, _sdc(dominance={"n": 3, "k": 0.8}, p_percent=0.2, threshold=20))])
+    assert report.findings == []
+
+
+def test_release_schema_error_names_line_and_field(tmp_path):
+    """A misspelt key: still recognised as a release policy, validated by ReleasePolicy (AUD001)."""
+    path = release(tmp_path, lambda d: d["sdc"].update(rounding=5))
+    report = run_audit([path])
+    (finding,) = report.findings
+    assert finding.code == "AUD001" and report.files[0].kind == "release"
+    assert "field 'sdc.rounding': unknown key" in finding.reason and "line " in finding.reason
 
 
 def test_every_code_is_documented():
@@ -254,10 +329,16 @@ def test_markdown_and_html(tmp_path, run_cli):
 def test_schema_export(tmp_path, run_cli):
     result = run_cli("audit", "--schema", tmp_path / "schemas")
     assert result.exit_code == 0
+    written = sorted(p.name for p in (tmp_path / "schemas").iterdir())
+    assert written == ["agency.schema.json", "linkage.schema.json", "release.schema.json"]
     agency = json.loads((tmp_path / "schemas" / "agency.schema.json").read_text())
     linkage = json.loads((tmp_path / "schemas" / "linkage.schema.json").read_text())
+    policy = json.loads((tmp_path / "schemas" / "release.schema.json").read_text())
     assert {"agency", "identifiers"} <= set(agency["required"]) and agency["additionalProperties"] is False
     assert "comparisons" in linkage["properties"] and agency["$schema"].endswith("2020-12/schema")
+    assert {"title", "tables"} <= set(policy["required"]) and "rounding_base" in policy["$defs"]["SDCRules"][
+        "properties"
+    ]
 
 
 def test_usage_errors(tmp_path, run_cli):

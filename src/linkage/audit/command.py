@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from linkage.audit.detect import config_models
+from linkage.audit.detect import CONFIG_MODELS
 from linkage.audit.findings import Severity
 from linkage.audit.render import render_html, render_markdown, render_text, summary
 from linkage.audit.review import run_audit
@@ -63,10 +63,10 @@ def _parse_samples(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 def write_schemas(directory: Path) -> list[Path]:
-    """Write `<type>.schema.json` for every config type that has a model, for editors to validate with."""
+    """Write `<type>.schema.json` for every config type (agency, linkage, release), for editors."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for kind, model in config_models().items():
+    for kind, model in CONFIG_MODELS.items():
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
         path = directory / f"{kind.value}.schema.json"
         path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
@@ -108,8 +108,6 @@ def audit_configs(paths, fmt, out, samples, schema_dir, ui) -> None:
     """
     if schema_dir:
         written = write_schemas(schema_dir)
-        if "release" not in {p.name.split(".")[0] for p in written}:
-            ui.warn("no release policy model yet: release.schema.json not written")
         ui.info("JSON Schemas written: " + ", ".join(str(p) for p in written))
         if not paths:
             ui.result({"schemas": [str(p) for p in written]})

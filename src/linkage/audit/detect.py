@@ -7,18 +7,18 @@ parsed data, line index (for findings that name a line) and, when it matches its
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel
 
 from linkage.config.agency import AgencyConfig
 from linkage.config.linkage import LinkageConfig
 from linkage.config.loader import config_sha256, line_index, nearest_line, parse_config
+from linkage.config.release import ReleasePolicy
 from linkage.errors import ConfigError
 
 
@@ -28,88 +28,29 @@ class ConfigKind(StrEnum):
     release = "release"
 
 
-def config_models() -> dict[ConfigKind, type[BaseModel]]:
-    """The pydantic model of each config type that exists in this version of the tool."""
-    models: dict[ConfigKind, type[BaseModel]] = {
-        ConfigKind.agency: AgencyConfig,
-        ConfigKind.linkage: LinkageConfig,
-    }
-    try:
-        release = importlib.import_module("linkage.config.release")
-    except ModuleNotFoundError as exc:
-        if exc.name != "linkage.config.release":
-            raise
-        return models  # the release policy model is not written yet: ReleaseView stands in
-    models[ConfigKind.release] = release.ReleaseConfig
-    return models
-
-
-# --- the release policy, until linkage.config.release exists ---------------------------------------
-# The audit reads these fields of a release policy (extra keys are ignored here, but checked against
-# the real model's schema once it exists). Defaults are DESIGN.md's: threshold 10, rounding base 5,
-# zeros disclosive (as ACRO's default).
-#
-#   sdc: {threshold: 10, rounding: 5, zeros_disclosive: true, ...}       # policy-wide
-#   tables:
-#     - {name: attrition, by: [force_area, year], measure: count, sdc: {...per-table overrides}}
-
-
-class _View(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class SdcView(_View):
-    threshold: int | None = Field(None, description="Smallest cell count published; None = inherited.")
-    rounding: int | None = Field(None, description="Rounding base; 0 = rounding off; None = inherited.")
-    zeros_disclosive: bool | None = None
-
-
-class ReleaseTableView(_View):
-    name: str
-    description: str = ""
-    by: list[str] = Field(default_factory=list, description="Grouping columns (the table's dimensions).")
-    measure: str = Field("count", description="count, sum, mean...; none/rows/records = record level.")
-    sdc: SdcView = Field(default_factory=SdcView)
-
-
-class ReleaseView(_View):
-    version: int = 1
-    description: str = ""
-    sdc: SdcView = Field(default_factory=lambda: SdcView(threshold=10, rounding=5, zeros_disclosive=True))
-    tables: list[ReleaseTableView] = Field(default_factory=list)
-
-    def effective(self, table: ReleaseTableView) -> SdcView:
-        """A table's SDC settings: its own overrides, else the policy's, else DESIGN.md's defaults."""
-
-        def pick(name: str, default: Any) -> Any:
-            for value in (getattr(table.sdc, name), getattr(self.sdc, name)):
-                if value is not None:
-                    return value
-            return default
-
-        return SdcView(
-            threshold=pick("threshold", 10),
-            rounding=pick("rounding", 5),
-            zeros_disclosive=pick("zeros_disclosive", True),
-        )
-
-
-# --- reading files ---------------------------------------------------------------------------------
+# The pydantic model of each config type: what the audit validates with and exports as a JSON Schema.
+CONFIG_MODELS: dict[ConfigKind, type[BaseModel]] = {
+    ConfigKind.agency: AgencyConfig,
+    ConfigKind.linkage: LinkageConfig,
+    ConfigKind.release: ReleasePolicy,
+}
 
 
 def _distinctive_keys() -> dict[ConfigKind, set[str]]:
     """Top-level keys that only one config type has."""
-    keys = {kind: set(model.model_fields) for kind, model in config_models().items()}
-    keys.setdefault(ConfigKind.release, set(ReleaseView.model_fields))
+    keys = {kind: set(model.model_fields) for kind, model in CONFIG_MODELS.items()}
     return {
         kind: own - set().union(*(k for other, k in keys.items() if other != kind))
         for kind, own in keys.items()
     }
 
 
+DISTINCTIVE_KEYS = _distinctive_keys()
+
+
 def detect_kind(data: dict[str, Any]) -> ConfigKind | None:
     """The config type whose distinctive top-level keys the mapping has most of (None: unrecognised)."""
-    scores = {kind: len(keys & set(data)) for kind, keys in _distinctive_keys().items()}
+    scores = {kind: len(keys & set(data)) for kind, keys in DISTINCTIVE_KEYS.items()}
     best = max(scores.values(), default=0)
     winners = [kind for kind, score in scores.items() if score == best]
     return winners[0] if best and len(winners) == 1 else None
@@ -124,8 +65,7 @@ class ConfigFile:
     data: dict[str, Any] | None = None
     lines: dict[tuple, int] | None = None
     kind: ConfigKind | None = None
-    config: BaseModel | None = None  # the validated model (None if invalid or no model yet)
-    release: ReleaseView | None = None  # release policies: the fields the audit reads
+    config: BaseModel | None = None  # the validated model (None if unrecognised or invalid)
     problem: str | None = None
 
     def line(self, loc: tuple) -> int | None:
@@ -149,16 +89,10 @@ def read_config_file(path: Path) -> ConfigFile:
     file.data, file.lines, file.kind = data, line_index(node), detect_kind(data)
     if file.kind is None:
         return file
-    model = config_models().get(file.kind)
     try:
-        if model is not None:
-            file.config = parse_config(text, model, path)
-        if file.kind is ConfigKind.release:
-            file.release = ReleaseView.model_validate(data)
+        file.config = parse_config(text, CONFIG_MODELS[file.kind], path)
     except ConfigError as exc:
         file.problem = str(exc)
-    except ValidationError as exc:
-        file.problem = f"{path}: not the release policy structure the audit reads: {exc}"
     return file
 
 

@@ -15,11 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from linkage.audit.detect import ConfigFile, ConfigKind, ReleaseView
+from linkage.audit.detect import ConfigFile, ConfigKind
 from linkage.audit.sample import Sample
 from linkage.config.agency import AgencyConfig, CodeAttribute, IntegerAttribute, OnInvalid
 from linkage.config.linkage import LinkageConfig
-from linkage.tokens.spec import RESERVED_COLUMNS, SEX, SOURCE_DATASET
+from linkage.config.release import ReleasePolicy, SDCRules, TableSpec
+from linkage.errors import ConfigError
+from linkage.release.tables import DisclosureRefused, check_policy
+from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS
 
 
 class Severity(StrEnum):
@@ -46,7 +49,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "AUD301": (Severity.high, "disclosure threshold below 10"),
     "AUD302": (Severity.high, "rounding off"),
     "AUD303": (Severity.high, "zeros not treated as disclosive"),
-    "AUD304": (Severity.high, "release table at record level"),
+    "AUD304": (Severity.high, "release table at record level or outside the release vocabulary"),
+    "AUD305": (Severity.medium, "magnitude rules looser than ACRO's defaults"),
+    "AUD306": (Severity.high, "release table that `linkage release` refuses"),
 }
 
 MIN_THRESHOLD = 10  # smallest publishable cell count (DESIGN.md, ACRO's default)
@@ -368,70 +373,111 @@ LINKAGE_RULES: tuple[Callable[[ConfigFile, LinkageConfig], Iterable[Finding]], .
 
 # --- release policy -----------------------------------------------------------------------------------
 
-# Dimensions that make a table a list of records rather than an aggregate.
-_RECORD_LEVEL = (RESERVED_COLUMNS - {SEX, SOURCE_DATASET}) | {"journey_id", "case_id"}
-_NOT_AGGREGATED = {"none", "rows", "records", "list"}
 
-
-def _sdc_loc(policy: ReleaseView, table_index: int, name: str) -> tuple:
-    """Where a table's effective setting is written: the table's override, else the policy's."""
-    table = policy.tables[table_index]
-    if getattr(table.sdc, name) is not None:
-        return ("tables", table_index, "sdc", name)
-    return ("sdc", name)
-
-
-def sdc_settings(file: ConfigFile, policy: ReleaseView) -> Iterator[Finding]:
-    for i, table in enumerate(policy.tables):
-        sdc = policy.effective(table)
-        if sdc.threshold < MIN_THRESHOLD:
-            yield Finding.of(
-                file,
-                "AUD301",
-                f"Table {table.name!r} publishes cells counting as few as {sdc.threshold} people: small "
-                f"cells can identify someone. Use a threshold of at least {MIN_THRESHOLD}.",
-                _sdc_loc(policy, i, "threshold"),
-            )
-        if sdc.rounding <= 1:
-            yield Finding.of(
-                file,
-                "AUD302",
-                f"Table {table.name!r} publishes exact counts: without rounding, differences between "
-                "tables or releases can reveal suppressed cells. Round to base 5 (the default).",
-                _sdc_loc(policy, i, "rounding"),
-            )
-        if not sdc.zeros_disclosive:
-            yield Finding.of(
-                file,
-                "AUD303",
-                f"Table {table.name!r} publishes zero cells unchecked: a zero can reveal that everyone in a "
-                "group shares an outcome (e.g. all suspects in an area were charged). Treat zeros as "
-                "disclosive, as the release policy and ACRO do by default.",
-                _sdc_loc(policy, i, "zeros_disclosive"),
-            )
-
-
-def record_level_tables(file: ConfigFile, policy: ReleaseView) -> Iterator[Finding]:
-    for i, table in enumerate(policy.tables):
-        record_dims = sorted(d for d in table.by if d in _RECORD_LEVEL or d.endswith(("_id", "_key")))
-        if table.measure.lower() in _NOT_AGGREGATED:
-            reason = f"its measure {table.measure!r} lists rows instead of counting them"
-        elif record_dims:
-            reason = f"it is grouped by {', '.join(record_dims)}, which single out records or people"
-        else:
-            continue
+def sdc_settings(file: ConfigFile, policy: ReleasePolicy) -> Iterator[Finding]:
+    """The policy-wide disclosure control every table of the release goes through."""
+    sdc = policy.sdc
+    if sdc.threshold < MIN_THRESHOLD:
         yield Finding.of(
             file,
-            "AUD304",
-            f"Table {table.name!r} is at record level: {reason}. Only aggregate tables may leave the "
-            "secure environment.",
-            ("tables", i),
+            "AUD301",
+            f"Every table publishes cells counting as few as {sdc.threshold} journeys or people: small cells "
+            f"can identify someone. Use a threshold of at least {MIN_THRESHOLD}.",
+            ("sdc", "threshold"),
+        )
+    if sdc.rounding_base <= 1:
+        yield Finding.of(
+            file,
+            "AUD302",
+            "Every table publishes exact counts: without rounding, differences between tables or releases "
+            "can reveal suppressed cells. Round to base 5 (the default).",
+            ("sdc", "rounding_base"),
+        )
+    if not sdc.zeros_disclosive:
+        yield Finding.of(
+            file,
+            "AUD303",
+            "Zero cells are published unchecked: a zero can reveal that everyone in a group shares an "
+            "outcome (e.g. all suspects in an area were charged). Set `zeros_disclosive: true`, as the "
+            "release policy and ACRO do by default.",
+            ("sdc", "zeros_disclosive"),
+        )
+    defaults = SDCRules()
+    looser = []
+    if sdc.dominance.n < defaults.dominance.n or sdc.dominance.k > defaults.dominance.k:
+        looser.append(
+            f"dominance ({sdc.dominance.n}, {sdc.dominance.k:g}) instead of "
+            f"({defaults.dominance.n}, {defaults.dominance.k:g})"
+        )
+    if sdc.p_percent < defaults.p_percent:
+        looser.append(f"p% {sdc.p_percent:g} instead of {defaults.p_percent:g}")
+    if looser:
+        loc = ("sdc", "dominance") if sdc.dominance != defaults.dominance else ("sdc", "p_percent")
+        yield Finding.of(
+            file,
+            "AUD305",
+            f"The magnitude rules are looser than ACRO's defaults: {'; '.join(looser)}. A mean or total "
+            "dominated by one or two people's values (e.g. one very long sentence) can then be published "
+            "and reveal them. Keep the defaults unless the output checker agrees.",
+            loc,
         )
 
 
-RELEASE_RULES: tuple[Callable[[ConfigFile, ReleaseView], Iterable[Finding]], ...] = (
+def _not_in_vocabulary(table: TableSpec) -> list[str]:
+    """Names of a table that are no aggregate the release can build (docs/release-guide.md)."""
+    return [
+        *(n for n in [*table.by, *table.where] if n not in DIMENSIONS),
+        *(n for n in table.measures if n not in MEASURES),
+        *(n for n in table.statistics if n not in STATISTICS),
+    ]
+
+
+def _detail(exc: Exception, table: TableSpec) -> str:
+    """The release check's message without its own "table NAME: " prefix."""
+    return str(exc).removeprefix(f"table {table.name}: ")
+
+
+def release_tables(file: ConfigFile, policy: ReleasePolicy) -> Iterator[Finding]:
+    """Each table through the release's own policy check: identifiers and record-level names, names
+    outside the release vocabulary (both AUD304), and anything else `linkage release` refuses (AUD306).
+
+    Without journeys.parquet the audit cannot tell a raw journey column (such as a date) from a
+    misspelling: both are outside the vocabulary, and the release refuses both.
+    """
+    for i, table in enumerate(policy.tables):
+        try:
+            check_policy(policy.model_copy(update={"tables": [table]}), journey_columns=set())
+        except DisclosureRefused as exc:
+            yield Finding.of(
+                file,
+                "AUD304",
+                f"Table {table.name!r} is at record level: {_detail(exc, table)}. Only aggregate "
+                "tables may leave the secure environment; `linkage release` refuses this policy.",
+                ("tables", i),
+            )
+        except ConfigError as exc:
+            if outside := _not_in_vocabulary(table):
+                yield Finding.of(
+                    file,
+                    "AUD304",
+                    f"Table {table.name!r} names {', '.join(outside)}, which the release vocabulary does "
+                    "not define as a dimension, measure or statistic of journeys: a record-level column "
+                    "(a raw date, a reference) or a misspelling. Only the names listed in "
+                    "docs/release-guide.md can be published; `linkage release` refuses anything else.",
+                    ("tables", i),
+                )
+            else:
+                yield Finding.of(
+                    file,
+                    "AUD306",
+                    f"`linkage release` would refuse table {table.name!r}: {_detail(exc, table)}.",
+                    ("tables", i),
+                )
+
+
+RELEASE_RULES: tuple[Callable[[ConfigFile, ReleasePolicy], Iterable[Finding]], ...] = (
     sdc_settings,
-    record_level_tables,
+    release_tables,
 )
 
 
@@ -447,7 +493,7 @@ def check(files: list[ConfigFile], samples: dict[str, Sample]) -> list[Finding]:
             out += [f for rule in AGENCY_RULES for f in rule(file, file.config, sample)]
         if isinstance(file.config, LinkageConfig):
             out += [f for rule in LINKAGE_RULES for f in rule(file, file.config)]
-        if file.release is not None:
-            out += [f for rule in RELEASE_RULES for f in rule(file, file.release)]
+        if isinstance(file.config, ReleasePolicy):
+            out += [f for rule in RELEASE_RULES for f in rule(file, file.config)]
     order = list(Severity)
     return sorted(out, key=lambda f: (order.index(f.severity), f.file, f.line or 0))

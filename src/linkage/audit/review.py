@@ -8,12 +8,13 @@ tool will do, not what the config's comments claim.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from linkage import __version__
-from linkage.audit.detect import ConfigFile, ConfigKind, ReleaseView, collect_files, read_config_file
+from linkage.audit.detect import ConfigFile, ConfigKind, collect_files, read_config_file
 from linkage.audit.findings import Finding, Severity, check
 from linkage.audit.sample import Sample, read_sample
 from linkage.config.agency import (
@@ -29,8 +30,10 @@ from linkage.config.agency import (
     OnInvalid,
     SexField,
 )
-from linkage.config.linkage import Condition, LinkageConfig, Term, match_weight
+from linkage.config.linkage import Clustering, Condition, LinkageConfig, Term, match_weight
+from linkage.config.release import ReleasePolicy
 from linkage.errors import ConfigError
+from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS, Measure
 from linkage.tokens.spec import RECORD_KEY, SEX, TOKEN_COLUMNS, TOKEN_SPEC_VERSION
 
 
@@ -254,6 +257,24 @@ def _condition_words(condition: Condition) -> str:
     return "at least one of: " + " OR ".join(_term_words(t) for t in condition.equal_any)
 
 
+def _clustering_words(clustering: Clustering) -> str:
+    if clustering.method == "connected_components":
+        return (
+            "plain connected components: records joined by linked pairs, directly or through others, "
+            "are one person"
+        )
+    columns = " or ".join(_PLAIN.get(c, c) for c in clustering.never_link_different)
+    unless = (
+        f", unless a pair's match weight ≥ {clustering.override_match_weight:g}"
+        if math.isfinite(clustering.override_match_weight)
+        else " (no override)"
+    )
+    return (
+        "records joined by pairs at or above the threshold, strongest first; never two different "
+        f"{columns} values in one person{unless}"
+    )
+
+
 def review_linkage(config: LinkageConfig) -> list[Section]:
     ex, be, t = config.extracts, config.backend, config.training
     overview = _facts(
@@ -299,8 +320,8 @@ def review_linkage(config: LinkageConfig) -> list[Section]:
     clustering = _facts(
         "Clustering",
         [
-            ["same person when", f"match probability ≥ {p:g} (match weight ≥ {match_weight(p):.1f})"],
-            ["people", "records joined by such pairs, directly or through others, are one person"],
+            ["linked pair", f"match probability ≥ {p:g} (match weight ≥ {match_weight(p):.1f})"],
+            [f"people ({config.clustering.method})", _clustering_words(config.clustering)],
         ],
     )
     return [
@@ -325,23 +346,79 @@ def review_linkage(config: LinkageConfig) -> list[Section]:
 # --- release policy --------------------------------------------------------------------------------------
 
 
-def review_release(policy: ReleaseView) -> list[Section]:
-    rows = []
-    for table in policy.tables:
-        sdc = policy.effective(table)
-        rows.append(
-            [
-                table.name,
-                ", ".join(table.by) or "(one total)",
-                table.measure,
-                f"cells under {sdc.threshold} suppressed",
-                f"base {sdc.rounding}" if sdc.rounding > 1 else "off",
-                "disclosive" if sdc.zeros_disclosive else "published",
-            ]
-        )
-    intro = "The release applies these settings to every table, then ACRO checks and secondary suppression."
-    columns = ["table", "grouped by", "measure", "threshold", "rounding", "zero cells"]
-    return [Section(title="Tables that may be published", intro=intro, columns=columns, rows=rows)]
+def _meanings(policy: ReleasePolicy) -> list[list[str]]:
+    """Each name the policy uses, once, with what it means in the release vocabulary."""
+    rows: dict[tuple[str, str], str] = {}
+    for t in policy.tables:
+        for kind, names, vocabulary in (
+            ("breakdown or condition", [*t.by, *t.where], DIMENSIONS),
+            ("count", t.measures, MEASURES),
+            ("statistic", t.statistics, STATISTICS),
+        ):
+            for name in names:
+                entry = vocabulary.get(name)
+                if entry is None:
+                    meaning = "not in the release vocabulary: see the findings"
+                elif isinstance(entry, Measure):
+                    meaning = f"{entry.label}: {entry.description}"
+                else:
+                    meaning = entry.description
+                rows.setdefault((name, kind), meaning)
+    return [[name, kind, meaning] for (name, kind), meaning in rows.items()]
+
+
+def review_release(policy: ReleasePolicy) -> list[Section]:
+    sdc = policy.sdc
+    rounding = (
+        f"every published count is rounded to a multiple of {sdc.rounding_base}; totals are rounded "
+        "on their own"
+        if sdc.rounding_base > 1
+        else "off: exact counts are published"
+    )
+    rules = _facts(
+        "Disclosure control (every table)",
+        [
+            ["policy", f"{policy.title}{f', published by {policy.publisher}' if policy.publisher else ''}"],
+            ["threshold", f"a count of fewer than {sdc.threshold} journeys, or of fewer than {sdc.threshold} "
+             "distinct people, is suppressed"],
+            ["rounding", rounding],
+            ["zero cells", "suppressed (a zero can reveal that a whole group shares an outcome)"
+             if sdc.zeros_disclosive else "published"],
+            ["dominance", f"a magnitude (e.g. total custody days) is suppressed when its {sdc.dominance.n} "
+             f"largest contributions exceed {sdc.dominance.k:.0%} of it"],
+            ["p% rule", f"a magnitude is suppressed when, without its two largest contributions, it is "
+             f"less than {sdc.p_percent:.0%} of the largest"],
+            ["secondary suppression", "more cells are suppressed until no suppressed cell can be worked out "
+             "from a table's margins, checked exactly for groups of up to "
+             f"{sdc.linear_audit_max_cells:,} suppressed cells"],
+        ],
+        intro="Applied by `linkage release` to every cell before anything is written; ACRO then re-checks "
+        "every table for the output checker.",
+    )  # fmt: skip
+    rows = [
+        [
+            f"{t.name}\n{t.title}",
+            "; ".join(f"{d} = {v}" for d, v in t.where.items()) or "all journeys",
+            ", ".join(t.measures),
+            ", ".join(t.by) or "(one total)",
+            ", ".join(t.statistics),
+        ]
+        for t in policy.tables
+    ]
+    tables = Section(
+        title="Tables that may be published",
+        intro="Each cell counts case journeys in the table's population; every margin ('All') is "
+        "published too.",
+        columns=["table", "population", "counts", "broken down by", "per-cell statistics"],
+        rows=rows,
+    )
+    names = Section(
+        title="What the names mean",
+        intro="From the release vocabulary (docs/release-guide.md): nothing else can be published.",
+        columns=["name", "used as", "meaning"],
+        rows=_meanings(policy),
+    )
+    return [rules, tables, names]
 
 
 # --- the whole audit ---------------------------------------------------------------------------------------
@@ -355,9 +432,9 @@ def review_file(file: ConfigFile, fingerprint: str | None, sample: Sample | None
     elif isinstance(file.config, LinkageConfig):
         review.title = "Linkage config"
         review.sections = review_linkage(file.config)
-    elif file.release is not None:
+    elif isinstance(file.config, ReleasePolicy):
         review.title = "Release policy"
-        review.sections = review_release(file.release)
+        review.sections = review_release(file.config)
     else:
         review.note = "not reviewed: see the findings"
     return review
