@@ -33,21 +33,21 @@ done
 echo "== 4. secure zone: verify the extracts (no key here: only the agencies' public keys)"
 linkage verify "$DEMO/secure/extracts" --trusted-keys "$DEMO/secure/trusted-keys"
 
-if linkage run --help >/dev/null 2>&1; then
-  echo "== 5. secure zone: probabilistic linkage (Splink over DuckDB)"
-  linkage run --config configs/linkage.yaml --extracts "$DEMO/secure/extracts" \
-    --trusted-keys "$DEMO/secure/trusted-keys" --out "$DEMO/secure/runs/demo"
-  echo "== 6. secure zone: case journeys (microdata: never leaves the secure environment)"
-  linkage journeys --run "$DEMO/secure/runs/demo"
-  linkage evaluate --run "$DEMO/secure/runs/demo" --truth "$DEMO/raw/truth"
-  echo "== 7. the only door out: aggregate tables under disclosure control"
-  linkage release --run "$DEMO/secure/runs/demo" --policy configs/release.yaml --out "$DEMO/release/demo-1"
-  echo "== 8. governance: audit every config and check the run log"
-  linkage audit configs/ --out "$DEMO/audit.html"
-  linkage audit log "$LINKAGE_LOG"
-else
-  echo "== 5. linkage run is not built yet (issue 4): the chain stops at verified extracts"
-fi
+echo "== 5. secure zone: probabilistic linkage (Splink over DuckDB)"
+linkage run --config configs/linkage.yaml --extracts "$DEMO/secure/extracts" \
+  --trusted-keys "$DEMO/secure/trusted-keys" --out "$DEMO/secure/runs/demo"
+
+echo "== 6. secure zone: case journeys (microdata: never leaves the secure environment)"
+linkage journeys --run "$DEMO/secure/runs/demo"
+echo "   accuracy against the synthetic truth (only possible on synthetic data):"
+linkage evaluate --run "$DEMO/secure/runs/demo" --truth "$DEMO/raw/truth"
+
+echo "== 7. the only door out: aggregate tables under disclosure control"
+linkage release --run "$DEMO/secure/runs/demo" --policy configs/release.yaml --out "$DEMO/release/demo-1"
+
+echo "== 8. governance: audit every config and check the run log"
+linkage audit configs/ --out "$DEMO/audit.html"
+linkage audit log "$LINKAGE_LOG"
 echo
 echo "demo outputs in $DEMO/:"
 echo "  published release report:  $DEMO/release/demo-1/report.html"
