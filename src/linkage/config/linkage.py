@@ -165,23 +165,67 @@ class BackendEngine(StrEnum):
     spark = "spark"
 
 
+_MEMORY = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+_SPARK_MEMORY = r"^\d+[kmgtKMGT]$"  # Spark's own form: 4g, 512m
+
+
+class Spark(Strict):
+    """Apache Spark connection settings (``engine: spark``); `--spark-conf key=value` adds to ``conf``.
+
+    Local mode (``local[*]``, every core of this machine) needs only Java 17+ and the ``spark``
+    extra; on a cluster, ``master`` names it (``yarn``, ``spark://host:7077``, ``k8s://...``) or is
+    left to ``spark-submit``/Databricks, which set it before the run starts (docs/scaling.md).
+    """
+
+    master: str | None = Field(
+        "local[*]",
+        description="Spark master URL; null keeps what spark-submit or the platform already set.",
+    )
+    app_name: str = "justice-linkage"
+    driver_memory: Annotated[str, Field(pattern=_SPARK_MEMORY)] | None = Field(
+        "4g",
+        description="Memory of the driver, which (in local mode) also runs every task; null keeps the "
+        "platform's. It also receives the scored pairs for clustering.",
+    )
+    executor_memory: Annotated[str, Field(pattern=_SPARK_MEMORY)] | None = Field(
+        None, description="Memory per executor on a cluster (spark.executor.memory), e.g. 8g."
+    )
+    checkpoint_dir: str | None = Field(
+        None,
+        description="Where Splink writes intermediate tables to cut Spark's lineage (default: the run's "
+        "work folder). On a cluster: a path every executor can write (hdfs://, s3a://, dbfs:/).",
+    )
+    shuffle_partitions: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        8,
+        description="spark.sql.shuffle.partitions: about 2-4 per core on the cluster; small in local mode.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Any other Spark settings (key: value), applied last; they win over the above.",
+    )
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _as_strings(cls, v: object) -> object:
+        if isinstance(v, dict):
+            return {str(k): str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()}
+        return v
+
+
 class Backend(Strict):
-    engine: BackendEngine = Field(BackendEngine.duckdb, description="duckdb (embedded); spark is planned.")
+    engine: BackendEngine = Field(
+        BackendEngine.duckdb,
+        description="duckdb (embedded, one machine) or spark (Splink's Spark API; the `spark` extra).",
+    )
     threads: Annotated[int, Field(ge=1, le=256)] = 2
-    memory_limit: Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] = "6GB"
+    memory_limit: Annotated[str, Field(pattern=_MEMORY)] = "6GB"
     database_dir: str | None = Field(
         None,
         description="Folder for the on-disk working database and spill files (default: a work/ folder in "
         "the run directory). It holds tokens while the run lasts and is deleted afterwards.",
     )
     keep_database: bool = Field(False, description="Keep the working database after the run (debugging).")
-
-    @field_validator("engine")
-    @classmethod
-    def _available(cls, v: BackendEngine) -> BackendEngine:
-        if v is not BackendEngine.duckdb:
-            raise ValueError(f"backend {v.value!r} is not available yet; use 'duckdb'")
-        return v
+    spark: Spark = Field(default_factory=Spark, description="Used only when engine is spark.")
 
 
 class Extracts(Strict):
@@ -215,35 +259,86 @@ class Training(Strict):
     )
 
 
+class ConflictRule(Strict):
+    """Two records conflict when both hold ``column`` with different values and none of the
+    ``unless_any`` terms holds between them (e.g. two dates of birth with no part in common)."""
+
+    column: str = Field(description="A strong identifier one person cannot hold two unrelated values of.")
+    unless_any: list[str] = Field(
+        default_factory=list,
+        description="Partial agreements that make two different values compatible (a typo, not another "
+        "person): e.g. [dob=dob_swap, dob_ym, dob_md, dob_yd] for a date of birth.",
+    )
+
+    @field_validator("column")
+    @classmethod
+    def _column(cls, v: str) -> str:
+        return _columns([v])[0]
+
+    @field_validator("unless_any")
+    @classmethod
+    def _parse(cls, v: list[str]) -> list[Term]:
+        return _terms(v)
+
+
+class AutoThreshold(Strict):
+    """How the threshold is chosen from the model when ``threshold_match_probability`` is ``auto``."""
+
+    target_precision: Annotated[float, Field(gt=0.5, lt=1)] = Field(
+        0.999,
+        description="The lowest threshold at which the model's own estimate of precision among the linked "
+        "pairs reaches this value.",
+    )
+
+
 class Clustering(Strict):
     method: Literal["connected_components", "constrained_components"] = Field(
         "connected_components",
         description="connected_components: any chain of linked pairs is one person. constrained_components: "
-        "pairs are merged strongest first, refusing a merge that gives one person two different values of "
-        "a `never_link_different` column.",
+        "pairs are merged strongest first, refusing a merge that would put two conflicting records "
+        "(`never_link_different`) in one person.",
     )
-    threshold_match_probability: Annotated[float, Field(gt=0, lt=1)] = Field(
-        description="Pairs at or above this probability are the same person."
+    threshold_match_probability: float | Literal["auto"] = Field(
+        description="Pairs at or above this probability are the same person; 'auto' chooses it from the "
+        "model (see `auto_threshold`) and reports its expected precision and recall."
     )
-    never_link_different: list[str] = Field(
-        default_factory=list, description="Columns one person cannot hold two values of (constrained only)."
+    auto_threshold: AutoThreshold = Field(default_factory=AutoThreshold)
+    never_link_different: list[str | ConflictRule] = Field(
+        default_factory=list,
+        description="Strong identifiers one person cannot hold two unrelated values of (constrained only): "
+        "a column name (any two different values conflict) or {column, unless_any}.",
     )
     override_match_weight: float = Field(
         float("inf"),
-        description="A pair at or above this match weight merges despite different values (a mistyped "
-        "PNC id that happens to be valid); by default never.",
+        description="A pair at or above this match weight merges despite a conflict (a mistyped PNC id "
+        "that happens to be valid); by default never.",
     )
+
+    @field_validator("threshold_match_probability")
+    @classmethod
+    def _probability(cls, v: float | str) -> float | str:
+        if v != "auto" and not 0 < v < 1:
+            raise ValueError("a probability strictly between 0 and 1, or 'auto'")
+        return v
 
     @field_validator("never_link_different")
     @classmethod
-    def _conflict_columns(cls, v: list[str]) -> list[str]:
-        return _columns(v)
+    def _conflict_columns(cls, v: list[str | ConflictRule]) -> list[str | ConflictRule]:
+        _columns([r for r in v if isinstance(r, str)])
+        return v
 
     @model_validator(mode="after")
     def _method_needs(self) -> Clustering:
         if (self.method == "constrained_components") != bool(self.never_link_different):
             raise ValueError("never_link_different is required by, and only used by, constrained_components")
         return self
+
+    def conflict_rules(self) -> list[ConflictRule]:
+        return [ConflictRule(column=r) if isinstance(r, str) else r for r in self.never_link_different]
+
+    def conflict_columns(self) -> set[str]:
+        """Every column the conflict rules read."""
+        return {c for r in self.conflict_rules() for t in [r.column, *r.unless_any] for c in (Term(t).left, Term(t).right)}
 
 
 class Report(Strict):
@@ -277,8 +372,8 @@ class LinkageConfig(Strict):
             raise ValueError("blocking rule names must be unique")
         if len(set(self.extracts.agencies)) != len(self.extracts.agencies):
             raise ValueError("extracts.agencies lists an agency twice")
-        floor = self.report.pair_floor_match_weight
-        if floor >= match_weight(self.clustering.threshold_match_probability):
+        floor, threshold = self.report.pair_floor_match_weight, self.clustering.threshold_match_probability
+        if threshold != "auto" and floor >= match_weight(threshold):
             raise ValueError("report.pair_floor_match_weight must be below the clustering threshold")
         return self
 

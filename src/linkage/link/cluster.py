@@ -9,119 +9,149 @@ Two methods:
 * ``connected_components`` (Splink's): records joined by any chain of pairs at or above the
   threshold are one person. One wrong pair merges two people, with all their records.
 * ``constrained_components``: the same, but pairs are merged from the strongest down and a merge is
-  refused when it would give one person two different values of a ``never_link_different`` column
-  (e.g. two PNC ids). This stops twins, fathers and sons sharing a name and address, and similar
-  near-identical relatives from being chained into one person when either has a PNC id.
-Issue 8 plans further anti-chaining methods with the same contract.
+  refused when it would put two *conflicting* records in one person. A conflict rule names a strong
+  identifier (``pnc``: two different PNC ids; ``dob`` unless day/month swapped or two of its three
+  parts agree: two unrelated dates of birth; ``fn1`` unless a nickname, sound-alike, first three
+  letters or middle name agrees: two unrelated forenames). A refused merge is not revisited, so a
+  record lacking the identifier (no date of birth) joins whichever of two conflicting people it
+  links to most strongly, instead of chaining them together.
+
+Whatever the method, the clustering also returns diagnostics (counts only, never a token): clusters
+still holding a conflict (possible with connected components or the override), bridge edges (pairs
+whose removal would split a person; found by igraph), edge density and records per agency of the
+largest clusters. See docs/analyst-guide.md, "Chaining".
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
+import igraph
 import numpy as np
 import pyarrow as pa
-from splink.clustering import cluster_pairwise_predictions_at_threshold
 from splink.internals.splink_dataframe import SplinkDataFrame
 
-from linkage.config.linkage import Clustering
+from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
+from linkage.link.threshold import ThresholdChoice, choose_threshold
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
 
 CLUSTERS = "clusters"
 
 
-def _edges_sql(predictions: SplinkDataFrame, record_index: str, threshold: float) -> str:
-    """Pairs at or above the threshold, re-keyed from (agency, record_key) to the integer node id."""
-    return f"""
-        SELECT a.node_id AS node_id_l, b.node_id AS node_id_r, p.match_weight, p.match_probability
+@dataclass
+class Diagnostics:
+    """Cluster diagnostics for metrics.json and the quality report (counts and weights only)."""
+
+    conflicts: dict[str, int]  # rule column -> clusters holding two conflicting records
+    bridge_edges: int  # linked pairs whose removal would split their cluster
+    clusters_with_bridges: int
+    largest: list[dict]  # per large cluster: size, by_dataset, edges, density, bridges, conflicts
+
+
+@dataclass
+class Clustered:
+    table: str  # the clusters table
+    threshold: ThresholdChoice
+    diagnostics: Diagnostics
+    merges_refused: int = 0
+    edges: int = 0  # linked pairs (at or above the threshold)
+    extra: dict = field(default_factory=dict)
+
+
+def _edges(backend: Backend, predictions: SplinkDataFrame, record_index: str, threshold: float) -> pa.Table:
+    """Pairs at or above the threshold as node ids, strongest first (ties in a fixed order)."""
+    return backend.con.sql(f"""
+        SELECT a.node_id AS node_id_l, b.node_id AS node_id_r, p.match_weight
         FROM {predictions.physical_name} AS p
         JOIN {record_index} AS a
           ON a.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND a.{RECORD_KEY} = p.{RECORD_KEY}_l
         JOIN {record_index} AS b
           ON b.{SOURCE_DATASET} = p.{SOURCE_DATASET}_r AND b.{RECORD_KEY} = p.{RECORD_KEY}_r
         WHERE p.match_probability >= {threshold}
-    """
+        ORDER BY p.match_weight DESC, node_id_l, node_id_r
+    """).to_arrow_table()
 
 
-def _write_clusters(backend: Backend, record_index: str, labels: str) -> str:
+def _write_clusters(backend: Backend, record_index: str, labels: pa.Table) -> str:
     """Join ``labels`` (node_id, cluster_id) to the record index; person_id = smallest node id."""
-    backend.con.execute(f"""
-        CREATE OR REPLACE TABLE {CLUSTERS} AS
-        WITH labelled AS (
-            SELECT node_id, min(node_id) OVER (PARTITION BY cluster_id) AS person_id FROM {labels}
-        )
-        SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, labelled.person_id
-        FROM {record_index} AS r JOIN labelled USING (node_id)
-        ORDER BY r.node_id
-    """)
+    backend.con.register("cluster_labels", labels)
+    try:
+        backend.con.execute(f"""
+            CREATE OR REPLACE TABLE {CLUSTERS} AS
+            WITH labelled AS (
+                SELECT node_id, min(node_id) OVER (PARTITION BY cluster_id) AS person_id FROM cluster_labels
+            )
+            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, labelled.person_id
+            FROM {record_index} AS r JOIN labelled USING (node_id)
+            ORDER BY r.node_id
+        """)
+    finally:
+        backend.con.unregister("cluster_labels")
     return CLUSTERS
 
 
-def _connected_components(
-    backend: Backend, predictions: SplinkDataFrame, record_index: str, threshold: float
-) -> str:
-    backend.con.execute(
-        f"CREATE OR REPLACE TABLE cluster_edges AS {_edges_sql(predictions, record_index, threshold)}"
-    )
-    components = cluster_pairwise_predictions_at_threshold(
-        record_index,
-        "cluster_edges",
-        backend.db_api,
-        node_id_column_name="node_id",
-        edge_id_column_name_left="node_id_l",
-        edge_id_column_name_right="node_id_r",
-        threshold_match_probability=threshold,
-    )
-    result = _write_clusters(backend, record_index, components.physical_name)
-    components.drop_table_from_database_and_remove_from_cache()
-    backend.con.execute("DROP TABLE cluster_edges")
-    return result
+@dataclass
+class _Profiles:
+    """One conflict rule's tokens as small integer codes: ``codes[node, 0]`` is the identifier,
+    ``codes[node, 1:]`` the columns of its ``unless_any`` terms; -1 where missing."""
+
+    rule: ConflictRule
+    codes: np.ndarray
+    terms: list[tuple[int, int]]  # (column index on one record, column index on the other)
+
+    def of(self, node: int) -> tuple[int, ...] | None:
+        row = self.codes[node]
+        return tuple(int(v) for v in row) if row[0] >= 0 else None
+
+    def conflict(self, p: tuple[int, ...], q: tuple[int, ...]) -> bool:
+        if p[0] == q[0]:
+            return False
+        return not any((p[i] >= 0 and p[i] == q[j]) or (p[j] >= 0 and p[j] == q[i]) for i, j in self.terms)
+
+    def any_conflict(self, a: set, b: set) -> bool:
+        return any(self.conflict(p, q) for p in a for q in b)
 
 
-def _conflict_codes(backend: Backend, record_index: str, inputs: dict[str, str], column: str) -> np.ndarray:
-    """Per node (indexed by node_id), a small integer standing for its ``column`` token; -1 if missing.
-
-    Codes are ranks of the token values computed inside the database, so no token value reaches
-    Python.
-    """
-    union = " UNION ALL ".join(
-        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {column} AS v FROM {table}"
-        for agency, table in inputs.items()
-    )
+def _profiles(backend: Backend, record_index: str, inputs: dict[str, str], rule: ConflictRule) -> _Profiles:
+    """Codes are ranks of the token values computed inside the database: no token reaches Python."""
+    columns = [rule.column]
+    terms = []
+    for term in rule.unless_any:
+        for c in (term.left, term.right):
+            if c not in columns:
+                columns.append(c)
+        terms.append((columns.index(term.left), columns.index(term.right)))
     n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0]
-    codes = np.full(n + 1, -1, dtype=np.int64)  # node ids start at 1; index 0 is unused
+    codes = np.full((n + 1, len(columns)), -1, dtype=np.int64)  # node ids start at 1
+    union = " UNION ALL ".join(
+        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {i} AS col, {c} AS v FROM {table}"
+        for agency, table in inputs.items()
+        for i, c in enumerate(columns)
+    )
     table = backend.con.sql(f"""
-        SELECT r.node_id, dense_rank() OVER (ORDER BY i.v) AS code
+        SELECT r.node_id, i.col, dense_rank() OVER (ORDER BY i.v) AS code
         FROM {record_index} AS r JOIN ({union}) AS i USING ({SOURCE_DATASET}, {RECORD_KEY})
         WHERE i.v IS NOT NULL
     """).to_arrow_table()
-    codes[table["node_id"].to_numpy()] = table["code"].to_numpy()
-    return codes
+    codes[table["node_id"].to_numpy(), table["col"].to_numpy()] = table["code"].to_numpy()
+    return _Profiles(rule, codes, terms)
 
 
-def _constrained_components(
-    backend: Backend,
-    predictions: SplinkDataFrame,
-    record_index: str,
-    threshold: float,
-    inputs: dict[str, str],
-    never_link_different: list[str],
-    override_match_weight: float,
-) -> str:
-    """Union-find over pairs from the strongest down, refusing merges that join two different values.
+def _constrained(edges: pa.Table, profiles: list[_Profiles], n: int, override: float) -> tuple[list[int], int]:
+    """Union-find over pairs from the strongest down, refusing merges that join conflicting records.
 
-    A pair at or above ``override_match_weight`` merges anyway: a record whose PNC id was mistyped
-    as another valid id still joins the person it agrees with on everything else.
+    A pair at or above ``override`` merges anyway: a record whose PNC id was mistyped as another valid
+    id still joins the person it agrees with on everything else. Returns (root per node, refusals).
     """
-    edges = backend.con.sql(f"""
-        {_edges_sql(predictions, record_index, threshold)}
-        -- strongest first; ties in a fixed order so the result never depends on scheduling
-        ORDER BY p.match_weight DESC, node_id_l, node_id_r
-    """).to_arrow_table()
-    codes = [_conflict_codes(backend, record_index, inputs, c) for c in never_link_different]
-    n = len(codes[0])
     parent = list(range(n))
-    # per root and column: the values its records hold (an empty set when none has one)
-    held = [[{int(c)} if c >= 0 else set() for c in column] for column in codes]
+    # per rule and root: the distinct profiles its records hold (empty when none has the identifier)
+    held: list[list[set]] = []
+    for prof in profiles:
+        held.append([set() for _ in range(n)])
+        for node in np.flatnonzero(prof.codes[:, 0] >= 0):
+            held[-1][node].add(prof.of(int(node)))
 
     def find(x: int) -> int:
         root = x
@@ -131,25 +161,95 @@ def _constrained_components(
             parent[x], x = root, parent[x]
         return root
 
+    refused = 0
     pairs = zip(*(edges[c].to_pylist() for c in ("node_id_l", "node_id_r", "match_weight")), strict=True)
     for a, b, weight in pairs:
         ra, rb = find(a), find(b)
         if ra == rb:
             continue
-        if weight < override_match_weight and any(h[ra] and h[rb] and not h[ra] & h[rb] for h in held):
-            continue  # the two would hold different values and the pair is not overwhelming
+        if weight < override and any(
+            h[ra] and h[rb] and p.any_conflict(h[ra], h[rb]) for p, h in zip(profiles, held, strict=True)
+        ):
+            refused += 1
+            continue  # the two people would conflict and the pair is not overwhelming
         if rb < ra:
             ra, rb = rb, ra
         parent[rb] = ra
         for h in held:
             h[ra] |= h[rb]
-    node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
-    labels = pa.table({"node_id": node_ids, "cluster_id": [find(x) for x in node_ids.to_pylist()]})
-    backend.con.register("cluster_labels", labels)
-    try:
-        return _write_clusters(backend, record_index, "cluster_labels")
-    finally:
-        backend.con.unregister("cluster_labels")
+            h[rb] = set()
+    return [find(x) for x in range(n)], refused
+
+
+def _components(edges: pa.Table, n: int) -> list[int]:
+    """Connected components (igraph): the same grouping as Splink's, computed in memory."""
+    graph = igraph.Graph(n=n, edges=list(zip(edges["node_id_l"].to_pylist(), edges["node_id_r"].to_pylist())))
+    return graph.connected_components().membership
+
+
+def _diagnose(
+    backend: Backend,
+    record_index: str,
+    edges: pa.Table,
+    labels: list[int],
+    profiles: list[_Profiles],
+    largest: int,
+) -> Diagnostics:
+    """Conflicts, bridges and density per cluster; the ``largest`` clusters listed with their agencies."""
+    label = np.asarray(labels)
+    left, right = edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()
+    inside = label[left] == label[right]  # refused pairs end up between clusters
+    graph = igraph.Graph(n=len(label), edges=np.column_stack([left[inside], right[inside]]).tolist())
+    bridges = graph.bridges()
+    bridge_cluster = Counter(int(label[left[inside][i]]) for i in bridges)
+    edge_count = Counter(label[left[inside]].tolist())
+
+    members: dict[int, list[int]] = {}
+    for node in np.flatnonzero(np.bincount(label)[label] > 1):  # nodes of multi-record clusters
+        members.setdefault(int(label[node]), []).append(int(node))
+    conflicted: dict[str, set[int]] = {}
+    for prof in profiles:
+        bad = conflicted.setdefault(prof.rule.column, set())
+        for cid, nodes in members.items():
+            held = {p for p in (prof.of(x) for x in nodes) if p is not None}
+            if len(held) > 1 and prof.any_conflict(held, held):
+                bad.add(cid)
+
+    sizes = Counter(label[1:].tolist())  # node 0 is not a record
+    top = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:largest]
+    datasets = {}
+    if top:
+        ids = ", ".join(str(cid) for cid, _ in top)
+        nodes = pa.table({"node_id": np.arange(len(label)), "cluster_id": label})
+        backend.con.register("diag_labels", nodes)
+        try:
+            for cid, ds, count in backend.sql(f"""
+                SELECT l.cluster_id, r.{SOURCE_DATASET}, count(*) FROM diag_labels AS l
+                JOIN {record_index} AS r USING (node_id) WHERE l.cluster_id IN ({ids})
+                GROUP BY ALL ORDER BY ALL
+            """):
+                datasets.setdefault(cid, {})[ds] = count
+        finally:
+            backend.con.unregister("diag_labels")
+    listed = []
+    for cid, size in top:
+        e = edge_count.get(cid, 0)
+        listed.append(
+            {
+                "size": size,
+                "by_dataset": datasets.get(cid, {}),
+                "edges": e,
+                "density": round(e / (size * (size - 1) / 2), 4) if size > 1 else 1.0,
+                "bridges": bridge_cluster.get(cid, 0),
+                "conflicts": sorted(col for col, bad in conflicted.items() if cid in bad),
+            }
+        )
+    return Diagnostics(
+        conflicts={col: len(bad) for col, bad in conflicted.items()},
+        bridge_edges=len(bridges),
+        clusters_with_bridges=len(bridge_cluster),
+        largest=listed,
+    )
 
 
 def cluster(
@@ -158,17 +258,27 @@ def cluster(
     record_index: str,
     inputs: dict[str, str],
     config: Clustering,
-) -> str:
-    """Cluster with the configured method; returns the name of the ``clusters`` table."""
-    threshold = config.threshold_match_probability
+    *,
+    probability_two_random_records_match: float,
+    largest: int = 10,
+) -> Clustered:
+    """Choose the threshold (unless fixed), cluster with the configured method, and diagnose."""
+    threshold = choose_threshold(backend, predictions, config, probability_two_random_records_match)
+    edges = _edges(backend, predictions, record_index, threshold.threshold_match_probability)
+    n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0] + 1
+    profiles = [_profiles(backend, record_index, inputs, rule) for rule in config.conflict_rules()]
+    refused = 0
     if config.method == "connected_components":
-        return _connected_components(backend, predictions, record_index, threshold)
-    return _constrained_components(
+        labels = _components(edges, n)
+    else:
+        labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
+    node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
+    label_array = np.asarray(labels)
+    table = _write_clusters(
         backend,
-        predictions,
         record_index,
-        threshold,
-        inputs,
-        config.never_link_different,
-        config.override_match_weight,
+        pa.table({"node_id": node_ids, "cluster_id": label_array[node_ids.to_numpy()]}),
     )
+    diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
+    return Clustered(table, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows)
+

@@ -36,6 +36,11 @@ def _is_all(row: list, upto: int, skip: int | None = None) -> bool:
     return all(v == ALL for i, v in enumerate(row[:upto]) if i != skip)
 
 
+def _label_width(labels) -> int:
+    """Pixels for right-aligned labels at the page's 15px font (about 9px a character)."""
+    return max(120, 9 * max((len(label) for label in labels), default=0) + 16)
+
+
 def _funnel_svg(t: Published, row: list) -> str:
     """Horizontal bars for each stage of the funnel row, labelled with the count and share of recorded."""
     n_by = len(t.spec.by)
@@ -43,7 +48,8 @@ def _funnel_svg(t: Published, row: list) -> str:
     values = {m: row[n_by + t.spec.measures.index(m)] for m in stages}
     top = max((v for v in values.values() if isinstance(v, int)), default=0) or 1
     base = values.get("recorded")
-    bar_h, width, label_w = 26, 560, 230
+    bar_h, width = 26, 560
+    label_w = _label_width(MEASURES[m].label for m in stages)
     parts = [f'<svg width="{label_w + width + 150}" height="{bar_h * len(stages) + 10}" role="img">']
     for i, m in enumerate(stages):
         v, y = values[m], i * bar_h + 4
@@ -94,8 +100,9 @@ def _quartiles_svg(t: Published, stat: str) -> str:
     if not rows:
         return '<p class="note">Every cell withheld.</p>'
     top = max(r[q3] for r in rows) or 1
-    bar_h, width, label_w = 24, 480, 360
-    parts = [f'<svg width="{label_w + width + 120}" height="{bar_h * len(rows) + 30}" role="img">']
+    bar_h, width = 24, 480
+    label_w = _label_width(str(r[0]) for r in rows)
+    parts = [f'<svg width="{label_w + width + 200}" height="{bar_h * len(rows) + 30}" role="img">']
     for i, r in enumerate(rows):
         y = i * bar_h + 4
         x1, xm, x3 = (label_w + round(width * r[j] / top) for j in (q1, med, q3))
@@ -140,7 +147,7 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
     if funnels:
         t = funnels[0]
         total = next(r for r in t.rows if _is_all(r, len(t.spec.by)))
-        out.append(f"<h2>Attrition funnel: {escape(t.spec.title)}</h2>{_funnel_svg(t, total)}")
+        out.append(f"<h2>{escape(t.spec.title)}</h2>{_funnel_svg(t, total)}")
         for t in funnels:
             if "force_area" in t.spec.by:
                 out.append(f"<h2>Funnel by police force area (share of recorded crimes)</h2>{_force_heat(t)}")
