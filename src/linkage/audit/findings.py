@@ -354,7 +354,7 @@ def fingerprint_pinned(file: ConfigFile, config: LinkageConfig) -> Iterator[Find
 
 def match_threshold(file: ConfigFile, config: LinkageConfig) -> Iterator[Finding]:
     p = config.clustering.threshold_match_probability
-    if p < MIN_MATCH_PROBABILITY:
+    if p != "auto" and p < MIN_MATCH_PROBABILITY:
         yield Finding.of(
             file,
             "AUD202",

@@ -263,7 +263,11 @@ def _clustering_words(clustering: Clustering) -> str:
             "plain connected components: records joined by linked pairs, directly or through others, "
             "are one person"
         )
-    columns = " or ".join(_PLAIN.get(c, c) for c in clustering.never_link_different)
+    columns = " or ".join(
+        _PLAIN.get(r.column, r.column)
+        + (f" (unless {', '.join(_term_words(Term.parse(t)) for t in r.unless_any)})" if r.unless_any else "")
+        for r in clustering.conflict_rules()
+    )
     unless = (
         f", unless a pair's match weight ≥ {clustering.override_match_weight:g}"
         if math.isfinite(clustering.override_match_weight)
@@ -316,11 +320,19 @@ def review_linkage(config: LinkageConfig) -> list[Section]:
              + "; ".join(_condition_words(r) for r in t.em_rules)],
         ],
     )  # fmt: skip
-    p = config.clustering.threshold_match_probability
+    c = config.clustering
+    p = c.threshold_match_probability
+    linked = (
+        f"match probability ≥ {p:g} (match weight ≥ {match_weight(p):.1f})"
+        if p != "auto"
+        else "chosen by the model at run time: the lowest threshold at which the model's own estimate of "
+        f"precision among linked pairs reaches {c.auto_threshold.target_precision:g} (value and expected "
+        "precision/recall in the quality report)"
+    )
     clustering = _facts(
         "Clustering",
         [
-            ["linked pair", f"match probability ≥ {p:g} (match weight ≥ {match_weight(p):.1f})"],
+            ["linked pair", linked],
             [f"people ({config.clustering.method})", _clustering_words(config.clustering)],
         ],
     )

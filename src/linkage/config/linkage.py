@@ -199,6 +199,11 @@ class Spark(Strict):
         8,
         description="spark.sql.shuffle.partitions: about 2-4 per core on the cluster; small in local mode.",
     )
+    break_lineage: Literal["persist", "checkpoint", "parquet"] | None = Field(
+        None,
+        description="How Splink materialises intermediate tables: persist (memory and local disk), "
+        "parquet (files in checkpoint_dir), checkpoint; default persist in local mode, parquet otherwise.",
+    )
     conf: dict[str, str] = Field(
         default_factory=dict,
         description="Any other Spark settings (key: value), applied last; they win over the above.",
@@ -338,7 +343,12 @@ class Clustering(Strict):
 
     def conflict_columns(self) -> set[str]:
         """Every column the conflict rules read."""
-        return {c for r in self.conflict_rules() for t in [r.column, *r.unless_any] for c in (Term(t).left, Term(t).right)}
+        return {
+            c
+            for r in self.conflict_rules()
+            for t in [r.column, *r.unless_any]
+            for c in (Term(t).left, Term(t).right)
+        }
 
 
 class Report(Strict):

@@ -1,33 +1,81 @@
 """The SQL engine under Splink: everything backend-specific lives here.
 
-DuckDB (the default) runs embedded with an on-disk database file and a spill folder, so a run
+Two engines, one surface (`Backend`), used by run.py in this order:
+
+1. ``load_record_index`` and ``load_extract``: the record index and each extract's model columns as
+   tables; ``load_extract`` returns the Splink table the `Linker` is built on, so training and
+   scoring run on the configured engine.
+2. ``localise(linker, predictions)``: after scoring, the linker and the scored pairs that every
+   later step (clustering, metrics, model.json, quality report) works on. Those steps are written
+   for DuckDB and run in ``con``, whichever engine scored.
+3. leaving ``open_backend`` removes the working files (they hold tokens).
+
+**duckdb** (the default) runs embedded with an on-disk database file and a spill folder, so a run
 larger than RAM pages to disk instead of failing; threads and the memory limit come from the
-config. A Spark variant (Splink's SparkAPI) would implement the same `Backend` surface: load the
-extracts into tables, hand Splink a database API, and run plain SQL for our own steps.
+config. ``localise`` returns its arguments unchanged.
+
+**spark** (Splink's SparkAPI, the optional ``spark`` extra) does the work that grows with the
+number of comparisons: term-frequency tables, u sampling, EM, blocking and scoring. The local
+DuckDB connection still holds the record index and the extracts' model columns (read from the same
+verified files), and ``localise`` brings back only the scored pairs above the report's floor, as
+ids and weights, with a DuckDB linker loaded from the trained model. Clustering, metrics and the
+report then run exactly as in a DuckDB run, so the run folder is the same whichever engine scored
+it (docs/scaling.md).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-from splink import DuckDBAPI
+from splink import DuckDBAPI, Linker
 from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.config.linkage import Backend as BackendConfig
+from linkage.config.linkage import BackendEngine
+from linkage.config.linkage import Spark as SparkConfig
+from linkage.errors import ConfigError
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
+
+if TYPE_CHECKING:  # pyspark is an optional extra
+    from pyspark.sql import SparkSession
+
+SPARK_HINT = (
+    "install the extra: pip install -e '.[spark]' (or pip install 'pyspark>=4.3.0'); Java 17+ is needed"
+)
+# The columns of the scored pairs that later steps read (no tokens: ids and weights only).
+PREDICTION_COLUMNS = (
+    f"{SOURCE_DATASET}_l",
+    f"{RECORD_KEY}_l",
+    f"{SOURCE_DATASET}_r",
+    f"{RECORD_KEY}_r",
+    "match_weight",
+    "match_probability",
+)
 
 
 @dataclass
 class Backend:
-    """A connected engine: Splink's database API plus a SQL connection for our own steps."""
+    """A connected engine: Splink's database API plus a SQL connection for our own steps.
+
+    ``db_api``/``con`` are always the local DuckDB (record index, clustering, metrics, report);
+    ``spark`` is set when Splink trains and scores on Spark.
+    """
 
     db_api: DuckDBAPI
     con: duckdb.DuckDBPyConnection
+    engine: str = BackendEngine.duckdb.value
+    spark: SparkSession | None = None
+    spark_api: Any = None  # splink.backends.spark.SparkAPI
+    work_dir: Path | None = None
+    _spark_inputs: dict[str, str] = field(default_factory=dict)  # agency -> view
+    _spark_started: bool = False  # we started the session (not spark-submit/Databricks), so we stop it
 
     def sql(self, query: str) -> list[tuple]:
         """Run a query and fetch its rows (our own steps: loading, clustering, metrics)."""
@@ -43,6 +91,8 @@ class Backend:
 
         Only the columns the model reads are copied (attributes never enter the linkage), in
         record-key order so the physical order, and hence every sampled step, is reproducible.
+        On Spark the same columns also become a Spark view of the same name, which is what the
+        returned table (and so the linker) reads.
         """
         table = self.input_table(agency)
         cols = ", ".join([RECORD_KEY, *columns])
@@ -50,7 +100,13 @@ class Backend:
             f"CREATE OR REPLACE TABLE {table} AS SELECT {cols} FROM read_parquet(?) ORDER BY {RECORD_KEY}",
             [str(parquet)],
         )
-        return self.db_api.register(table, dataset_display_name=agency, table_name=agency)
+        if self.spark is None:
+            return self.db_api.register(table, dataset_display_name=agency, table_name=agency)
+        # (Splink samples by hashing ids, so row order does not matter to Spark's results)
+        frame = self.spark.read.parquet(Path(parquet).resolve().as_uri()).select(RECORD_KEY, *columns)
+        frame.createOrReplaceTempView(table)
+        self._spark_inputs[agency] = table
+        return self.spark_api.register(table, dataset_display_name=agency, table_name=agency)
 
     def load_record_index(self, extracts: dict[str, Path]) -> str:
         """A table of every input record: (source_dataset, record_key, source_row, node_id).
@@ -71,6 +127,59 @@ class Backend:
         """)
         return "record_index"
 
+    def localise(self, linker: Linker, predictions: SplinkDataFrame) -> tuple[Linker, SplinkDataFrame]:
+        """The linker and scored pairs for the steps after scoring, as DuckDB objects.
+
+        DuckDB: unchanged. Spark: the pairs (ids and weights only) are copied into ``con`` and a
+        DuckDB linker is loaded from the trained model over the local copies of the extracts, so
+        clustering, metrics, model.json and the report are computed as in a DuckDB run.
+        """
+        if self.spark is None:
+            return linker, predictions
+        model = portable_model(linker.misc.save_model_to_json())
+        name = "predictions"
+        pairs = self.spark.table(predictions.physical_name).select(*PREDICTION_COLUMNS)
+        if self._local_files():
+            # stream through Parquet in the work folder: the pairs never sit in the driver's memory
+            exchange = self.work_dir / "exchange" / name
+            pairs.write.mode("overwrite").parquet(exchange.as_uri())
+            files = f"{_quote(exchange)}/*.parquet"
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{files}')")
+            shutil.rmtree(exchange, ignore_errors=True)
+        else:  # a cluster: executors' files are not ours to read; collect through the driver
+            arrow = pairs.toArrow()
+            self.con.register("predictions_arrow", arrow)
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM predictions_arrow")
+            self.con.unregister("predictions_arrow")
+        tables = [
+            self.db_api.register(table, dataset_display_name=agency, table_name=agency)
+            for agency, table in self._spark_inputs.items()
+        ]
+        local = Linker(tables, model, log_level=None)
+        return local, self.db_api.register(name, table_name="__splink__df_predict")
+
+    def _local_files(self) -> bool:
+        master = self.spark.sparkContext.master if self.spark is not None else ""
+        return self.work_dir is not None and master.startswith("local")
+
+
+def portable_model(model: dict[str, Any]) -> dict[str, Any]:
+    """A trained model that any engine reloads: the comparisons and rules are plain SQL equalities
+    (the same text in every dialect), so only the dialect label differs; it is set to DuckDB's, the
+    engine later stages (journeys, the quality report) reload it with."""
+
+    def relabel(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: ("duckdb" if k == "sql_dialect" and v is not None else relabel(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [relabel(v) for v in value]
+        return value
+
+    return json.loads(json.dumps(relabel(model)))
+
 
 def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
@@ -80,11 +189,16 @@ def _quote(path: Path) -> str:
 def open_backend(config: BackendConfig, work_dir: Path) -> Iterator[Backend]:
     """Connect the configured engine with its working files under ``work_dir``; remove them after.
 
-    Only DuckDB exists so far (the config model refuses any other engine); a Spark variant would
-    branch here on ``config.engine``.
+    Spark is imported only here, so a machine without the ``spark`` extra runs DuckDB unchanged
+    and is told how to install it (ConfigError, exit 2) if asked for Spark.
     """
+    spark = BackendEngine(config.engine) is BackendEngine.spark
+    if spark:
+        _require_pyspark()
     work_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(work_dir / "linkage.duckdb"))
+    checkpoints: str | None = None
+    backend = None
     try:
         # Splink 5 still emits some `x -> ...` lambdas, which DuckDB 2 rejects by default.
         con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
@@ -94,8 +208,109 @@ def open_backend(config: BackendConfig, work_dir: Path) -> Iterator[Backend]:
         # Row order of intermediate tables does not matter to us (outputs are sorted): freeing
         # DuckDB from keeping it saves memory on large joins.
         con.execute("SET preserve_insertion_order = false")
-        yield Backend(DuckDBAPI(con), con)
+        backend = Backend(DuckDBAPI(con), con, engine=BackendEngine(config.engine).value, work_dir=work_dir)
+        if spark:
+            checkpoints = _checkpoint_dir(config.spark, work_dir)
+            backend.spark, backend._spark_started = spark_session(config.spark, checkpoints)
+            backend.spark_api = _spark_api(backend.spark, config.spark)
+        yield backend
     finally:
         con.close()
+        if backend is not None and backend.spark is not None:
+            _close_spark(backend, checkpoints, delete=not config.keep_database)
         if not config.keep_database:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# --- Spark ---------------------------------------------------------------------------------------------
+
+
+def _require_pyspark() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"backend 'spark' needs pyspark, which is not installed: {SPARK_HINT}") from None
+
+
+def _checkpoint_dir(config: SparkConfig, work_dir: Path) -> str:
+    """A folder of this run's own (deleted afterwards): <checkpoint_dir>/<run folder name>."""
+    if config.checkpoint_dir is None:
+        return (work_dir / "spark-checkpoints").resolve().as_uri()
+    base = config.checkpoint_dir.rstrip("/")
+    if "://" not in base and not base.startswith("dbfs:"):
+        base = Path(base).resolve().as_uri()
+    return f"{base}/{work_dir.name}"
+
+
+def spark_conf(config: SparkConfig) -> dict[str, str]:
+    """The Spark settings a run asks for, in the order they apply (``conf`` last, so it wins)."""
+    conf: dict[str, str] = {"spark.app.name": config.app_name}
+    if config.master:
+        conf["spark.master"] = config.master
+    if config.driver_memory:
+        conf["spark.driver.memory"] = config.driver_memory
+    if config.executor_memory:
+        conf["spark.executor.memory"] = config.executor_memory
+    conf["spark.sql.shuffle.partitions"] = str(config.shuffle_partitions)
+    conf["spark.default.parallelism"] = str(config.shuffle_partitions)
+    # Small jobs: skip the UI and let adaptive execution coalesce tiny shuffles.
+    conf["spark.ui.enabled"] = "false"
+    conf["spark.ui.showConsoleProgress"] = "false"
+    conf["spark.sql.adaptive.enabled"] = "true"
+    # Tokens are 64-bit integers: Arrow moves them to and from Python without boxing.
+    conf["spark.sql.execution.arrow.pyspark.enabled"] = "true"
+    conf.update(config.conf)
+    return conf
+
+
+def spark_session(config: SparkConfig, checkpoints: str) -> tuple[SparkSession, bool]:
+    """Start (or join, under spark-submit/Databricks) the Spark session with the run's settings;
+    also says whether this call started it."""
+    from pyspark.sql import SparkSession
+
+    started = SparkSession.getActiveSession() is None
+    builder = SparkSession.builder
+    for key, value in spark_conf(config).items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j/pyspark raise plain exceptions when Java is missing or broken
+        raise ConfigError(
+            f"could not start Spark ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
+            f"check `java -version` (17 or later) and JAVA_HOME; {SPARK_HINT}"
+        ) from None
+    spark.sparkContext.setCheckpointDir(checkpoints)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark, started
+
+
+def _spark_api(spark: SparkSession, config: SparkConfig) -> Any:
+    from splink import SparkAPI
+
+    # Our comparisons are equalities on tokens: Splink's Scala UDF jar (string similarity) is not
+    # needed, and not loading it keeps the run free of extra jars on the cluster.
+    # Splink cuts Spark's lineage at each intermediate table: in memory on one machine, through
+    # Parquet in the checkpoint folder on a cluster (survives a lost executor).
+    local = spark.sparkContext.master.startswith("local")
+    return SparkAPI(
+        spark_session=spark,
+        break_lineage_method=config.break_lineage or ("persist" if local else "parquet"),
+        num_partitions_on_repartition=config.shuffle_partitions,
+        register_udfs_automatically=False,
+    )
+
+
+def _close_spark(backend: Backend, checkpoints: str | None, *, delete: bool) -> None:
+    """Drop our views, delete the checkpoint folder (it holds tokens), stop a session we started."""
+    spark = backend.spark
+    try:
+        for view in backend._spark_inputs.values():
+            spark.catalog.dropTempView(view)
+        spark.catalog.clearCache()
+        if delete and checkpoints:
+            jvm = spark.sparkContext._jvm
+            path = jvm.org.apache.hadoop.fs.Path(checkpoints)
+            path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+    finally:
+        if backend._spark_started:
+            spark.stop()

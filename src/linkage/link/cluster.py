@@ -25,7 +25,7 @@ largest clusters. See docs/analyst-guide.md, "Chaining".
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import igraph
 import numpy as np
@@ -53,11 +53,11 @@ class Diagnostics:
 @dataclass
 class Clustered:
     table: str  # the clusters table
+    method: str
     threshold: ThresholdChoice
     diagnostics: Diagnostics
     merges_refused: int = 0
     edges: int = 0  # linked pairs (at or above the threshold)
-    extra: dict = field(default_factory=dict)
 
 
 def _edges(backend: Backend, predictions: SplinkDataFrame, record_index: str, threshold: float) -> pa.Table:
@@ -139,19 +139,20 @@ def _profiles(backend: Backend, record_index: str, inputs: dict[str, str], rule:
     return _Profiles(rule, codes, terms)
 
 
-def _constrained(edges: pa.Table, profiles: list[_Profiles], n: int, override: float) -> tuple[list[int], int]:
+def _constrained(
+    edges: pa.Table, profiles: list[_Profiles], n: int, override: float
+) -> tuple[list[int], int]:
     """Union-find over pairs from the strongest down, refusing merges that join conflicting records.
 
     A pair at or above ``override`` merges anyway: a record whose PNC id was mistyped as another valid
     id still joins the person it agrees with on everything else. Returns (root per node, refusals).
     """
     parent = list(range(n))
-    # per rule and root: the distinct profiles its records hold (empty when none has the identifier)
-    held: list[list[set]] = []
+    # per rule and root: the distinct profiles its records hold (absent when none has the identifier)
+    held: list[dict[int, set]] = []
     for prof in profiles:
-        held.append([set() for _ in range(n)])
-        for node in np.flatnonzero(prof.codes[:, 0] >= 0):
-            held[-1][node].add(prof.of(int(node)))
+        nodes = np.flatnonzero(prof.codes[:, 0] >= 0)
+        held.append({int(x): {tuple(row)} for x, row in zip(nodes, prof.codes[nodes].tolist(), strict=True)})
 
     def find(x: int) -> int:
         root = x
@@ -168,7 +169,7 @@ def _constrained(edges: pa.Table, profiles: list[_Profiles], n: int, override: f
         if ra == rb:
             continue
         if weight < override and any(
-            h[ra] and h[rb] and p.any_conflict(h[ra], h[rb]) for p, h in zip(profiles, held, strict=True)
+            ra in h and rb in h and p.any_conflict(h[ra], h[rb]) for p, h in zip(profiles, held, strict=True)
         ):
             refused += 1
             continue  # the two people would conflict and the pair is not overwhelming
@@ -176,14 +177,15 @@ def _constrained(edges: pa.Table, profiles: list[_Profiles], n: int, override: f
             ra, rb = rb, ra
         parent[rb] = ra
         for h in held:
-            h[ra] |= h[rb]
-            h[rb] = set()
+            if rb in h:
+                h.setdefault(ra, set()).update(h.pop(rb))
     return [find(x) for x in range(n)], refused
 
 
 def _components(edges: pa.Table, n: int) -> list[int]:
     """Connected components (igraph): the same grouping as Splink's, computed in memory."""
-    graph = igraph.Graph(n=n, edges=list(zip(edges["node_id_l"].to_pylist(), edges["node_id_r"].to_pylist())))
+    pairs = np.column_stack([edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()])
+    graph = igraph.Graph(n=n, edges=pairs.tolist())
     return graph.connected_components().membership
 
 
@@ -199,10 +201,11 @@ def _diagnose(
     label = np.asarray(labels)
     left, right = edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()
     inside = label[left] == label[right]  # refused pairs end up between clusters
-    graph = igraph.Graph(n=len(label), edges=np.column_stack([left[inside], right[inside]]).tolist())
+    left, right = left[inside], right[inside]
+    graph = igraph.Graph(n=len(label), edges=np.column_stack([left, right]).tolist())
     bridges = graph.bridges()
-    bridge_cluster = Counter(int(label[left[inside][i]]) for i in bridges)
-    edge_count = Counter(label[left[inside]].tolist())
+    bridge_cluster = Counter(label[left[bridges]].tolist()) if bridges else Counter()
+    edge_count = Counter(label[left].tolist())
 
     members: dict[int, list[int]] = {}
     for node in np.flatnonzero(np.bincount(label)[label] > 1):  # nodes of multi-record clusters
@@ -259,11 +262,10 @@ def cluster(
     inputs: dict[str, str],
     config: Clustering,
     *,
-    probability_two_random_records_match: float,
     largest: int = 10,
 ) -> Clustered:
     """Choose the threshold (unless fixed), cluster with the configured method, and diagnose."""
-    threshold = choose_threshold(backend, predictions, config, probability_two_random_records_match)
+    threshold = choose_threshold(backend, predictions, config)
     edges = _edges(backend, predictions, record_index, threshold.threshold_match_probability)
     n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0] + 1
     profiles = [_profiles(backend, record_index, inputs, rule) for rule in config.conflict_rules()]
@@ -280,5 +282,6 @@ def cluster(
         pa.table({"node_id": node_ids, "cluster_id": label_array[node_ids.to_numpy()]}),
     )
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
-    return Clustered(table, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows)
-
+    return Clustered(
+        table, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows
+    )

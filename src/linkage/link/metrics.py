@@ -14,7 +14,9 @@ from splink.internals.splink_dataframe import SplinkDataFrame
 from linkage.config.linkage import LinkageConfig, match_weight
 from linkage.extract.manifest import Manifest
 from linkage.link.backend import Backend
+from linkage.link.cluster import Clustered
 from linkage.link.model import blocking_rules_sql
+from linkage.link.threshold import ThresholdChoice
 from linkage.tokens.spec import SOURCE_DATASET
 from linkage.util import atomic_write_bytes
 
@@ -38,6 +40,20 @@ class PairsAtThreshold(BaseModel):
 class LargeCluster(BaseModel):
     size: int
     by_dataset: dict[str, int]
+    edges: int = 0  # linked pairs inside the cluster
+    density: float = 1.0  # edges / possible pairs: low density with bridges suggests a chain
+    bridges: int = 0  # linked pairs whose removal would split the cluster
+    conflicts: list[str] = []  # conflict rules (columns) two of its records break
+
+
+class ClusterDiagnostics(BaseModel):
+    """Signs of chaining, in counts only (docs/analyst-guide.md, "Chaining")."""
+
+    method: str
+    merges_refused: int  # linked pairs not merged because the two people would conflict
+    clusters_with_conflicts: dict[str, int]  # per conflict rule: clusters holding two conflicting records
+    bridge_edges: int
+    clusters_with_bridges: int
 
 
 class ClusterSummary(BaseModel):
@@ -47,6 +63,7 @@ class ClusterSummary(BaseModel):
     size_distribution: dict[str, int]  # cluster size -> number of clusters ("21+" groups the tail)
     largest: list[LargeCluster]
     linked_across_agencies: int  # clusters holding records of more than one agency
+    diagnostics: ClusterDiagnostics | None = None
 
 
 class RunMetrics(BaseModel):
@@ -66,6 +83,7 @@ class RunMetrics(BaseModel):
     total_possible_comparisons: int
     pairs_above_floor: int
     threshold_match_probability: float
+    threshold: ThresholdChoice  # how it was chosen, with the model's expected precision/recall curve
     pairs_linked: int
     pairs_by_threshold: list[PairsAtThreshold]
     clusters: ClusterSummary
@@ -76,7 +94,8 @@ class RunMetrics(BaseModel):
         atomic_write_bytes(path, (self.model_dump_json(indent=2) + "\n").encode())
 
 
-def _cluster_summary(backend: Backend, clusters: str, largest: int) -> ClusterSummary:
+def _cluster_summary(backend: Backend, clustered: Clustered, largest: int) -> ClusterSummary:
+    clusters = clustered.table
     backend.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE cluster_sizes AS
         SELECT person_id, count(*) AS size, count(DISTINCT {SOURCE_DATASET}) AS agencies
@@ -90,24 +109,23 @@ def _cluster_summary(backend: Backend, clusters: str, largest: int) -> ClusterSu
         SELECT CASE WHEN size > 20 THEN '21+' ELSE size::VARCHAR END AS bucket, count(*)
         FROM cluster_sizes GROUP BY bucket ORDER BY min(size)
     """)
-    top = backend.sql(f"""
-        -- the largest clusters and which agencies their records come from (ties broken by id)
-        WITH top AS (SELECT person_id, size FROM cluster_sizes ORDER BY size DESC, person_id LIMIT {largest})
-        SELECT top.person_id, top.size, c.{SOURCE_DATASET}, count(*)
-        FROM top JOIN {clusters} AS c USING (person_id)
-        GROUP BY ALL ORDER BY top.size DESC, top.person_id, c.{SOURCE_DATASET}
-    """)
-    large: dict[int, LargeCluster] = {}
-    for person, size, dataset, count in top:
-        large.setdefault(person, LargeCluster(size=size, by_dataset={})).by_dataset[dataset] = count
+    d = clustered.diagnostics
+    large = [LargeCluster(**c) for c in d.largest[:largest]]
     backend.con.execute("DROP TABLE cluster_sizes")
     return ClusterSummary(
         clusters=n,
         singletons=singletons,
         mean_size=round(float(mean or 0), 4),
         size_distribution={bucket: count for bucket, count in distribution},
-        largest=list(large.values()),
+        largest=large,
         linked_across_agencies=across,
+        diagnostics=ClusterDiagnostics(
+            method=clustered.method,
+            merges_refused=clustered.merges_refused,
+            clusters_with_conflicts=d.conflicts,
+            bridge_edges=d.bridge_edges,
+            clusters_with_bridges=d.clusters_with_bridges,
+        ),
     )
 
 
@@ -120,6 +138,7 @@ def collect_metrics(
     *,
     run_id: str,
     model: dict[str, Any],
+    clustered: Clustered,
     manifests: dict[str, Manifest],
 ) -> RunMetrics:
     """Counts for metrics.json; comparisons per blocking rule are counted exactly (not sampled)."""
@@ -132,7 +151,7 @@ def collect_metrics(
         + ", ".join(f"count(*) FILTER (match_probability >= {t})" for t in THRESHOLDS)
         + f", count(*) FROM {predictions.physical_name}"
     )[0]
-    threshold = config.clustering.threshold_match_probability
+    threshold = clustered.threshold.threshold_match_probability
     linked = backend.sql(
         f"SELECT count(*) FROM {predictions.physical_name} WHERE match_probability >= {threshold}"
     )[0][0]
@@ -159,10 +178,11 @@ def collect_metrics(
         total_possible_comparisons=counts[-1]["total_possible_comparison_count"],
         pairs_above_floor=by_threshold[-1],
         threshold_match_probability=threshold,
+        threshold=clustered.threshold,
         pairs_linked=linked,
         pairs_by_threshold=[
             PairsAtThreshold(threshold_match_probability=t, match_weight=round(match_weight(t), 3), pairs=n)
             for t, n in zip(THRESHOLDS, by_threshold, strict=False)
         ],
-        clusters=_cluster_summary(backend, clusters, config.report.largest_clusters),
+        clusters=_cluster_summary(backend, clustered, config.report.largest_clusters),
     )

@@ -105,7 +105,7 @@ def input_columns(config: LinkageConfig) -> list[str]:
         used |= comparison_columns(comp)
     for rule in [*config.blocking_rules, *config.training.deterministic_rules, *config.training.em_rules]:
         used |= rule_columns(rule)
-    return sorted(used | set(config.clustering.never_link_different))
+    return sorted(used | config.clustering.conflict_columns())
 
 
 def settings(config: LinkageConfig) -> SettingsCreator:

@@ -126,8 +126,18 @@ def write_quality_report(
 ) -> None:
     """Write the self-contained report (about 1 MB, most of it the inlined chart libraries)."""
     viz = linker.visualisations
-    threshold = config.clustering.threshold_match_probability
+    threshold = metrics.threshold_match_probability
+    choice = metrics.threshold
     sections: list[tuple[str, str, dict | None]] = [
+        (
+            "Expected precision and recall by threshold (from the model, no ground truth)",
+            "The model's match probability of each scored pair is its own estimate that the two records are "
+            "one person; summed over the pairs at or above a threshold it estimates how many links are "
+            "right (precision) and what share of all matching pairs blocking found they keep (recall). "
+            f"The threshold in use is marked ({choice.rule}). The model tends to be a little optimistic "
+            "(measured in docs/benchmarks.md), so read the curve as a ranking of thresholds.",
+            _curve_chart(metrics),
+        ),
         (
             "Match weights",
             "How much each level of each comparison counts for (right) or against (left) two records "
@@ -196,12 +206,21 @@ def write_quality_report(
 
 def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
     c = metrics.clusters
+    choice = metrics.threshold
     rows = [[agency, n] for agency, n in metrics.records.items()] + [["all agencies", metrics.records_total]]
     overview = [
         ["prior: share of all pairs that match", f"{metrics.probability_two_random_records_match:.3g}"],
         ["pairs compared (after blocking)", metrics.comparisons_total],
         ["pairs linked (at or above threshold)", metrics.pairs_linked],
-        ["threshold (match probability)", config.clustering.threshold_match_probability],
+        ["threshold (match probability)", f"{choice.threshold_match_probability:.6g}"],
+        ["threshold (match weight)", f"{choice.match_weight:g}"],
+        ["how the threshold was chosen", choice.rule],
+        ["expected precision at the threshold (model)", f"{choice.expected_precision:.4f}"],
+        [
+            "expected recall at the threshold (model, among pairs blocking found)",
+            f"{choice.expected_recall:.4f}",
+        ],
+        ["clustering method", config.clustering.method],
         ["people (clusters)", c.clusters],
         ["people with records in more than one agency", c.linked_across_agencies],
         ["single-record people", c.singletons],
@@ -210,7 +229,26 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
     thresholds = [
         [t.threshold_match_probability, t.match_weight, t.pairs] for t in metrics.pairs_by_threshold
     ]
-    largest = [[c.size, ", ".join(f"{k} {v}" for k, v in c.by_dataset.items())] for c in c.largest]
+    largest = [
+        [
+            x.size,
+            ", ".join(f"{k} {v}" for k, v in x.by_dataset.items()),
+            x.edges,
+            f"{x.density:.2f}",
+            x.bridges,
+            ", ".join(x.conflicts) or "none",
+        ]
+        for x in c.largest
+    ]
+    d = c.diagnostics
+    chaining = []
+    if d:
+        chaining = [
+            ["merges refused (the two people would conflict)", d.merges_refused],
+            *[[f"clusters holding conflicting {col}", n] for col, n in d.clusters_with_conflicts.items()],
+            ["bridge pairs (removing one splits its cluster)", d.bridge_edges],
+            ["clusters with at least one bridge", d.clusters_with_bridges],
+        ]
     timings = [[k, f"{v:.1f}"] for k, v in metrics.timings_seconds.items()]
     return (
         "<h2>Inputs</h2>"
@@ -222,11 +260,53 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
         + "<h3>Linked pairs at other thresholds</h3><p class='note'>How many scored pairs would be linked "
         "at each threshold. A count that changes little across thresholds means a robust result.</p>"
         + _table(["match probability", "match weight", "pairs"], thresholds)
+        + "<h3>Chaining diagnostics</h3><p class='note'>Signs that different people were joined through "
+        "intermediate records. A conflict is two records of one person with different PNC ids or dates of "
+        "birth with nothing in common (possible only through the override, or with connected components). "
+        "A bridge is a linked pair whose removal splits the person in two: a cluster held together by a "
+        "single bridge deserves a look, more so when it is large and sparse (low density = few of its "
+        "record pairs are linked directly). Counts only; no value is shown.</p>"
+        + _table(["measure", "value"], chaining)
         + "<h3>Largest clusters</h3>"
-        + _table(["records", "by agency"], largest)
+        + _table(["records", "by agency", "linked pairs", "density", "bridges", "conflicts"], largest)
         + "<h3>Timings (seconds)</h3>"
         + _table(["stage", "seconds"], timings)
     )
+
+
+def _curve_chart(metrics: RunMetrics) -> dict:
+    """Expected precision and recall against match weight, with the chosen threshold as a rule."""
+    values = [
+        {"match weight": p.match_weight, "measure": name, "value": value}
+        for p in metrics.threshold.curve
+        for name, value in (
+            ("expected precision", p.expected_precision),
+            ("expected recall", p.expected_recall),
+        )
+    ]
+    x = {"field": "match weight", "type": "quantitative"}
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": "Model-estimated precision and recall by threshold",
+        "width": 600,
+        "height": 250,
+        "layer": [
+            {
+                "data": {"values": values},
+                "mark": {"type": "line", "point": True, "tooltip": True},
+                "encoding": {
+                    "x": x,
+                    "y": {"field": "value", "type": "quantitative", "scale": {"zero": False}},
+                    "color": {"field": "measure", "type": "nominal"},
+                },
+            },
+            {
+                "data": {"values": [{"match weight": metrics.threshold.match_weight}]},
+                "mark": {"type": "rule", "strokeDash": [4, 4]},
+                "encoding": {"x": x},
+            },
+        ],
+    }
 
 
 def _render(config: LinkageConfig, metrics: RunMetrics, sections: list[tuple[str, str, dict]]) -> str:

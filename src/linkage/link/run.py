@@ -196,12 +196,18 @@ def run_linkage(
             predictions = linker.inference.predict(
                 threshold_match_weight=config.report.pair_floor_match_weight, warning_mode="never"
             )
+            # Spark: bring the scored pairs (ids, weights) and the model to the local DuckDB
+            linker, predictions = backend.localise(linker, predictions)
             seconds["predict"] = time.perf_counter() - t
 
             step("clustering")
             t = time.perf_counter()
             inputs = {a: table.physical_name for a, table in zip(extracts, tables, strict=True)}
-            clusters = cluster(backend, predictions, record_index, inputs, config.clustering)
+            clustered = cluster(
+                backend, predictions, record_index, inputs, config.clustering,
+                largest=config.report.largest_clusters,
+            )
+            clusters = clustered.table
             seconds["cluster"] = time.perf_counter() - t
 
             step("writing outputs")
@@ -221,6 +227,7 @@ def run_linkage(
                 clusters,
                 run_id=out_dir.name,
                 model=model,
+                clustered=clustered,
                 manifests={a: by_agency[a].manifest for a in extracts},
             )
             seconds["metrics"] = time.perf_counter() - t

@@ -71,15 +71,15 @@ def expected_curve(backend: Backend, predictions: SplinkDataFrame) -> list[Curve
     return points
 
 
-def choose_threshold(
-    backend: Backend, predictions: SplinkDataFrame, config: Clustering, prior: float = 0.0
-) -> ThresholdChoice:
+def choose_threshold(backend: Backend, predictions: SplinkDataFrame, config: Clustering) -> ThresholdChoice:
     """The configured threshold, or (``auto``) the model-based rule's choice; with the curve."""
     curve = expected_curve(backend, predictions)
     if config.threshold_match_probability != "auto":
         t = config.threshold_match_probability
         w = match_weight(t)
-        at = max((pt for pt in curve if pt.match_weight <= w), key=lambda pt: pt.match_weight, default=curve[0])
+        at = max(
+            (pt for pt in curve if pt.match_weight <= w), key=lambda pt: pt.match_weight, default=curve[0]
+        )
         return ThresholdChoice(
             rule="fixed",
             threshold_match_probability=t,

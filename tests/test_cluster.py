@@ -1,0 +1,125 @@
+"""Clustering without chaining: conflict rules, override, diagnostics and the truth-free threshold.
+
+Tiny hand-made graphs on an in-memory DuckDB; token values are small integers standing for tokens.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from splink import DuckDBAPI
+
+from linkage.config.linkage import Clustering
+from linkage.link.backend import Backend
+from linkage.link.cluster import cluster
+from linkage.link.threshold import choose_threshold, probability
+
+DOB = {"column": "dob", "unless_any": ["dob=dob_swap", "dob_ym", "dob_md", "dob_yd"]}
+
+
+class _Predictions:
+    physical_name = "preds"
+
+
+def _backend(records: list[dict], pairs: list[tuple[int, int, float]]) -> Backend:
+    """One agency ('police'); record_key = node_id = position + 1; pairs as (key, key, match weight)."""
+    con = duckdb.connect()
+    cols = ("pnc", "dob", "dob_swap", "dob_ym", "dob_md", "dob_yd")
+    con.execute(f"CREATE TABLE input_police (record_key BIGINT, {', '.join(f'{c} BIGINT' for c in cols)})")
+    for key, rec in enumerate(records, start=1):
+        con.execute(
+            f"INSERT INTO input_police VALUES (?, {', '.join('?' for _ in cols)})",
+            [key, *(rec.get(c) for c in cols)],
+        )
+    con.execute("""
+        CREATE TABLE record_index AS SELECT 'police' AS source_dataset, record_key,
+               record_key AS source_row, record_key AS node_id FROM input_police
+    """)
+    con.execute("""
+        CREATE TABLE preds (source_dataset_l VARCHAR, record_key_l BIGINT, source_dataset_r VARCHAR,
+                            record_key_r BIGINT, match_weight DOUBLE, match_probability DOUBLE)
+    """)
+    for a, b, w in pairs:
+        con.execute("INSERT INTO preds VALUES ('police', ?, 'police', ?, ?, ?)", [a, b, w, probability(w)])
+    return Backend(DuckDBAPI(con), con)
+
+
+def _people(backend: Backend, config: Clustering):
+    result = cluster(backend, _Predictions(), "record_index", {"police": "input_police"}, config)
+    rows = backend.sql(f"SELECT record_key, person_id FROM {result.table} ORDER BY record_key")
+    groups: dict[int, set[int]] = {}
+    for key, person in rows:
+        groups.setdefault(person, set()).add(key)
+    return sorted(groups.values(), key=min), result
+
+
+def _config(*rules, method="constrained_components", **kw) -> Clustering:
+    return Clustering(
+        method=method,
+        threshold_match_probability=kw.pop("threshold", 0.5),
+        never_link_different=list(rules),
+        **kw,
+    )
+
+
+# father (1, dob 100) - record without a date of birth (2) - son (3, dob 200): a chain through record 2
+JR_SR = [{"dob": 100, "dob_ym": 10, "dob_md": 11, "dob_yd": 12}, {}, {"dob": 200, "dob_ym": 20, "dob_md": 21}]
+JR_SR_PAIRS = [(1, 2, 12.0), (2, 3, 9.0)]
+
+
+def test_connected_components_chain_and_diagnostics_show_it():
+    backend = _backend(JR_SR, JR_SR_PAIRS)
+    people, result = _people(backend, _config(method="connected_components"))
+    assert people == [{1, 2, 3}]
+    d = result.diagnostics
+    assert d.bridge_edges == 2 and d.clusters_with_bridges == 1
+    assert d.largest[0]["size"] == 3 and d.largest[0]["edges"] == 2
+    assert d.largest[0]["density"] == pytest.approx(2 / 3, abs=1e-3)
+    assert d.largest[0]["by_dataset"] == {"police": 3}
+
+
+def test_conflicting_dates_of_birth_stop_the_chain_strongest_link_wins():
+    backend = _backend(JR_SR, JR_SR_PAIRS)
+    people, result = _people(backend, _config("pnc", DOB))
+    assert people == [{1, 2}, {3}]  # record 2 stays with the record it links to most strongly
+    assert result.merges_refused == 1
+    assert result.diagnostics.conflicts == {"pnc": 0, "dob": 0}
+
+
+def test_partial_date_agreement_is_a_typo_not_another_person():
+    swapped = [{"dob": 100, "dob_swap": 101}, {"dob": 101, "dob_swap": 100}]  # day and month transposed
+    same_year_month = [{"dob": 100, "dob_ym": 7}, {"dob": 102, "dob_ym": 7}]
+    for records in (swapped, same_year_month):
+        people, _ = _people(_backend(records, [(1, 2, 6.0)]), _config(DOB))
+        assert people == [{1, 2}]
+
+
+def test_different_pnc_refused_unless_overwhelming():
+    records = [{"pnc": 1}, {"pnc": 2}]
+    people, _ = _people(_backend(records, [(1, 2, 15.0)]), _config("pnc", override_match_weight=20))
+    assert people == [{1}, {2}]
+    people, result = _people(_backend(records, [(1, 2, 25.0)]), _config("pnc", override_match_weight=20))
+    assert people == [{1, 2}]
+    assert result.diagnostics.conflicts == {"pnc": 1}  # the override leaves a visible conflict
+
+
+def test_person_id_is_the_smallest_record_number_whatever_the_pair_order():
+    records = [{}, {}, {}, {}]
+    a, _ = _people(_backend(records, [(3, 4, 9.0), (1, 4, 8.0), (2, 3, 7.0)]), _config("pnc"))
+    b, _ = _people(_backend(records, [(2, 3, 7.0), (1, 4, 8.0), (3, 4, 9.0)]), _config("pnc"))
+    assert a == b == [{1, 2, 3, 4}]
+
+
+def test_auto_threshold_is_the_lowest_with_the_target_expected_precision():
+    # 100 pairs at weight 20 (p ~ 1), 10 at weight 1 (p = 2/3), 10 at weight -2 (p = 0.2)
+    pairs = [(1, 2, 20.0)] * 100 + [(1, 2, 1.0)] * 10 + [(1, 2, -2.0)] * 10
+    backend = _backend([{}, {}], pairs)
+    config = _config("pnc", threshold="auto", auto_threshold={"target_precision": 0.98})
+    choice = choose_threshold(backend, _Predictions(), config)
+    # at weight 1: (100 + 6.67) / 110 = 0.970 < 0.98; just above it only the weight-20 pairs remain
+    assert choice.match_weight == 1.5
+    assert choice.expected_precision == pytest.approx(1.0, abs=1e-5)
+    assert choice.expected_recall == pytest.approx(100 / (100 + 10 * 2 / 3 + 10 * 0.2), abs=1e-4)
+    fixed = choose_threshold(backend, _Predictions(), _config("pnc", threshold=0.5))
+    assert fixed.rule == "fixed" and fixed.threshold_match_probability == 0.5
+    assert fixed.expected_precision == pytest.approx((100 + 10 * 2 / 3) / 110, abs=1e-4)
