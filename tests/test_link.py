@@ -261,7 +261,7 @@ def _config_text(**replacements: str) -> str:
             "never_link_different is required",
         ),
         ("{ column: dob, unless", "{ column: birth, unless", r"line \d+.*'birth' is not a token column"),
-        ("target_precision: 0.999", "target_precision: 1.0", r"line \d+.*target_precision"),
+        ("target_precision: 0.9995", "target_precision: 1.0", r"line \d+.*target_precision"),
     ],
 )
 def test_config_errors_name_the_line(tmp_path, old, new, message):

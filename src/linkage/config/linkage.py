@@ -290,7 +290,7 @@ class AutoThreshold(Strict):
     """How the threshold is chosen from the model when ``threshold_match_probability`` is ``auto``."""
 
     target_precision: Annotated[float, Field(gt=0.5, lt=1)] = Field(
-        0.999,
+        0.9995,
         description="The lowest threshold at which the model's own estimate of precision among the linked "
         "pairs reaches this value.",
     )
