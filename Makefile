@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,spark]'
 	touch $(STAMP)
 
 ## demo: synthetic data through the whole chain, embedded DuckDB (see README)
@@ -33,6 +33,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_pseudonymise.py --rows 1000000 --rows 4000000
 	$(BIN)/python scripts/bench_link.py --persons 40000 --persons 400000
+	$(BIN)/python scripts/bench_scale.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -23,17 +24,45 @@ if TYPE_CHECKING:  # the engine (splink, duckdb) is imported only when the comma
 Dir = click.Path(file_okay=False, path_type=Path)
 
 
-def _with_backend(config: LinkageConfig, **overrides) -> LinkageConfig:
-    """The config with command-line backend settings applied (validated like the file)."""
+SPARK_HINT = "pip install -e '.[spark]' (or: pip install 'pyspark>=4.3.0'); Spark also needs Java 17+"
+
+
+def pyspark_installed() -> bool:
+    return importlib.util.find_spec("pyspark") is not None
+
+
+def _spark_conf(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`--spark-conf key=value` options as a dict (later ones win)."""
+    conf = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not key.strip().startswith("spark."):
+            raise ConfigError(f"--spark-conf {pair!r}: expected spark.some.key=value")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def _with_backend(config: LinkageConfig, spark_conf: tuple[str, ...] = (), **overrides) -> LinkageConfig:
+    """The config with command-line backend settings applied (validated like the file).
+
+    ``--spark-conf`` entries are added to ``backend.spark.conf`` and win over the file's settings
+    (``spark.master=yarn`` replaces ``backend.spark.master``).
+    """
     given = {k: v for k, v in overrides.items() if v is not None}
-    if not given:
-        return config
-    try:
-        backend = Backend.model_validate({**config.backend.model_dump(), **given})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid backend option: {problems}") from None
-    return config.model_copy(update={"backend": backend})
+    if spark_conf:
+        spark = config.backend.spark.model_dump()
+        given["spark"] = {**spark, "conf": {**spark["conf"], **_spark_conf(spark_conf)}}
+    backend = config.backend
+    if given:
+        try:
+            backend = Backend.model_validate({**config.backend.model_dump(), **given})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid backend option: {problems}") from None
+    # refuse before verifying anything: the install hint is the whole answer
+    if backend.engine == "spark" and not pyspark_installed():
+        raise ConfigError(f"backend 'spark' needs pyspark, which is not installed: {SPARK_HINT}")
+    return config.model_copy(update={"backend": backend}) if given else config
 
 
 def _render(result: RunResult) -> Callable[[Console], None]:
@@ -75,6 +104,14 @@ def _render(result: RunResult) -> Callable[[Console], None]:
 @click.option("--backend", type=click.Choice(["duckdb", "spark"]), help="SQL engine (default: the config's).")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads (default: the config's).")
 @click.option("--memory-limit", help="Engine memory limit, e.g. 6GB (default: the config's).")
+@click.option(
+    "--spark-conf",
+    "spark_conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Spark setting for --backend spark (repeatable), e.g. spark.master=yarn, "
+    "spark.executor.memory=8g; wins over the config's backend.spark.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the outputs of an existing run folder.")
 @output_options
 def run_cmd(
@@ -85,6 +122,7 @@ def run_cmd(
     backend: str | None,
     threads: int | None,
     memory_limit: str | None,
+    spark_conf: tuple[str, ...],
     overwrite: bool,
     ui: Output,
 ) -> None:
@@ -106,7 +144,7 @@ def run_cmd(
 
     with logged("run", configs=[config_path]) as entry:
         config = load_config(config_path, LinkageConfig)
-        config = _with_backend(config, engine=backend, threads=threads, memory_limit=memory_limit)
+        config = _with_backend(config, spark_conf, engine=backend, threads=threads, memory_limit=memory_limit)
         result = run_linkage(
             config,
             config_path,
