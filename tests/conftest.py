@@ -80,6 +80,22 @@ POLICE_HEADER = [
     "officer_notes",
 ]
 
+CPS_HEADER = [  # the prosecution demo layout (pipe-delimited)
+    "cps_ref",
+    "urn",
+    "defendant_name",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "pnc",
+    "cps_area",
+    "receipt_date",
+    "charging_decision",
+    "decision_date",
+    "principal_offence",
+    "da_flag",
+]
+
 # Distinctive identifiers, so a leak scan can look for them byte for byte.
 POLICE_ROWS = [
     [

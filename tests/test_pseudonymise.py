@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CONFIGS, POLICE_HEADER, POLICE_ROWS, agency_config, write_csv
+from conftest import CONFIGS, CPS_HEADER, POLICE_HEADER, POLICE_ROWS, agency_config, write_csv
 from linkage.config import load_config
 from linkage.config.agency import AgencyConfig
 from linkage.errors import ConfigError, InputError
@@ -208,21 +208,6 @@ def test_small_chunks_and_processes_give_identical_output(keys, tmp_path, worker
 
 def test_same_person_gets_same_tokens_across_agency_layouts(keys, tmp_path):
     police = write_csv(tmp_path / "police.csv", POLICE_HEADER, [POLICE_ROWS[0]])
-    cps_header = [
-        "cps_ref",
-        "urn",
-        "defendant_name",
-        "date_of_birth",
-        "sex",
-        "postcode",
-        "pnc",
-        "cps_area",
-        "receipt_date",
-        "charging_decision",
-        "decision_date",
-        "principal_offence",
-        "da_flag",
-    ]
     cps_row = [
         "CPS1",
         "01-YE-0123456",
@@ -238,7 +223,7 @@ def test_same_person_gets_same_tokens_across_agency_layouts(keys, tmp_path):
         "008/01",
         "1",
     ]
-    cps = write_csv(tmp_path / "cps.csv", cps_header, [cps_row], delimiter="|")
+    cps = write_csv(tmp_path / "cps.csv", CPS_HEADER, [cps_row], delimiter="|")
     p = pq.read_table(run(keys, "police", police, tmp_path / "p").parquet).to_pylist()[0]
     c = pq.read_table(run(keys, "prosecution", cps, tmp_path / "c").parquet).to_pylist()[0]
     for col in ("fn1", "fn2", "fn1_canon", "sn", "dob", "dob_md", "pc", "pc_sector", "pnc", "case_ref"):

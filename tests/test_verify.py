@@ -8,28 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, FAST_KDF, PASSPHRASE, POLICE_HEADER, POLICE_ROWS, agency_config, write_csv
+from conftest import (
+    CONFIGS,
+    CPS_HEADER,
+    FAST_KDF,
+    PASSPHRASE,
+    POLICE_HEADER,
+    POLICE_ROWS,
+    agency_config,
+    write_csv,
+)
 from linkage.errors import ConfigError
 from linkage.extract.manifest import Manifest, write_manifest
 from linkage.extract.pseudonymise import pseudonymise
 from linkage.extract.verify import verify_extracts
 from linkage.keys import load_trusted_keys, new_project_key
 
-CPS_HEADER = [
-    "cps_ref",
-    "urn",
-    "defendant_name",
-    "date_of_birth",
-    "sex",
-    "postcode",
-    "pnc",
-    "cps_area",
-    "receipt_date",
-    "charging_decision",
-    "decision_date",
-    "principal_offence",
-    "da_flag",
-]
 CPS_ROWS = [
     [
         "CPS1",
