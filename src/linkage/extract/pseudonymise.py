@@ -9,6 +9,7 @@ looks complete; any mismatch between a Parquet file and its manifest is caught b
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -129,8 +130,16 @@ def _results(units: Iterator[CsvChunk | RawBatch], worker_args: tuple, workers: 
             yield worker(unit)
         return
     config, subkeys, layout = worker_args
+    # Workers come from a fork server, not a fork of this process: forking a process that already runs
+    # DuckDB, Arrow or JVM threads can crash the child (seen as segfaults when a test session had linked
+    # data before pseudonymising). The subkeys reach the workers through a pipe, never a file.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(
-        workers, initializer=_init_worker, initargs=(config.model_dump_json(), subkeys, layout)
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(config.model_dump_json(), subkeys, layout),
     ) as pool:
         window: deque[Future] = deque()
         for unit in units:
