@@ -28,6 +28,23 @@ class Keys:
     def signing(self, agency: str):
         return load_signing_key(self.signing_dir / f"{agency}.signing.key", PASSPHRASE)
 
+    def pseudonymise_args(
+        self, input_path: Path, out: Path, *, config: Path | None = None, signed: bool = True
+    ) -> list:
+        """Arguments of `linkage pseudonymise` for the police demo config (signed by police)."""
+        args = [
+            "pseudonymise",
+            "--config",
+            config or CONFIGS / "police.yaml",
+            "--key",
+            self.project_path,
+            "--input",
+            input_path,
+            "--out",
+            out,
+        ]
+        return [*args, "--signing-key", self.signing_dir / "police.signing.key"] if signed else args
+
 
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory) -> Keys:

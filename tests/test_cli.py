@@ -61,17 +61,7 @@ def test_usage_and_config_errors_exit_2(run_cli, keys, police_csv, tmp_path, pas
     assert run_cli("no-such-command").exit_code == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text((CONFIGS / "police.yaml").read_text().replace("identifiers:", "identifers:"))
-    res = run_cli(
-        "pseudonymise",
-        "--config",
-        bad,
-        "--key",
-        keys.project_path,
-        "--input",
-        police_csv,
-        "--out",
-        tmp_path / "o",
-    )
+    res = run_cli(*keys.pseudonymise_args(police_csv, tmp_path / "o", config=bad, signed=False))
     assert (
         res.exit_code == 2
         and "bad.yaml" in res.stderr
@@ -81,43 +71,19 @@ def test_usage_and_config_errors_exit_2(run_cli, keys, police_csv, tmp_path, pas
 
 
 def test_pseudonymise_json_and_refusal(run_cli, keys, police_csv, tmp_path, passphrase_env):
-    args = [
-        "pseudonymise",
-        "--config",
-        CONFIGS / "police.yaml",
-        "--key",
-        keys.project_path,
-        "--out",
-        tmp_path / "o",
-        "--signing-key",
-        keys.signing_dir / "police.signing.key",
-    ]
-    res = run_cli(*args, "--input", police_csv, "--json")
+    res = run_cli(*keys.pseudonymise_args(police_csv, tmp_path / "o"), "--json")
     assert res.exit_code == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["read"] == data["written"] + data["rejected"] == 3 and data["signed"] is True
     broken = tmp_path / "broken.csv"
     broken.write_text("crime_ref,urn\nCR1,U1\n")
-    res = run_cli(*args, "--input", broken, "--json")
+    res = run_cli(*keys.pseudonymise_args(broken, tmp_path / "o"), "--json")
     assert res.exit_code == 1 and "missing from the input" in json.loads(res.stdout)["error"]
     assert "Traceback" not in res.stderr
 
 
 def test_quiet_prints_nothing_on_success(run_cli, keys, police_csv, tmp_path, passphrase_env):
-    res = run_cli(
-        "pseudonymise",
-        "--config",
-        CONFIGS / "police.yaml",
-        "--key",
-        keys.project_path,
-        "--input",
-        police_csv,
-        "--out",
-        tmp_path / "o",
-        "--signing-key",
-        keys.signing_dir / "police.signing.key",
-        "--quiet",
-    )
+    res = run_cli(*keys.pseudonymise_args(police_csv, tmp_path / "o"), "--quiet")
     assert res.exit_code == 0 and res.stdout == ""
 
 
@@ -130,16 +96,6 @@ def test_unexpected_error_message_is_withheld(
         raise ValueError("time data 'Featherstonehaugh' does not match")  # a library error quoting data
 
     monkeypatch.setattr(mod, "pseudonymise", boom)
-    res = run_cli(
-        "pseudonymise",
-        "--config",
-        CONFIGS / "police.yaml",
-        "--key",
-        keys.project_path,
-        "--input",
-        police_csv,
-        "--out",
-        tmp_path / "o",
-    )
+    res = run_cli(*keys.pseudonymise_args(police_csv, tmp_path / "o", signed=False))
     assert res.exit_code == 1 and "internal error: ValueError" in res.stderr
     assert "Featherstonehaugh" not in res.stderr + res.stdout

@@ -78,20 +78,7 @@ def test_record_keys_are_stable_and_agency_scoped(keys, police_csv, tmp_path):
 
 def test_no_plaintext_identifier_in_any_output(keys, police_csv, tmp_path, run_cli, passphrase_env):
     out = tmp_path / "out"
-    res = run_cli(
-        "pseudonymise",
-        "--config",
-        CONFIGS / "police.yaml",
-        "--key",
-        keys.project_path,
-        "--input",
-        police_csv,
-        "--out",
-        out,
-        "--signing-key",
-        keys.signing_dir / "police.signing.key",
-        "--json",
-    )
+    res = run_cli(*keys.pseudonymise_args(police_csv, out), "--json")
     assert res.exit_code == 0, res.stderr
     secrets: list[str] = []
     for row in POLICE_ROWS:

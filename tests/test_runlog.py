@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import CONFIGS, PASSPHRASE, POLICE_ROWS
+from conftest import PASSPHRASE, POLICE_ROWS
 from linkage.errors import LinkageError
 from linkage.runlog import EntryBuilder, append, logged, verify_log
 
@@ -91,19 +91,7 @@ def test_cli_commands_log_hashes_and_never_secrets(
     run_cli, keys, police_csv, tmp_path, passphrase_env, run_log
 ):
     out = tmp_path / "extracts"
-    res = run_cli(
-        "pseudonymise",
-        "--config",
-        CONFIGS / "police.yaml",
-        "--key",
-        keys.project_path,
-        "--input",
-        police_csv,
-        "--out",
-        out,
-        "--signing-key",
-        keys.signing_dir / "police.signing.key",
-    )
+    res = run_cli(*keys.pseudonymise_args(police_csv, out))
     assert res.exit_code == 0, res.stderr
     assert run_cli("verify", out, "--trusted-keys", keys.signing_dir).exit_code == 0
     assert run_cli("verify", out).exit_code == 2  # no trusted keys: still logged

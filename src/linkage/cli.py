@@ -23,7 +23,7 @@ from linkage.journeys.command import journeys_cmd
 from linkage.link.command import run_cmd
 from linkage.release.command import release_cmd
 from linkage.runlog import logged
-from linkage.ui import output_options
+from linkage.ui import AnyPath, ExistingFile, output_options
 
 PASSPHRASE_ENV = "LINKAGE_KEY_PASSPHRASE"
 SIGNING_PASSPHRASE_ENV = "LINKAGE_SIGNING_PASSPHRASE"
@@ -39,8 +39,6 @@ def _passphrase(env: str, *, confirm: bool, what: str, fallback_env: str | None 
     return click.prompt(f"Passphrase for the {what}", hide_input=True, confirmation_prompt=confirm)
 
 
-ExistingFile = click.Path(exists=True, dir_okay=False, path_type=Path)
-AnyPath = click.Path(path_type=Path)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -12,7 +12,7 @@ from rich.table import Table
 from linkage.evaluate import EvaluationReport, evaluate
 from linkage.synth import SynthSummary, generate
 from linkage.synth.params import ErrorRate
-from linkage.ui import Output, output_options
+from linkage.ui import ExistingDir, Output, output_options
 
 
 def _print_summary(console: Console, s: SynthSummary) -> None:
@@ -144,14 +144,14 @@ def _print_report(console: Console, r: EvaluationReport) -> None:
 @click.option(
     "--run",
     "run_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=ExistingDir,
     required=True,
     help="Run directory holding clusters.parquet.",
 )
 @click.option(
     "--truth",
     "truth_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=ExistingDir,
     required=True,
     help="The truth/ directory written by `linkage synth`.",
 )

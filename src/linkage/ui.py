@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +25,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+# Path types shared by every command's options.
+ExistingFile = click.Path(exists=True, dir_okay=False, path_type=Path)
+ExistingDir = click.Path(exists=True, file_okay=False, path_type=Path)
+AnyPath = click.Path(path_type=Path)
 
 
 def output_options(fn):

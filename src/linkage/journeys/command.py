@@ -12,7 +12,7 @@ from rich.console import Console
 from linkage.journeys.assemble import JourneySummary, assemble_journeys
 from linkage.journeys.inputs import locate_extracts
 from linkage.runlog import logged
-from linkage.ui import Output, output_options, table
+from linkage.ui import ExistingDir, Output, output_options, table
 from linkage.util import atomic_write_bytes
 
 
@@ -54,13 +54,13 @@ def _render(console: Console, s: JourneySummary, out: Path) -> None:
     "--run",
     "run_dir",
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=ExistingDir,
     help="Run folder written by `linkage run` (clusters.parquet, inputs/).",
 )
 @click.option(
     "--extracts",
     "extracts_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=ExistingDir,
     help="Folder of the pseudonymised extracts [default: as named in RUN/run.json].",
 )
 @output_options

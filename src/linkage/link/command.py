@@ -16,7 +16,7 @@ from rich.console import Console
 from linkage.config import load_config
 from linkage.config.linkage import Backend, LinkageConfig
 from linkage.errors import ConfigError
-from linkage.ui import Output, output_options, table
+from linkage.ui import ExistingFile, Output, output_options, table
 
 if TYPE_CHECKING:  # the engine (splink, duckdb) is imported only when the command runs
     from linkage.link.run import RunResult
@@ -89,7 +89,7 @@ def _render(result: RunResult) -> Callable[[Console], None]:
     "--config",
     "config_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=ExistingFile,
     help="Linkage config (YAML), e.g. configs/linkage.yaml.",
 )
 @click.option("--extracts", "extracts_dir", type=Dir, help="Folder of extracts (default: the config's).")

@@ -44,7 +44,7 @@ from linkage.release.tables import (
 )
 from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS
 from linkage.runlog import logged
-from linkage.ui import Output, output_options
+from linkage.ui import ExistingDir, ExistingFile, Output, output_options
 from linkage.util import sha256_file
 
 GUARANTEES = (
@@ -222,14 +222,14 @@ def _render(console: Console, result: ReleaseResult) -> None:
     "--run",
     "run_dir",
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=ExistingDir,
     help="Run folder holding journeys.parquet (from `linkage journeys`).",
 )
 @click.option(
     "--policy",
     "policy_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=ExistingFile,
     help="Release policy (YAML), e.g. configs/release.yaml.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="New release folder.")
