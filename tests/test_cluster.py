@@ -5,6 +5,8 @@ Tiny hand-made graphs on an in-memory DuckDB; token values are small integers st
 
 from __future__ import annotations
 
+import random
+
 import duckdb
 import pytest
 from splink import DuckDBAPI
@@ -12,7 +14,7 @@ from splink import DuckDBAPI
 from linkage.config.linkage import Clustering
 from linkage.link.backend import Backend
 from linkage.link.cluster import cluster
-from linkage.link.threshold import choose_threshold, probability
+from linkage.link.threshold import choose_threshold, expected_curve, probability
 
 DOB = {"column": "dob", "unless_any": ["dob=dob_swap", "dob_ym", "dob_md", "dob_yd"]}
 
@@ -123,3 +125,47 @@ def test_auto_threshold_is_the_lowest_with_the_target_expected_precision():
     fixed = choose_threshold(backend, _Predictions(), _config("pnc", threshold=0.5))
     assert fixed.rule == "fixed" and fixed.threshold_match_probability == 0.5
     assert fixed.expected_precision == pytest.approx((100 + 10 * 2 / 3) / 110, abs=1e-4)
+
+
+def test_curve_counts_pairs_at_or_above_each_weight_exactly():
+    # on grid points, between them, below the grid (-7: in the totals only) and above it (35)
+    weights = [-7.0, -5.0, -4.75, 0.0, 0.5, 0.49, 3.0, 29.99, 30.0, 35.0]
+    backend = _backend([{}, {}], [(1, 2, w) for w in weights])
+    curve = {pt.match_weight: pt for pt in expected_curve(backend, _Predictions())}
+    total = sum(probability(w) for w in weights)
+    for w, pt in curve.items():
+        above = [x for x in weights if x >= w]
+        assert pt.pairs == len(above), w
+        assert pt.expected_recall == pytest.approx(sum(map(probability, above)) / total, abs=1e-6)
+
+
+def _reference_people(records, pairs, override):
+    """The plain algorithm: every pair from the strongest down, refusing merges of different PNCs."""
+    person = {k: {k} for k in range(1, len(records) + 1)}
+    for a, b, w in sorted(pairs, key=lambda p: (-p[2], p[0], p[1])):
+        pa_, pb = person[a], person[b]
+        if pa_ is pb:
+            continue
+        pncs = {records[k - 1]["pnc"] for k in pa_ if "pnc" in records[k - 1]}
+        other = {records[k - 1]["pnc"] for k in pb if "pnc" in records[k - 1]}
+        if w < override and pncs and other and len(pncs | other) > 1:
+            continue
+        merged = pa_ | pb
+        for k in merged:
+            person[k] = merged
+    return sorted({min(p): p for p in person.values()}.values(), key=min)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_constrained_equals_the_pairwise_algorithm_on_random_graphs(seed):
+    """Components that cannot conflict are taken whole; the result must not differ from merging
+    every pair one by one."""
+    rng = random.Random(seed)
+    n = rng.randint(5, 40)
+    records = [{"pnc": rng.randint(1, 3)} if rng.random() < 0.4 else {} for _ in range(n)]
+    pairs = [
+        (a, b, rng.choice([5.0, 8.0, 12.0, 25.0]) + rng.random())
+        for a, b in {tuple(sorted(rng.sample(range(1, n + 1), 2))) for _ in range(rng.randint(1, 3 * n))}
+    ]
+    people, _ = _people(_backend(records, pairs), _config("pnc", override_match_weight=20))
+    assert people == _reference_people(records, pairs, 20)

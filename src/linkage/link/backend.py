@@ -81,6 +81,13 @@ class Backend:
         """Run a query and fetch its rows (our own steps: loading, clustering, metrics)."""
         return self.con.execute(query).fetchall()
 
+    def count_per_rule(self, blocked_pairs: str) -> dict[int, int]:
+        """Pairs each blocking rule adds (by rule index), from Splink's table of blocked pairs, on the
+        engine that holds it. Splink tags each pair with the first rule that found it (match_key)."""
+        query = f"SELECT CAST(match_key AS INTEGER), count(*) FROM {blocked_pairs} GROUP BY 1"
+        rows = self.spark.sql(query).collect() if self.spark is not None else self.sql(query)
+        return {int(key): int(n) for key, n in rows}
+
     @staticmethod
     def input_table(agency: str) -> str:
         """The database table holding an agency's model columns."""

@@ -24,7 +24,6 @@ largest clusters. See docs/analyst-guide.md, "Chaining".
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import igraph
@@ -75,16 +74,13 @@ def _edges(backend: Backend, predictions: SplinkDataFrame, record_index: str, th
 
 
 def _write_clusters(backend: Backend, record_index: str, labels: pa.Table) -> str:
-    """Join ``labels`` (node_id, cluster_id) to the record index; person_id = smallest node id."""
+    """Join ``labels`` (node_id, person_id: the smallest node id of the person) to the record index."""
     backend.con.register("cluster_labels", labels)
     try:
         backend.con.execute(f"""
             CREATE OR REPLACE TABLE {CLUSTERS} AS
-            WITH labelled AS (
-                SELECT node_id, min(node_id) OVER (PARTITION BY cluster_id) AS person_id FROM cluster_labels
-            )
-            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, labelled.person_id
-            FROM {record_index} AS r JOIN labelled USING (node_id)
+            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, l.person_id
+            FROM {record_index} AS r JOIN cluster_labels AS l USING (node_id)
             ORDER BY r.node_id
         """)
     finally:
@@ -139,19 +135,54 @@ def _profiles(backend: Backend, record_index: str, inputs: dict[str, str], rule:
     return _Profiles(rule, codes, terms)
 
 
+def _graph(n: int, left: np.ndarray, right: np.ndarray) -> igraph.Graph:
+    """An undirected igraph graph of ``n`` nodes (add_edges takes the arrays without Python lists)."""
+    graph = igraph.Graph(n)
+    graph.add_edges(np.column_stack([left, right]))
+    return graph
+
+
+def _components(edges: pa.Table, n: int) -> np.ndarray:
+    """Connected components (igraph, the same grouping as Splink's), each labelled by its smallest node."""
+    graph = _graph(n, edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy())
+    membership = np.asarray(graph.connected_components().membership)
+    smallest = np.full(membership.max() + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, membership, np.arange(n))
+    return smallest[membership]
+
+
+def _may_conflict(labels: np.ndarray, profiles: list[_Profiles]) -> np.ndarray:
+    """Per node: does its group hold two different values of some rule's identifier? Only such groups
+    can hold a conflict (a conflict needs two different identifiers), so only they need a closer look."""
+    flagged = np.zeros(len(labels), dtype=bool)
+    for prof in profiles:
+        has = np.flatnonzero(prof.codes[:, 0] >= 0)
+        base = int(prof.codes[:, 0].max()) + 1
+        pairs = np.unique(labels[has] * base + prof.codes[has, 0])  # distinct (group, identifier)
+        groups, count = np.unique(pairs // base, return_counts=True)
+        flagged[np.isin(labels, groups[count > 1])] = True
+    return flagged
+
+
 def _constrained(
     edges: pa.Table, profiles: list[_Profiles], n: int, override: float
-) -> tuple[list[int], int]:
+) -> tuple[np.ndarray, int]:
     """Union-find over pairs from the strongest down, refusing merges that join conflicting records.
 
     A pair at or above ``override`` merges anyway: a record whose PNC id was mistyped as another valid
-    id still joins the person it agrees with on everything else. Returns (root per node, refusals).
+    id still joins the person it agrees with on everything else. Returns (label per node: the smallest
+    node of its person, refusals). A connected component whose records never hold two different
+    identifiers cannot refuse a merge, so it is taken whole; the pairwise loop runs only over the
+    (few) components that might conflict, in the same strongest-first order.
     """
+    labels = _components(edges, n)
+    suspect = _may_conflict(labels, profiles)
+    edges = edges.filter(pa.array(suspect[edges["node_id_l"].to_numpy()]))
     parent = list(range(n))
     # per rule and root: the distinct profiles its records hold (absent when none has the identifier)
     held: list[dict[int, set]] = []
     for prof in profiles:
-        nodes = np.flatnonzero(prof.codes[:, 0] >= 0)
+        nodes = np.flatnonzero((prof.codes[:, 0] >= 0) & suspect)
         held.append({int(x): {tuple(row)} for x, row in zip(nodes, prof.codes[nodes].tolist(), strict=True)})
 
     def find(x: int) -> int:
@@ -175,82 +206,72 @@ def _constrained(
             continue  # the two people would conflict and the pair is not overwhelming
         if rb < ra:
             ra, rb = rb, ra
-        parent[rb] = ra
+        parent[rb] = ra  # the root is always the smallest node of the set
         for h in held:
             if rb in h:
                 h.setdefault(ra, set()).update(h.pop(rb))
-    return [find(x) for x in range(n)], refused
-
-
-def _components(edges: pa.Table, n: int) -> list[int]:
-    """Connected components (igraph): the same grouping as Splink's, computed in memory."""
-    pairs = np.column_stack([edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()])
-    graph = igraph.Graph(n=n, edges=pairs.tolist())
-    return graph.connected_components().membership
+    for node in np.flatnonzero(suspect).tolist():
+        labels[node] = find(node)
+    return labels, refused
 
 
 def _diagnose(
     backend: Backend,
     record_index: str,
     edges: pa.Table,
-    labels: list[int],
+    label: np.ndarray,
     profiles: list[_Profiles],
     largest: int,
 ) -> Diagnostics:
     """Conflicts, bridges and density per cluster; the ``largest`` clusters listed with their agencies."""
-    label = np.asarray(labels)
     left, right = edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()
     inside = label[left] == label[right]  # refused pairs end up between clusters
     left, right = left[inside], right[inside]
-    graph = igraph.Graph(n=len(label), edges=np.column_stack([left, right]).tolist())
-    bridges = graph.bridges()
-    bridge_cluster = Counter(label[left[bridges]].tolist()) if bridges else Counter()
-    edge_count = Counter(label[left].tolist())
+    bridges = np.asarray(_graph(len(label), left, right).bridges(), dtype=np.int64)
+    bridges_per_cluster = np.bincount(label[left[bridges]], minlength=len(label))
+    edges_per_cluster = np.bincount(label[left], minlength=len(label))
 
-    members: dict[int, list[int]] = {}
-    for node in np.flatnonzero(np.bincount(label)[label] > 1):  # nodes of multi-record clusters
-        members.setdefault(int(label[node]), []).append(int(node))
     conflicted: dict[str, set[int]] = {}
     for prof in profiles:
-        bad = conflicted.setdefault(prof.rule.column, set())
-        for cid, nodes in members.items():
-            held = {p for p in (prof.of(x) for x in nodes) if p is not None}
-            if len(held) > 1 and prof.any_conflict(held, held):
-                bad.add(cid)
+        members: dict[int, set] = {}
+        for node in np.flatnonzero(_may_conflict(label, [prof])).tolist():
+            if (held := prof.of(node)) is not None:
+                members.setdefault(int(label[node]), set()).add(held)
+        conflicted[prof.rule.column] = {cid for cid, held in members.items() if prof.any_conflict(held, held)}
 
-    sizes = Counter(label[1:].tolist())  # node 0 is not a record
-    top = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:largest]
-    datasets = {}
+    sizes = np.bincount(label[1:], minlength=len(label))  # node 0 is not a record
+    top = np.lexsort((np.arange(len(sizes)), -sizes))[:largest]  # largest first, ties by id
+    top = [int(cid) for cid in top if sizes[cid] > 0]
+    datasets: dict[int, dict[str, int]] = {}
     if top:
-        ids = ", ".join(str(cid) for cid, _ in top)
         nodes = pa.table({"node_id": np.arange(len(label)), "cluster_id": label})
         backend.con.register("diag_labels", nodes)
         try:
             for cid, ds, count in backend.sql(f"""
                 SELECT l.cluster_id, r.{SOURCE_DATASET}, count(*) FROM diag_labels AS l
-                JOIN {record_index} AS r USING (node_id) WHERE l.cluster_id IN ({ids})
+                JOIN {record_index} AS r USING (node_id) WHERE l.cluster_id IN ({", ".join(map(str, top))})
                 GROUP BY ALL ORDER BY ALL
             """):
                 datasets.setdefault(cid, {})[ds] = count
         finally:
             backend.con.unregister("diag_labels")
     listed = []
-    for cid, size in top:
-        e = edge_count.get(cid, 0)
+    for cid in top:
+        size, e = int(sizes[cid]), int(edges_per_cluster[cid])
         listed.append(
             {
                 "size": size,
                 "by_dataset": datasets.get(cid, {}),
                 "edges": e,
                 "density": round(e / (size * (size - 1) / 2), 4) if size > 1 else 1.0,
-                "bridges": bridge_cluster.get(cid, 0),
+                "bridges": int(bridges_per_cluster[cid]),
                 "conflicts": sorted(col for col, bad in conflicted.items() if cid in bad),
             }
         )
     return Diagnostics(
         conflicts={col: len(bad) for col, bad in conflicted.items()},
         bridge_edges=len(bridges),
-        clusters_with_bridges=len(bridge_cluster),
+        clusters_with_bridges=int(np.count_nonzero(bridges_per_cluster)),
         largest=listed,
     )
 
@@ -275,11 +296,10 @@ def cluster(
     else:
         labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
     node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
-    label_array = np.asarray(labels)
     table = _write_clusters(
         backend,
         record_index,
-        pa.table({"node_id": node_ids, "cluster_id": label_array[node_ids.to_numpy()]}),
+        pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]}),
     )
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
     return Clustered(

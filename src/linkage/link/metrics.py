@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from pydantic import BaseModel
-from splink import Linker
 from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.config.linkage import LinkageConfig, match_weight
@@ -132,8 +132,8 @@ def _cluster_summary(backend: Backend, clustered: Clustered, largest: int) -> Cl
 def collect_metrics(
     config: LinkageConfig,
     backend: Backend,
-    linker: Linker,
     predictions: SplinkDataFrame,
+    pairs_per_rule: dict[int, int],
     clusters: str,
     *,
     run_id: str,
@@ -141,11 +141,10 @@ def collect_metrics(
     clustered: Clustered,
     manifests: dict[str, Manifest],
 ) -> RunMetrics:
-    """Counts for metrics.json; comparisons per blocking rule are counted exactly (not sampled)."""
+    """Counts for metrics.json; ``pairs_per_rule`` are the exact pairs each blocking rule added."""
     rules = blocking_rules_sql(config.blocking_rules)
-    counts = linker.blocking_analysis.count_comparisons_from_blocking_rules(
-        [r.sql for r in rules], record_sample_proportion=1.0
-    )
+    added = [pairs_per_rule.get(i, 0) for i in range(len(rules))]
+    cumulative = list(accumulate(added))
     by_threshold = backend.sql(
         "SELECT "
         + ", ".join(f"count(*) FILTER (match_probability >= {t})" for t in THRESHOLDS)
@@ -166,16 +165,12 @@ def collect_metrics(
         backend=config.backend.model_dump(mode="json", exclude={"database_dir", "keep_database"}),
         probability_two_random_records_match=model["probability_two_random_records_match"],
         blocking=[
-            BlockingRuleCount(
-                name=r.name,
-                sql=r.sql,
-                comparisons=c["marginal_comparison_count"],
-                cumulative=c["cumulative_comparison_count"],
-            )
-            for r, c in zip(rules, counts, strict=True)
+            BlockingRuleCount(name=r.name, sql=r.sql, comparisons=n, cumulative=c)
+            for r, n, c in zip(rules, added, cumulative, strict=True)
         ],
-        comparisons_total=counts[-1]["cumulative_comparison_count"],
-        total_possible_comparisons=counts[-1]["total_possible_comparison_count"],
+        comparisons_total=cumulative[-1] if cumulative else 0,
+        # link_and_dedupe: every record may pair with every other, whichever agency holds it
+        total_possible_comparisons=sum(records.values()) * (sum(records.values()) - 1) // 2,
         pairs_above_floor=by_threshold[-1],
         threshold_match_probability=threshold,
         threshold=clustered.threshold,

@@ -193,9 +193,14 @@ def run_linkage(
 
             step("scoring candidate pairs")
             t = time.perf_counter()
+            # the pairs to score are materialised first so that they can be counted per blocking rule
+            # (exactly, for free); predict() then scores this cached table
+            blocked = linker.inference.compute_blocked_pairs_for_predict()
+            pairs_per_rule = backend.count_per_rule(blocked.physical_name)
             predictions = linker.inference.predict(
                 threshold_match_weight=config.report.pair_floor_match_weight, warning_mode="never"
             )
+            blocked.drop_table_from_database_and_remove_from_cache()
             # Spark: bring the scored pairs (ids, weights) and the model to the local DuckDB
             linker, predictions = backend.localise(linker, predictions)
             seconds["predict"] = time.perf_counter() - t
@@ -204,7 +209,11 @@ def run_linkage(
             t = time.perf_counter()
             inputs = {a: table.physical_name for a, table in zip(extracts, tables, strict=True)}
             clustered = cluster(
-                backend, predictions, record_index, inputs, config.clustering,
+                backend,
+                predictions,
+                record_index,
+                inputs,
+                config.clustering,
                 largest=config.report.largest_clusters,
             )
             clusters = clustered.table
@@ -217,13 +226,13 @@ def run_linkage(
             model = linker.misc.save_model_to_json(str(out_dir / "model.json"), overwrite=True)
             seconds["write"] = time.perf_counter() - t
 
-            step("counting comparisons per blocking rule and measuring clusters")
+            step("measuring clusters")
             t = time.perf_counter()
             metrics = collect_metrics(
                 config,
                 backend,
-                linker,
                 predictions,
+                pairs_per_rule,
                 clusters,
                 run_id=out_dir.name,
                 model=model,

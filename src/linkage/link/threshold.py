@@ -19,7 +19,8 @@ from linkage.config.linkage import Clustering, match_weight
 from linkage.link.backend import Backend
 
 # match weights at which the curve is tabulated (and candidate thresholds for the rule)
-GRID = [w / 2 for w in range(-10, 61)]  # -5 .. 30 in steps of 0.5
+STEP = 0.5
+GRID = [k * STEP for k in range(-10, 61)]  # -5 .. 30
 
 
 class CurvePoint(BaseModel):
@@ -47,28 +48,36 @@ def probability(weight: float) -> float:
 
 def expected_curve(backend: Backend, predictions: SplinkDataFrame) -> list[CurvePoint]:
     """The model's own precision/recall estimates at each weight of ``GRID`` (one pass over pairs)."""
-    cols = ", ".join(
-        f"count(*) FILTER (match_weight >= {w}), sum(match_probability) FILTER (match_weight >= {w})"
-        for w in GRID
-    )
-    row = backend.sql(f"SELECT sum(match_probability), {cols} FROM {predictions.physical_name}")[0]
-    total = float(row[0] or 0)
-    points = []
-    for i, w in enumerate(GRID):
-        n, tp = int(row[1 + 2 * i] or 0), float(row[2 + 2 * i] or 0)
+    # pairs and expected true links per grid step; the sums from the top down then give the counts at
+    # or above each weight. Weights are bucketed as floor(w / step) (dividing by 0.5 is exact, so a pair
+    # exactly on a grid weight counts at it); pairs below the grid count only in the totals.
+    first = round(GRID[0] / STEP)
+    rows = backend.sql(f"""
+        SELECT least(floor(match_weight / {STEP}) - {first}, {len(GRID) - 1})::INTEGER AS i,
+               count(*), sum(match_probability)
+        FROM {predictions.physical_name} GROUP BY i
+    """)
+    pairs, tps, total = [0] * len(GRID), [0.0] * len(GRID), 0.0
+    for i, n, tp in rows:
+        total += float(tp or 0)
+        if i >= 0:
+            pairs[i], tps[i] = int(n), float(tp or 0)
+    points, n, tp = [], 0, 0.0
+    for i in reversed(range(len(GRID))):
+        n, tp = n + pairs[i], tp + tps[i]
         p = tp / n if n else 1.0
         r = tp / total if total else 1.0
         points.append(
             CurvePoint(
-                match_weight=w,
-                threshold_match_probability=probability(w),
+                match_weight=GRID[i],
+                threshold_match_probability=probability(GRID[i]),
                 pairs=n,
                 expected_precision=round(p, 6),
                 expected_recall=round(r, 6),
                 expected_f1=round(2 * p * r / (p + r) if p + r else 0.0, 6),
             )
         )
-    return points
+    return points[::-1]
 
 
 def choose_threshold(backend: Backend, predictions: SplinkDataFrame, config: Clustering) -> ThresholdChoice:
