@@ -172,8 +172,8 @@ def test_spark_local_mode_gives_the_duckdb_clusters(config, demo_extracts, keys,
         assert (m1 is None and m2 is None) or abs(m1 - m2) < 1e-3, (name, label, m1, m2)
     assert json.loads((spark_run / "model.json").read_text())["sql_dialect"] == "duckdb"  # reloads anywhere
 
-    # the same people. Measured: 0, 1 and 6 of 5,651 records in a different cluster over three runs: m
-    # equal only to EM's tolerance (and Spark's summation order) moves pairs sitting at the threshold, so
-    # up to 0.5 % of records may differ. docs/scaling.md documents this.
+    # the same people. Measured: 0, 1, 6 and 0 of 5,651 records in a different cluster over four runs
+    # (EM run to 1e-8 instead of 1e-4 did not bring m closer than 2.5e-4: u differs, see above): a pair
+    # sitting at the threshold can move, so up to 0.25 % of records may differ. docs/scaling.md.
     moved = _records_in_other_clusters(_clusters(duck), _clusters(spark_run))
-    assert moved <= len(_clusters(duck)) // 200, moved
+    assert moved <= len(_clusters(duck)) // 400, moved

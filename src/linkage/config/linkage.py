@@ -262,6 +262,12 @@ class Training(Strict):
     em_max_pairs: Annotated[float, Field(ge=1e3)] = Field(
         1e6, description="Cap on pairs per EM pass (bounds time and memory)."
     )
+    em_convergence: Annotated[float, Field(gt=0, lt=0.1)] = Field(
+        1e-4, description="EM stops when no m value moves more than this between iterations."
+    )
+    em_max_iterations: Annotated[int, Field(ge=1, le=1000)] = Field(
+        25, description="EM stops after this many iterations per pass even if not converged."
+    )
 
 
 class ConflictRule(Strict):

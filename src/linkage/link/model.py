@@ -119,6 +119,8 @@ def settings(config: LinkageConfig) -> SettingsCreator:
         unique_id_column_name=UNIQUE_ID,
         comparisons=[comparison(c) for c in config.comparisons],
         blocking_rules_to_generate_predictions=[r.sql for r in blocking_rules_sql(config.blocking_rules)],
+        em_convergence=config.training.em_convergence,
+        max_iterations=config.training.em_max_iterations,
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
         additional_columns_to_retain=[],
