@@ -10,7 +10,13 @@ PERSONS   ?= 2000
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The token HMAC is a C extension over OpenSSL (src/linkage/tokens/_hmac64.c): building it needs a C
+# compiler and OpenSSL's headers, installed here on Debian/Ubuntu when missing (sudo unless root).
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(STAMP): pyproject.toml src/linkage/tokens/_hmac64.c
+	if command -v dpkg >/dev/null && ! dpkg -s libssl-dev >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q libssl-dev; fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,spark]'

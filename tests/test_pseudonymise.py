@@ -343,3 +343,45 @@ def test_unclosed_quote_does_not_swallow_memory_or_rows(keys, tmp_path, monkeypa
     assert m.counts.written > 300  # reading resumed after the bounded unclosed record
     swallowed = sum(r["record"].count("\n") + 1 for r in rejects_of(result))
     assert m.counts.written + swallowed == 400  # every line is either written or kept in a reject
+
+
+@pytest.mark.parametrize("pnc_on_invalid", ["reject", "missing"])
+def test_whole_column_path_matches_the_per_value_path(keys, monkeypatch, pnc_on_invalid):
+    """Case references and PNC ids of ASCII columns are done whole-column in Arrow: same result."""
+    from linkage.extract import transform as transform_mod
+
+    base = agency_config("police")
+    ids = base.identifiers.model_copy(
+        update={"pnc": base.identifiers.pnc.model_copy(update={"on_invalid": pnc_on_invalid})}
+    )
+    config = base.model_copy(update={"identifiers": ids})
+    urns = ["01YE0123456", " 01-ye-7 ", "", "N/K", "nfa", "\x1cNK\x1f", "-- --", " \t ", "x"]
+    pncs = [
+        "2001/12345H",
+        "01/0012345H",
+        " 01 / 0012345h ",
+        "2001/12345A",
+        "12/abc",
+        "N/K",
+        "",
+        "\x1f",
+        "0112345678Z",
+    ]
+    n = len(urns)
+    row = dict(zip(POLICE_HEADER, POLICE_ROWS[0], strict=True))
+    columns = {c: pa.array([row[c]] * n, type=pa.string()) for c in config.source_columns()}
+    columns |= {
+        "urn": pa.array(urns),
+        "pnc_id": pa.array(pncs),
+        "crime_ref": pa.array([f"R{i}" for i in range(n)]),
+    }
+    whole = transform_mod.BatchTransformer(config, keys.project.subkeys()).transform(
+        columns, list(range(1, n + 1))
+    )
+    monkeypatch.setattr(transform_mod, "is_ascii", lambda values: False)
+    per_value = transform_mod.BatchTransformer(config, keys.project.subkeys()).transform(
+        columns, list(range(1, n + 1))
+    )
+    assert whole.batch.equals(per_value.batch)
+    assert whole.rejects == per_value.rejects and whole.nulled == per_value.nulled
+    assert whole.batch.num_rows > 0 and (whole.rejects or whole.nulled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import date
 
+import pyarrow as pa
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -177,3 +178,51 @@ def test_outward_only_postcode_is_a_district():
 def test_reference_standardisation_idempotent(raw):
     ref = s.standardise_reference(raw)
     assert ref is None or s.standardise_reference(ref) == ref
+
+
+# --- whole-column (Arrow) forms agree with the per-value rules ------------------------------------
+
+ascii_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=16)
+pnc_like = st.text(alphabet="0123456789/ ZABCDHKXYzabh\t\x1c\x1f-.", max_size=16)
+
+
+def _per_value_pnc(raw: str) -> tuple[str | None, str | None]:
+    try:
+        return s.standardise_pnc(raw), None
+    except s.InvalidValue as exc:
+        return None, str(exc)
+
+
+@given(st.lists(ascii_text, max_size=20))
+def test_references_ascii_matches_standardise_reference(raws):
+    expected = [s.standardise_reference(r) for r in raws]
+    assert s.references_ascii(pa.array(raws, type=pa.string())).to_pylist() == expected
+
+
+@given(
+    st.lists(
+        st.one_of(
+            pnc_like,
+            st.builds(
+                lambda y, n, c, slash: f"{y:02d}{'/' if slash else ''}{n:07d}{c}",
+                st.integers(0, 99),
+                st.integers(0, 9_999_999),
+                st.sampled_from(s.PNC_CHECK_LETTERS),
+                st.booleans(),
+            ),
+        ),
+        max_size=20,
+    )
+)
+def test_pncs_ascii_matches_standardise_pnc(raws):
+    standard, reasons = s.pncs_ascii(pa.array(raws, type=pa.string()))
+    assert list(zip(standard.to_pylist(), reasons.to_pylist(), strict=True)) == [
+        _per_value_pnc(r) for r in raws
+    ]
+
+
+def test_whole_column_forms_keep_nulls_and_detect_non_ascii():
+    values = pa.array(["01/1234567Z", None], type=pa.string())
+    assert s.pncs_ascii(values)[1].to_pylist()[1] is None
+    assert s.references_ascii(values).to_pylist()[1] is None
+    assert s.is_ascii(values) and not s.is_ascii(pa.array(["é"]))

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -20,7 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from linkage.keys import ProjectKey
 from linkage.tokens import standardise as st
 from linkage.tokens.spec import TOKEN_COLUMNS, TOKEN_SPEC_VERSION, Purpose
-from linkage.tokens.tokenise import Tokeniser, canonical_forename
+from linkage.tokens.tokenise import HmacKey, Tokeniser, canonical_forename
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "token_spec_v1.json").read_text(encoding="utf-8"))
 KEY = bytes.fromhex(VECTORS["project_key_hex"])
@@ -166,3 +168,34 @@ def test_forename_table_is_the_one_the_spec_names():
     assert hashlib.sha256(data).hexdigest() == FORENAME_TABLE_SHA256
     doc = (Path(__file__).parents[1] / "docs" / "token-spec.md").read_text(encoding="utf-8")
     assert FORENAME_TABLE_SHA256 in doc
+
+
+def test_batch_tokens_match_the_formula_with_nulls_and_slices():
+    tok = Tokeniser(ProjectKey("v", datetime(2026, 1, 1, tzinfo=UTC), KEY).subkeys())
+    values = pa.array(["SMITH", None, "", "ÉLODIE", "x" * 300, None, "O'BRIEN"], type=pa.string())
+    for array in (values, values.slice(1, 4), values.slice(3), values.slice(0, 0)):
+        expected = [None if v is None else independent_token("names", "name", v) for v in array.to_pylist()]
+        assert tok.tokens(Purpose.names, "name", array).to_pylist() == expected
+    assert tok.tokens(Purpose.names, "name", ["SMITH", None]).to_pylist() == [
+        independent_token("names", "name", "SMITH"),
+        None,
+    ]
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 32, b"k" * 64, b"k" * 65, b"k" * 200])
+def test_c_hmac_is_rfc2104_for_any_key_length(key):
+    values = pa.array(["", "a", "b" * 100])
+    _, offsets, data = values.buffers()
+    out = HmacKey(key).tokens(b"fam\x1f", offsets, data)
+    macs = [hmac.new(key, b"fam\x1f" + v.encode(), hashlib.sha256).digest() for v in values.to_pylist()]
+    expected = [int.from_bytes(mac[:8], "big", signed=True) for mac in macs]
+    assert list(struct.unpack(f"={len(values)}q", out)) == expected
+
+
+@pytest.mark.parametrize(
+    "offsets, data",
+    [(struct.pack("=2i", 0, 5), b"abc"), (struct.pack("=2i", 2, 1), b"abc"), (b"\0\0", b""), (b"", b"")],
+)
+def test_c_hmac_rejects_malformed_layouts(offsets, data):
+    with pytest.raises(ValueError):
+        HmacKey(b"k").tokens(b"", offsets, data)

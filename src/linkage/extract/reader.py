@@ -13,8 +13,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,6 +72,7 @@ class RawBatch:
     chunk: CsvChunk | None = None  # CSV: the bytes the records came from
     encoding: str = "utf-8"
     spans: list[tuple[int, int]] | None = None  # CSV: each record's lines in the chunk (None: line i)
+    _text_lines: list[str] | None = field(default=None, repr=False)  # the chunk decoded once, for ``raw``
 
     def __len__(self) -> int:
         return len(self.source_rows)
@@ -77,7 +80,9 @@ class RawBatch:
     def raw(self, i: int) -> str:
         """The i-th well-formed record as it appeared in the input (for the rejects file)."""
         if self.chunk is not None:
-            text_lines, _ = _decode_lines(self.chunk.data, self.encoding)
+            if self._text_lines is None:  # decoded once per chunk, not once per rejected record
+                self._text_lines, _ = _decode_lines(self.chunk.data, self.encoding)
+            text_lines = self._text_lines
             a, b = self.spans[i] if self.spans is not None else (i, i + 1)
             return "".join(text_lines[a:b]).rstrip("\r\n")
         return repr({c: values[i].as_py() for c, values in self.columns.items()})
@@ -101,14 +106,21 @@ class CsvLayout:
     def quotes_look_well_formed(self, data: bytes) -> bool:
         """True if every quote opens a field, closes one, or is a doubled quote inside one.
 
-        Done with a few C-speed ``bytes.replace`` passes (a regex costs ~2 us a row here). A False
-        sends the chunk to the strict record-by-record parser, which has the last word.
+        Doubled quotes are dropped (one C-speed ``bytes.replace``); then one regex search, which
+        skips from quote to quote in C, looks for a quote with neither a line start or delimiter
+        before it nor a delimiter or line end after it (0.2 us a row; the earlier chain of seven
+        ``bytes.replace`` passes cost 1.4). A False sends the chunk to the strict record-by-record
+        parser, which has the last word.
         """
-        q, d = self.quotechar.encode(), self.delimiter.encode()
-        rest = (b"\n" + data + b"\n").replace(q + q, b"").replace(b"\r\n", b"\n")
-        for opening_or_closing in (b"\n" + q, d + q, q + b"\n", q + d):
-            rest = rest.replace(opening_or_closing, opening_or_closing.replace(q, b""))
-        return q not in rest
+        q = self.quotechar.encode()
+        return _stray_quote(q, self.delimiter.encode()).search(data.replace(q + q, b"")) is None
+
+
+@cache
+def _stray_quote(quote: bytes, delimiter: bytes) -> re.Pattern[bytes]:
+    """A quote not next to a record or field boundary (the start and end of the data count as one)."""
+    q, d = re.escape(quote), re.escape(delimiter)
+    return re.compile(q + rb"(?<=[^\n" + d + rb"]" + q + rb")(?!" + d + rb"|\r?\n|\r?\Z)")
 
 
 class ExtractReader:

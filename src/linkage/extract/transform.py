@@ -2,7 +2,9 @@
 
 Runs in worker processes. Work is column by column with a bounded cache per field, because real
 extracts repeat the same names, dates and postcodes many times: each distinct raw value is
-standardised and hashed once per cache lifetime.
+standardised and hashed once per cache lifetime. Hashing is batched: the values a batch adds to a
+cache are hashed one token column at a time in C (``Tokeniser.column_tokens``). Values unique to
+every row (record ids, case references) skip the cache and are handled whole-column in Arrow.
 """
 
 from __future__ import annotations
@@ -28,21 +30,32 @@ from linkage.config.agency import (
 )
 from linkage.tokens.spec import RECORD_KEY, SEX, SOURCE_ROW, TOKEN_COLUMN_NAMES, Purpose
 from linkage.tokens.standardise import (
+    ASCII_WHITESPACE,
     InvalidValue,
     check_birth_date,
     forename_parts,
+    is_ascii,
     parse_date,
+    pncs_ascii,
+    references_ascii,
     split_full_name,
     standardise_pnc,
     standardise_postcode,
     standardise_reference,
     surname_parts,
 )
-from linkage.tokens.tokenise import Tokeniser
+from linkage.tokens.tokenise import (
+    Tokeniser,
+    dob_plaintexts,
+    forename_plaintexts,
+    postcode_plaintexts,
+    surname_plaintexts,
+)
 
 CACHE_LIMIT = 100_000  # distinct values kept per field before the cache is reset (memory stays flat)
 _DOB = "_dob"  # internal output: the parsed date of birth, used for the age band, never written
 _JOIN = "\x1f"  # joins a multi-column field's raw values (unit separator: never in real data)
+_ABSENT = object()  # the cached result of a missing value (a cache lookup returning None: not cached)
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,11 @@ class _Invalid:
 
 @dataclass
 class _Field:
-    """One identifier or attribute: source column(s), a converter, and the outputs it produces."""
+    """One identifier or attribute: source column(s), a converter, and the outputs it produces.
+
+    The converter returns a dict output -> value; for token outputs the value is the standardised
+    plaintext, hashed afterwards in a batch. The cache holds final results (tokens, not plaintexts).
+    """
 
     name: str
     columns: list[str]
@@ -60,11 +77,15 @@ class _Field:
     convert: Callable[..., dict[str, Any]]
     on_invalid: OnInvalid
     cache: dict = field(default_factory=dict)
+    # whole-column form of convert + hash for a one-token field: (tokens, invalid reasons or None), or
+    # None when the column needs the per-value path (text that is not ASCII)
+    whole_column: Callable[[pa.Array], tuple[pa.Array, pa.Array | None] | None] | None = None
 
     def __post_init__(self) -> None:
         # converter dict -> tuple in output order, in C (a 1-output itemgetter returns a bare value)
         get = itemgetter(*self.outputs)
         self.pick = get if len(self.outputs) > 1 else lambda d: (get(d),)
+        self.token_outputs = [(i, name) for i, name in enumerate(self.outputs) if name in TOKEN_COLUMN_NAMES]
 
 
 @dataclass
@@ -106,20 +127,18 @@ class BatchTransformer:
         self.fields = self._identifier_fields() + [self._attribute_field(a) for a in config.attributes]
         self._types = {f.name: f.type for f in self.schema} | {_DOB: pa.date32()}
         self._missing_values = pa.array(sorted(self.missing), type=pa.string())
-        self._record_key = self.tok.record_key_hasher(config.agency.name)
 
     # --- building the per-field converters ---------------------------------------------------------
 
     def _identifier_fields(self) -> list[_Field]:
-        ids, tok = self.config.identifiers, self.tok
+        ids = self.config.identifiers
         fields: list[_Field] = []
         fn_cols = ["fn1", "fn2", "fn1_canon", "fn1_phon", "fn1_pre3"]
         sn_cols = ["sn", "sn_phon", "sn_pre3", "sn_p1", "sn_p2"]
         if ids.case_reference:
 
             def case_ref(raw: str) -> dict:
-                ref = standardise_reference(raw)
-                return {"case_ref": tok.case_ref_token(ref) if ref else None}
+                return {"case_ref": standardise_reference(raw)}
 
             fields.append(
                 _Field(
@@ -128,6 +147,7 @@ class BatchTransformer:
                     ["case_ref"],
                     case_ref,
                     ids.case_reference.on_invalid,
+                    whole_column=self._case_refs,
                 )
             )
         if ids.full_name:
@@ -135,7 +155,7 @@ class BatchTransformer:
 
             def full_name(raw: str) -> dict:
                 forenames, surname = split_full_name(raw, layout)
-                return tok.forename_tokens(forename_parts([forenames])) | tok.surname_tokens(
+                return forename_plaintexts(forename_parts([forenames])) | surname_plaintexts(
                     surname_parts(surname)
                 )
 
@@ -154,7 +174,7 @@ class BatchTransformer:
                     "forenames",
                     ids.forenames.columns,
                     fn_cols,
-                    lambda *raws: tok.forename_tokens(forename_parts(list(raws))),
+                    lambda *raws: forename_plaintexts(forename_parts(list(raws))),
                     ids.forenames.on_invalid,
                 )
             )
@@ -164,7 +184,7 @@ class BatchTransformer:
                     "surname",
                     [ids.surname.column],
                     sn_cols,
-                    lambda raw: tok.surname_tokens(surname_parts(raw)),
+                    lambda raw: surname_plaintexts(surname_parts(raw)),
                     ids.surname.on_invalid,
                 )
             )
@@ -173,7 +193,7 @@ class BatchTransformer:
 
             def dob(raw: str) -> dict:
                 d = check_birth_date(parse_date(raw, formats))
-                return tok.dob_tokens(d) | {_DOB: d}
+                return dob_plaintexts(d) | {_DOB: d}
 
             fields.append(
                 _Field(
@@ -200,7 +220,7 @@ class BatchTransformer:
                     "postcode",
                     [ids.postcode.column],
                     ["pc", "pc_sector", "pc_district"],
-                    lambda raw: tok.postcode_tokens(*standardise_postcode(raw)),
+                    lambda raw: postcode_plaintexts(*standardise_postcode(raw)),
                     ids.postcode.on_invalid,
                 )
             )
@@ -210,8 +230,9 @@ class BatchTransformer:
                     "pnc",
                     [ids.pnc.column],
                     ["pnc"],
-                    lambda raw: {"pnc": tok.pnc_token(standardise_pnc(raw))},
+                    lambda raw: {"pnc": standardise_pnc(raw)},
                     ids.pnc.on_invalid,
+                    whole_column=self._pncs,
                 )
             )
         return fields
@@ -265,26 +286,38 @@ class BatchTransformer:
 
     # --- applying them -----------------------------------------------------------------------------
 
-    def _convert(self, f: _Field, key: str) -> tuple | _Invalid | None:
-        """Cached conversion of one distinct raw value; None means the value is missing."""
-        cache = f.cache
-        if key in cache:
-            return cache[key]
+    def _standardise(self, f: _Field, key: str) -> list | _Invalid | object:
+        """One distinct raw value's outputs (token outputs still plaintext), or _ABSENT if missing."""
         missing = self.missing
         if len(f.columns) == 1:
             present = [None if key.strip().upper() in missing else key]
         else:
             present = [None if r.strip().upper() in missing else r for r in key.split(_JOIN)]
-        result: tuple | _Invalid | None = None
-        if present.count(None) < len(present):
-            try:
-                result = f.pick(f.convert(*present))
-            except InvalidValue as exc:
-                result = _Invalid(str(exc))
-        if len(cache) >= CACHE_LIMIT:
+        if present.count(None) == len(present):
+            return _ABSENT
+        try:
+            return list(f.pick(f.convert(*present)))
+        except InvalidValue as exc:
+            return _Invalid(str(exc))
+
+    def _results(self, f: _Field, keys: list[str]) -> list[tuple | _Invalid | object]:
+        """Results for distinct raw values: from the cache, the rest converted and hashed in a batch."""
+        cache = f.cache
+        results = list(map(cache.get, keys))
+        new = [i for i, r in enumerate(results) if r is None]
+        if not new:
+            return results
+        converted = [self._standardise(f, keys[i]) for i in new]
+        valid = [r for r in converted if type(r) is list]
+        for pos, column in f.token_outputs:
+            hashed = self.tok.column_tokens(column, [r[pos] for r in valid]).to_pylist()
+            for r, token in zip(valid, hashed, strict=True):
+                r[pos] = token
+        if len(cache) + len(new) > CACHE_LIMIT:
             cache.clear()
-        cache[key] = result
-        return result
+        for i, r in zip(new, converted, strict=True):
+            results[i] = cache[keys[i]] = tuple(r) if type(r) is list else r
+        return results
 
     def _source(self, f: _Field, columns: dict[str, pa.Array]) -> pa.Array:
         """The field's raw values as one string array (several columns joined by a separator)."""
@@ -293,19 +326,41 @@ class BatchTransformer:
             return arrays[0]
         return pc.binary_join_element_wise(*arrays, _JOIN, null_handling="replace", null_replacement="")
 
+    def _missing_ascii(self, values: pa.Array) -> pa.Array:
+        """The per-value missing rule (``_standardise``) for ASCII text: True where NULL or missing."""
+        trimmed = pc.ascii_upper(pc.ascii_trim(values, ASCII_WHITESPACE))
+        return pc.fill_null(pc.is_in(trimmed, value_set=self._missing_values), True)
+
+    def _case_refs(self, values: pa.Array) -> tuple[pa.Array, None] | None:
+        """case_ref tokens of a whole ASCII column (case references are unique per row)."""
+        if not is_ascii(values):
+            return None
+        standard = pc.if_else(self._missing_ascii(values), None, references_ascii(values))
+        return self.tok.column_tokens("case_ref", standard), None
+
+    def _pncs(self, values: pa.Array) -> tuple[pa.Array, pa.Array] | None:
+        """pnc tokens and invalid reasons of a whole ASCII column (PNC ids are unique per person)."""
+        if not is_ascii(values):
+            return None
+        standard, reason = pncs_ascii(values)
+        missing = self._missing_ascii(values)
+        standard = pc.if_else(missing, None, standard)
+        return self.tok.column_tokens("pnc", standard), pc.if_else(missing, None, reason)
+
     def transform(self, columns: dict[str, pa.Array], source_rows: list[int]) -> BatchResult:
         """Pseudonymise one batch.
 
-        Each field is dictionary-encoded (in C), converted once per distinct value in Python, and
-        expanded back to rows with ``take`` (in C): the Python cost grows with distinct values,
-        not with rows. Only the record key, unique per row, is hashed row by row.
+        Each field is dictionary-encoded (in C), converted once per distinct value not yet cached
+        in Python, hashed in batches (in C) and expanded back to rows with ``take`` (in C): the
+        Python cost grows with distinct values, not with rows. Record keys and case references,
+        unique per row, are computed whole-column.
         """
         n = len(source_rows)
         arrays: dict[str, pa.Array] = {SOURCE_ROW: pa.array(source_rows, type=pa.int64())}
         rejects: list[tuple[int, str, str]] = []
         nulled: Counter = Counter()
 
-        # record keys: unique per row, so hashed row by row; missing ids found in Arrow
+        # record keys: the trimmed record id, hashed whole-column; missing ids are rejects
         rid_column = self.config.identifiers.record_id.column
         rids = pc.utf8_trim_whitespace(columns[rid_column])
         absent = pc.fill_null(
@@ -313,18 +368,30 @@ class BatchTransformer:
         )
         for i in pc.indices_nonzero(absent).to_pylist():
             rejects.append((i, rid_column, "record id is missing"))
-        record_key = self._record_key
-        keys = [
-            0 if gone else record_key(rid)
-            for rid, gone in zip(rids.to_pylist(), absent.to_pylist(), strict=True)
-        ]
-        arrays[RECORD_KEY] = pa.array(keys, type=pa.int64())
+        keys = self.tok.record_keys(self.config.agency.name, rids)
+        arrays[RECORD_KEY] = pc.if_else(absent, 0, keys)
 
         for f in self.fields:
-            encoded = self._source(f, columns).dictionary_encode()
-            results = [self._convert(f, v) for v in encoded.dictionary.to_pylist()]
-            absent = (None,) * len(f.outputs)
-            rows_out = [r if type(r) is tuple else absent for r in results]
+            source = self._source(f, columns)
+            whole = f.whole_column(source) if f.whole_column is not None else None
+            if whole is not None:
+                (name,), (tokens, reasons) = f.outputs, whole
+                arrays[name] = tokens
+                if reasons is None or reasons.null_count == len(reasons):
+                    continue
+                invalid = pc.is_valid(reasons)
+                if f.on_invalid is OnInvalid.reject:
+                    column = ",".join(f.columns)
+                    rows, why = pc.indices_nonzero(invalid).to_pylist(), reasons.drop_null().to_pylist()
+                    rejects += [(i, column, f"{f.name}: {r}") for i, r in zip(rows, why, strict=True)]
+                else:
+                    arrays[name] = pc.if_else(invalid, None, tokens)
+                    nulled[f.name] += len(reasons) - reasons.null_count
+                continue
+            encoded = source.dictionary_encode()
+            results = self._results(f, encoded.dictionary.to_pylist())
+            absent_row = (None,) * len(f.outputs)
+            rows_out = [r if type(r) is tuple else absent_row for r in results]
             per_output = list(zip(*rows_out, strict=True)) if rows_out else [()] * len(f.outputs)
             for name, values in zip(f.outputs, per_output, strict=True):
                 arrays[name] = pc.take(pa.array(values, type=self._types[name]), encoded.indices)

@@ -13,6 +13,8 @@ import unicodedata
 from datetime import date, datetime
 
 import jellyfish
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class InvalidValue(ValueError):
@@ -166,3 +168,53 @@ def standardise_pnc(raw: str) -> str:
 def standardise_reference(raw: str) -> str | None:
     """Case references and record ids: upper-case ASCII letters and digits only."""
     return _NOT_ALNUM.sub("", ascii_upper(raw)) or None
+
+
+# --- whole-column forms (Arrow) ------------------------------------------------------------------
+# For identifiers unique to (nearly) every row, the engine standardises whole columns in Arrow instead
+# of calling the functions above once per value. They are the same rules restricted to ASCII text
+# (the caller sends any column holding other text down the per-value path), and property tests in
+# tests/test_standardise.py check that they agree with the per-value functions.
+
+ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() and regex \s match in ASCII
+_PNC_PARTS = r"^(?:(?P<y1>\d{2}|\d{4})/(?P<s1>\d{1,7})|(?P<y2>\d{2}|\d{4})(?P<s2>\d{7}))(?P<check>[A-Z])$"
+_PNC_NO_MATCH = "PNC id is not YYYY/NNNNNNNC, YY/NNNNNNNC or YYYYNNNNNNNC"
+_PNC_BAD_CHECK = "PNC id check character is wrong"
+
+
+def is_ascii(values: pa.Array) -> bool:
+    """True if every (non-NULL) string is ASCII: the whole-column forms then apply."""
+    return pc.all(pc.string_is_ascii(values)).as_py() is not False
+
+
+def references_ascii(values: pa.Array) -> pa.Array:
+    """``standardise_reference`` of every value of an ASCII string array ('' becomes NULL)."""
+    standard = pc.replace_substring_regex(pc.ascii_upper(values), "[^A-Z0-9]", "")
+    return pc.if_else(pc.equal(standard, ""), None, standard)
+
+
+def pncs_ascii(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``standardise_pnc`` of every value of an ASCII string array: (standard forms, error reasons).
+
+    Where a value is invalid its standard form is NULL and its reason is the message
+    ``standardise_pnc`` raises; elsewhere the reason is NULL.
+    """
+    text = pc.replace_substring_regex(pc.ascii_upper(values), f"[{re.escape(ASCII_WHITESPACE)}]", "")
+    parts = pc.extract_regex(text, _PNC_PARTS)
+    matched = pc.is_valid(parts)
+    slash = pc.not_equal(pc.struct_field(parts, "y1"), "")
+    year2 = pc.utf8_slice_codeunits(
+        pc.if_else(slash, pc.struct_field(parts, "y1"), pc.struct_field(parts, "y2")), -2
+    )
+    serial7 = pc.utf8_lpad(
+        pc.if_else(slash, pc.struct_field(parts, "s1"), pc.struct_field(parts, "s2")), 7, "0"
+    )
+    number = pc.cast(pc.fill_null(pc.binary_join_element_wise(year2, serial7, ""), "0"), pa.int64())
+    expected = pc.take(pa.array(list(PNC_CHECK_LETTERS)), pc.modulo(number, 23))
+    check = pc.struct_field(parts, "check")
+    good = pc.and_(matched, pc.equal(pc.fill_null(check, ""), expected))
+    standard = pc.if_else(good, pc.binary_join_element_wise(year2, "/", serial7, check, ""), None)
+    reason = pc.if_else(
+        pc.is_null(values), None, pc.if_else(matched, pc.if_else(good, None, _PNC_BAD_CHECK), _PNC_NO_MATCH)
+    )
+    return standard, reason
