@@ -169,3 +169,9 @@ def test_constrained_equals_the_pairwise_algorithm_on_random_graphs(seed):
     ]
     people, _ = _people(_backend(records, pairs), _config("pnc", override_match_weight=20))
     assert people == _reference_people(records, pairs, 20)
+
+
+def test_no_linked_pairs_gives_one_person_per_record():
+    people, result = _people(_backend([{"pnc": 1}, {"pnc": 2}, {}], []), _config("pnc", DOB))
+    assert people == [{1}, {2}, {3}]
+    assert result.diagnostics.bridge_edges == 0 and result.diagnostics.conflicts == {"pnc": 0, "dob": 0}

@@ -157,6 +157,8 @@ def _may_conflict(labels: np.ndarray, profiles: list[_Profiles]) -> np.ndarray:
     flagged = np.zeros(len(labels), dtype=bool)
     for prof in profiles:
         has = np.flatnonzero(prof.codes[:, 0] >= 0)
+        if not has.size:
+            continue
         base = int(prof.codes[:, 0].max()) + 1
         pairs = np.unique(labels[has] * base + prof.codes[has, 0])  # distinct (group, identifier)
         groups, count = np.unique(pairs // base, return_counts=True)
