@@ -11,6 +11,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <string.h>
@@ -62,8 +63,8 @@ static int HmacKey_init(HmacKey *self, PyObject *args, PyObject *kwds) {
         ok = ok && EVP_DigestInit_ex(self->outer, md, NULL) && EVP_DigestUpdate(self->outer, pad, BLOCK);
     }
     PyBuffer_Release(&key);
-    memset(block, 0, sizeof block);
-    memset(pad, 0, sizeof pad);
+    OPENSSL_cleanse(block, sizeof block); /* key material: a plain memset may be optimised away */
+    OPENSSL_cleanse(pad, sizeof pad);
     if (!ok) {
         openssl_error();
         return -1;
