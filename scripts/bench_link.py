@@ -377,13 +377,14 @@ def run_plaintext(data: Path, out: Path) -> dict:
 # --- driver --------------------------------------------------------------------------------------------
 
 
-def child(kind: str, data: Path, out: Path) -> dict:
-    """Run one side in a fresh process: its own peak RSS, no warm caches from the other."""
+def child(kind: str, data: Path, out: Path, script: str = __file__) -> dict:
+    """Run ``script --child kind data out`` in a fresh process (its own peak RSS, no warm caches from
+    another run) and return the JSON object it prints last."""
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(data), str(out)], capture_output=True, text=True
+        [sys.executable, script, "--child", kind, str(data), str(out)], capture_output=True, text=True
     )
     if proc.returncode:
-        sys.exit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
+        sys.exit(f"{kind} run on {data.name} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

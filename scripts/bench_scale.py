@@ -25,7 +25,6 @@ import json
 import math
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -75,15 +74,6 @@ def run_child(data: Path, out: Path, engine: str) -> dict:
         "recall": pairwise.recall,
         "f1": pairwise.f1,
     }
-
-
-def child(data: Path, out: Path, engine: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", engine, str(data), str(out)], capture_output=True, text=True
-    )
-    if proc.returncode:
-        sys.exit(f"{engine} run on {data.name} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def cluster_agreement(a: Path, b: Path) -> dict:
@@ -151,7 +141,7 @@ def main() -> None:
         print(json.dumps(run_child(Path(data), Path(out), engine)))
         return
 
-    from bench_link import ensure_data
+    from bench_link import child, ensure_data
 
     sizes = args.persons or (QUICK if args.quick else FULL)
     out_json = args.out or ROOT / "scripts" / "results" / (
@@ -163,14 +153,14 @@ def main() -> None:
         data = ensure_data(persons, args.seed, args.cache)
         built[persons] = time.perf_counter() - t
         out = args.cache / f"scale-duckdb-{persons}"
-        run = child(data, out, "duckdb")
+        run = child("duckdb", data, out, __file__)
         run["persons"] = persons
         runs.append(run)
         print(f"{persons} persons, duckdb: {json.dumps(run)}", file=sys.stderr)
     if not args.no_spark:
         persons = sizes[0]
         data = ensure_data(persons, args.seed, args.cache)
-        spark = child(data, args.cache / f"scale-spark-{persons}", "spark")
+        spark = child("spark", data, args.cache / f"scale-spark-{persons}", __file__)
         spark["persons"] = persons
         spark["overhead_vs_duckdb"] = spark["wall_seconds"] / runs[0]["wall_seconds"]
         spark["clusters_vs_duckdb"] = cluster_agreement(

@@ -39,8 +39,6 @@ def _passphrase(env: str, *, confirm: bool, what: str, fallback_env: str | None 
     return click.prompt(f"Passphrase for the {what}", hide_input=True, confirmation_prompt=confirm)
 
 
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="linkage")
 def cli() -> None:

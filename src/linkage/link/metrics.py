@@ -155,13 +155,14 @@ def collect_metrics(
         f"SELECT count(*) FROM {predictions.physical_name} WHERE match_probability >= {threshold}"
     )[0][0]
     records = {agency: m.counts.written for agency, m in manifests.items()}
+    n = sum(records.values())
     first = next(iter(manifests.values()))
     return RunMetrics(
         run_id=run_id,
         key_fingerprint=first.key_fingerprint,
         token_spec_version=first.token_spec_version,
         records=records,
-        records_total=sum(records.values()),
+        records_total=n,
         backend=config.backend.model_dump(mode="json", exclude={"database_dir", "keep_database"}),
         probability_two_random_records_match=model["probability_two_random_records_match"],
         blocking=[
@@ -170,7 +171,7 @@ def collect_metrics(
         ],
         comparisons_total=cumulative[-1] if cumulative else 0,
         # link_and_dedupe: every record may pair with every other, whichever agency holds it
-        total_possible_comparisons=sum(records.values()) * (sum(records.values()) - 1) // 2,
+        total_possible_comparisons=n * (n - 1) // 2,
         pairs_above_floor=by_threshold[-1],
         threshold_match_probability=threshold,
         threshold=clustered.threshold,
