@@ -1,6 +1,7 @@
 """Accuracy of a linkage run against synthetic ground truth (`linkage evaluate`).
 
-Input contract: RUN_DIR/clusters.parquet with source_dataset, record_key, source_row and
+Input contract: a run folder `linkage.runfolder.open_run` accepts (complete, unmodified, its extracts
+unchanged), whose clusters.parquet has source_dataset, record_key, source_row and
 person_id (the predicted cluster, int or str); TRUTH_DIR/records.parquet from `linkage synth`.
 Records are joined on (source_dataset, source_row). Pair counts come from the contingency table
 of (predicted cluster, true person) cells, so no pair is ever enumerated:
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from linkage.errors import InputError
+from linkage.runfolder import open_run
 
 CLUSTER_COLUMNS = ("source_dataset", "record_key", "source_row", "person_id")
 
@@ -96,10 +98,10 @@ class EvaluationReport(BaseModel):
 
 
 def _check_inputs(run_dir: Path, truth_dir: Path) -> tuple[Path, Path]:
-    clusters, records = run_dir / "clusters.parquet", truth_dir / "records.parquet"
-    for path in (clusters, records):
-        if not path.is_file():
-            raise InputError(f"{path}: not found")
+    """The run's clusters (from a run folder `open_run` accepts) and the truth records."""
+    clusters, records = open_run(run_dir).path("clusters.parquet"), truth_dir / "records.parquet"
+    if not records.is_file():
+        raise InputError(f"{records}: not found")
     names = set(pq.read_schema(clusters).names)
     missing = [c for c in CLUSTER_COLUMNS if c not in names]
     if missing:
