@@ -34,7 +34,7 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -302,7 +302,6 @@ class OpenRun:
     record: RunRecord
     markers: dict[str, CompletionMarker]
     extracts: dict[str, Path]  # agency -> verified Parquet file (empty when not checked)
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -346,14 +345,16 @@ def open_run(
     run_dir: Path,
     *,
     require: Iterable[Stage] = ("run",),
+    ignore: Iterable[Stage] = (),
     check_extracts: bool = True,
     extracts_dir: Path | None = None,
 ) -> OpenRun:
     """Open a run folder for reading, or refuse it (VerificationError) with the reason.
 
-    Every stage marker present is checked (and the stages in ``require`` must be present); an output
-    of a known stage lying in the folder without its marker is refused too. ``extracts_dir`` looks
-    for the extracts (by file name) in another folder than the one the run recorded.
+    Every stage marker present is checked, except those of the stages in ``ignore`` (the stage about
+    to be rewritten); the stages in ``require`` must be present. A file no checked marker lists is
+    never read through the result. ``extracts_dir`` looks for the extracts (by file name) in another
+    folder than the one the run recorded.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -362,6 +363,8 @@ def open_run(
     markers: dict[str, CompletionMarker] = {}
     for stage in ("run", "journeys"):
         path = run_dir / marker_name(stage)
+        if stage in ignore and stage != "run":
+            continue
         if path.is_file():
             markers[stage] = _read_marker(run_dir, path)
     for stage in require:
@@ -370,19 +373,16 @@ def open_run(
             raise _refuse(run_dir, f"incomplete: no {marker_name(stage)} ({hint})")
     if "run" not in markers:
         raise _refuse(run_dir, f"incomplete: no {marker_name('run')} (`linkage run` did not finish)")
-    if "journeys" not in markers and (run_dir / "journeys.parquet").exists():
-        raise _refuse(run_dir, "journeys.parquet has no completion marker: re-run `linkage journeys`")
     try:
         record = RunRecord.model_validate_json(record_path.read_bytes())
     except (OSError, ValidationError):
         raise _refuse(run_dir, f"{RECORD} is missing or not a valid run record") from None
-    warnings: list[str] = []
     run_marker_sha = sha256_file(run_dir / marker_name("run"))
     for stage, marker in markers.items():
         _check_marker(run_dir, stage, marker, record, run_marker_sha)
-        warnings += _check_logged(run_dir, stage, marker)
+        _check_logged(run_dir, stage, marker)
     extracts = _check_extracts(run_dir, record, extracts_dir) if check_extracts else {}
-    return OpenRun(run_dir, record, markers, extracts, warnings)
+    return OpenRun(run_dir, record, markers, extracts)
 
 
 def _read_marker(run_dir: Path, path: Path) -> CompletionMarker:
@@ -409,27 +409,36 @@ def _check_marker(
             raise _refuse(run_dir, f"modified: {name} differs from the file the {stage} stage wrote")
 
 
-def _check_logged(run_dir: Path, stage: str, marker: CompletionMarker) -> list[str]:
-    """The marker must appear among the outputs of an `ok` entry of the run log it was logged to."""
-    path = run_dir / marker_name(stage)
+def _check_logged(run_dir: Path, stage: str, marker: CompletionMarker) -> None:
+    """A marker completed under a command must be among the outputs of an `ok` entry of the run log.
+
+    The log is looked for where the command wrote it, then at this command's log (LINKAGE_LOG: a run
+    folder moved with its log); a stage killed between its marker and its log entry is refused.
+    """
+    from linkage.runlog import log_path
+
     if marker.logged_to is None:
-        return []
-    log = Path(marker.logged_to)
-    try:
-        lines = log.read_text(encoding="utf-8").split("\n")
-    except OSError:
-        return [f"the run log {log} is not available here: {marker_name(stage)} was checked by hashes only"]
-    digest = sha256_file(path)
-    for line in lines:
-        if digest not in line:
-            continue
+        return
+    digest = sha256_file(run_dir / marker_name(stage))
+    logs = list(dict.fromkeys([Path(marker.logged_to), log_path().resolve()]))
+    for log in logs:
         try:
-            entry = json.loads(line)
-        except ValueError:
+            lines = log.read_text(encoding="utf-8").split("\n")  # never splitlines: U+2028 is data
+        except OSError:
             continue
-        if entry.get("outcome") == "ok" and any(o.get("sha256") == digest for o in entry.get("outputs", [])):
-            return []
-    raise _refuse(run_dir, f"incomplete: the {stage} stage was never logged as finished in {log}")
+        for line in lines:
+            if digest in line and _logged_ok(line, digest):
+                return
+    where = " or ".join(str(log) for log in logs)
+    raise _refuse(run_dir, f"incomplete: the {stage} stage was never logged as finished in {where}")
+
+
+def _logged_ok(line: str, digest: str) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return entry.get("outcome") == "ok" and any(o.get("sha256") == digest for o in entry.get("outputs", []))
 
 
 def _check_extracts(run_dir: Path, record: RunRecord, extracts_dir: Path | None) -> dict[str, Path]:

@@ -9,7 +9,7 @@ which `linkage release` and `linkage evaluate` require.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from linkage.errors import InputError
@@ -23,7 +23,6 @@ class JourneysResult:
     run_dir: Path
     journeys: Path
     summary: JourneySummary
-    warnings: list[str] = field(default_factory=list)  # e.g. the run log could not be cross-checked
 
 
 def build_journeys(run_dir: Path, extracts_dir: Path | None = None) -> JourneysResult:
@@ -34,7 +33,7 @@ def build_journeys(run_dir: Path, extracts_dir: Path | None = None) -> JourneysR
     """
     run_dir = Path(run_dir)
     with logged("journeys") as entry:
-        run = open_run(run_dir, extracts_dir=extracts_dir)
+        run = open_run(run_dir, ignore=("journeys",), extracts_dir=extracts_dir)
         if missing := [a for a in AGENCIES if a not in run.extracts]:
             raise InputError(f"{run_dir}: the run linked no extract for {', '.join(missing)}")
         clusters = run.path("clusters.parquet")
@@ -46,4 +45,4 @@ def build_journeys(run_dir: Path, extracts_dir: Path | None = None) -> JourneysR
             summary = assemble_journeys(clusters, run.extracts, tmp)
         stage.write_bytes("journeys.json", (json.dumps(asdict(summary), indent=2) + "\n").encode())
         stage.complete(entry)
-    return JourneysResult(run_dir, run_dir / "journeys.parquet", summary, run.warnings)
+    return JourneysResult(run_dir, run_dir / "journeys.parquet", summary)

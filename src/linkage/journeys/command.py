@@ -32,8 +32,6 @@ def _render(console: Console, result: JourneysResult) -> None:
         f"police/CPS DA flag disagreements: {s.da_flag_disagreements:,}; case references shared by two "
         f"predicted persons: {s.case_reference_across_persons:,}; data end: {s.data_end}"
     )
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
 
 
 @click.command("journeys")
@@ -60,5 +58,4 @@ def journeys_cmd(run_dir: Path, extracts_dir: Path | None, ui: Output) -> None:
     the secure environment: publish only through `linkage release`.
     """
     result = build_journeys(run_dir, extracts_dir)
-    data = {**asdict(result.summary), "warnings": result.warnings}
-    ui.result(data, lambda c: _render(c, result))
+    ui.result(asdict(result.summary), lambda c: _render(c, result))
