@@ -59,5 +59,9 @@ def linked_run(tmp_path_factory, keys) -> LinkedRun:
     extracts = raw.parent / (raw.name + "-extracts")
     pseudonymise_all(keys, raw, extracts)
     run = perfect_run(extracts, raw / "truth", raw.parent / (raw.name + "-run"), keys.signing_dir)
-    build_journeys(run)
+    # a session fixture runs before each test's own LINKAGE_LOG is set: give it a log of its own (the
+    # journeys marker is checked against it later), never ./linkage-log.jsonl in the working tree
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINKAGE_LOG", str(raw.parent / (raw.name + "-log.jsonl")))
+        build_journeys(run)
     return LinkedRun(raw, extracts, run)

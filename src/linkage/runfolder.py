@@ -277,7 +277,8 @@ class RunWriter:
 
 
 def _clear(run_dir: Path) -> None:
-    """Remove a run's markers (first), then the outputs they list, the record and the work folder."""
+    """Remove a run's markers (first), then the outputs they list, the record, temporary files and the
+    work folder."""
     markers = sorted(run_dir.glob("*.complete.json"))
     listed: set[str] = {RECORD}
     for path in markers:
@@ -287,6 +288,8 @@ def _clear(run_dir: Path) -> None:
         path.unlink()
     for name in listed:
         (run_dir / name).unlink(missing_ok=True)
+    for tmp in run_dir.glob(".*.tmp"):  # half-written outputs of a killed writer (util.atomic_path)
+        tmp.unlink()
     for sub in ("inputs", "work"):
         shutil.rmtree(run_dir / sub, ignore_errors=True)
 

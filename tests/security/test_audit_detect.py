@@ -131,3 +131,14 @@ def test_sentence_lengths_are_not_flagged(tmp_path):
         [police(tmp_path, add_attribute(attr))], {"police": _sample(tmp_path, "sentence_days", lengths)}
     )
     assert report.exit_code == 0, [f.reason for f in report.findings]
+
+
+def test_date_of_birth_declared_as_a_date_attribute_is_found_by_its_values(tmp_path):
+    """`dob` under an innocent name, declared `date`: its dates lie decades before the events."""
+    attr = {"column": "d1", "type": "date", "formats": ["%d/%m/%Y"]}
+    config = police(tmp_path, add_attribute(attr))
+    dobs = [row[POLICE_HEADER.index("dob")] for row in POLICE_ROWS]
+    report = run_audit([config], {"police": _sample(tmp_path, "d1", dobs)})
+    assert codes(report) == {"AUD104"} and "3 look like dates of birth" in report.findings[0].reason
+    events = [row[POLICE_HEADER.index("offence_date")] for row in POLICE_ROWS]
+    assert run_audit([config], {"police": _sample(tmp_path, "d1", events)}).exit_code == 0

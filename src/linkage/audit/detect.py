@@ -7,7 +7,8 @@ parsed data, line index (for findings that name a line) and, when it matches its
 Identifiers, however a column is declared: by the words of its name (``name_hits``) and by the
 values that would leave the agency (``value_kinds``: PNC ids, postcodes, e-mail addresses, phone
 numbers, dates, integer dates such as 19710305, free text, and personal names from a dictionary of
-common forenames and surnames). Counts and kinds only: a value is never quoted.
+common forenames and surnames); a date attribute whose dates lie a generation before the sample's other
+dates holds dates of birth (``looks_like_births``). Counts and kinds only: a value is never quoted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -194,3 +196,20 @@ def value_kinds(values: Iterable[str]) -> dict[str, int]:
     if len(names) >= MIN_DISTINCT_NAMES and len(names) >= MIN_NAME_SHARE * len(distinct):
         found[NAMES] = sum(1 for v in upper if v in names)
     return {kind: n for kind, n in found.items() if n}
+
+
+BIRTHS = "dates of birth"
+# Events in criminal justice data happen to people aged 10 or more (the age of criminal
+# responsibility in England and Wales), so a column of dates whose median lies this many years before
+# the median of the sample's event dates is dates of birth, not events.
+BIRTH_GAP_YEARS = 10
+MIN_DATES = 3
+
+
+def looks_like_births(dates: list[str], events: list[str]) -> bool:
+    """Whether ISO ``dates`` (one attribute) lie a generation before ``events`` (the other dates)."""
+    if len(dates) < MIN_DATES or len(events) < MIN_DATES:
+        return False
+    median = date.fromisoformat(sorted(dates)[len(dates) // 2])
+    event = date.fromisoformat(sorted(events)[len(events) // 2])
+    return (event - median).days >= BIRTH_GAP_YEARS * 365.25

@@ -16,11 +16,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from linkage.audit.detect import (
+    BIRTHS,
     FREE_TEXT_WORDS,
     PERSON_WORDS,
     REFERENCE_WORDS,
     ConfigFile,
     ConfigKind,
+    looks_like_births,
     name_words,
     value_kinds,
 )
@@ -231,15 +233,20 @@ def category_values(file: ConfigFile, config: AgencyConfig, sample: Sample | Non
 
 def sampled_values(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
     """With a sample: values of any attribute type that would pass and look like identifiers (a date
-    attribute's values are dates by design, so only its other kinds count); config columns not in the file.
+    attribute's values are dates by design: it is flagged when they lie a generation before the other
+    dates, i.e. are dates of birth); config columns not in the file.
     """
     if sample is None:
         return
+    dates = {a.column: sample.passing(a) for a in config.attributes if isinstance(a, DateAttribute)}
     for i, attr in enumerate(config.attributes):
         passed = sample.passing(attr)
         found = value_kinds(passed)
         if isinstance(attr, DateAttribute):
             found.pop("dates", None)
+            events = [d for column, values in dates.items() if column != attr.column for d in values]
+            if looks_like_births(passed, events):
+                found[BIRTHS] = len(passed)
         if found:
             counts = ", ".join(f"{n} look like {k}" for k, n in found.items())
             yield Finding.of(
