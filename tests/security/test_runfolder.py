@@ -151,6 +151,7 @@ def test_run_killed_before_metrics_quality_and_log_is_refused_and_its_work_remov
     assert (killed / "clusters.parquet").is_file() and not (killed / "metrics.json").exists()
     assert (killed / "work" / "linkage.duckdb").is_file()  # every token, left by the kill ...
     assert (killed / "work").stat().st_mode & 0o777 == 0o700  # ... owner-only
+    assert (killed / "work" / "linkage.duckdb").stat().st_mode & 0o777 == 0o600
     with pytest.raises(VerificationError, match=r"incomplete: no run\.complete\.json"):
         open_run(killed)
     assert not log.exists()  # nothing was logged: the kill came before the log entry

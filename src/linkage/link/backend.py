@@ -43,6 +43,7 @@ from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
 from linkage.runfolder import work_area
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
+from linkage.util import PRIVATE_FILE
 
 if TYPE_CHECKING:  # pyspark is an optional extra
     from pyspark.sql import SparkSession
@@ -209,6 +210,9 @@ def open_backend(config: BackendConfig, work_dir: Path) -> Iterator[Backend]:
 
 def _connected(config: BackendConfig, work_dir: Path, spark: bool) -> Iterator[Backend]:
     con = duckdb.connect(str(work_dir / "linkage.duckdb"))
+    # DuckDB creates files with the umask's mode; its folder (0700) is what keeps them private, and
+    # the database file itself is made owner-only as soon as it exists
+    (work_dir / "linkage.duckdb").chmod(PRIVATE_FILE)
     checkpoints: str | None = None
     backend = None
     try:
