@@ -347,7 +347,7 @@ class OpenRun:
 def open_run(
     run_dir: Path,
     *,
-    require: Iterable[Stage] = ("run",),
+    require: Iterable[Stage] = (),
     ignore: Iterable[Stage] = (),
     check_extracts: bool = True,
     extracts_dir: Path | None = None,
@@ -355,9 +355,9 @@ def open_run(
     """Open a run folder for reading, or refuse it (VerificationError) with the reason.
 
     Every stage marker present is checked, except those of the stages in ``ignore`` (the stage about
-    to be rewritten); the stages in ``require`` must be present. A file no checked marker lists is
-    never read through the result. ``extracts_dir`` looks for the extracts (by file name) in another
-    folder than the one the run recorded.
+    to be rewritten); the run's own marker and those of the stages in ``require`` must be present.
+    A file no checked marker lists is never read through the result. ``extracts_dir`` looks for the
+    extracts (by file name) in another folder than the one the run recorded.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -370,12 +370,10 @@ def open_run(
             continue
         if path.is_file():
             markers[stage] = _read_marker(run_dir, path)
-    for stage in require:
+    for stage in dict.fromkeys(("run", *require)):  # a run is always required
         if stage not in markers:
             hint = "`linkage run` did not finish" if stage == "run" else f"run `linkage {stage}` first"
             raise _refuse(run_dir, f"incomplete: no {marker_name(stage)} ({hint})")
-    if "run" not in markers:
-        raise _refuse(run_dir, f"incomplete: no {marker_name('run')} (`linkage run` did not finish)")
     try:
         record = RunRecord.model_validate_json(record_path.read_bytes())
     except (OSError, ValidationError):

@@ -76,7 +76,7 @@ def _merge_50_persons(run_dir: Path) -> None:
 
 
 def test_a_complete_run_opens_and_only_listed_files_can_be_read(run):
-    opened = open_run(run, require=("run", "journeys"))
+    opened = open_run(run, require=("journeys",))
     assert set(opened.extracts) == {"police", "prosecution", "court", "prison"}
     assert opened.path("journeys.parquet").is_file()
     (run / "extra.parquet").write_bytes(b"not listed")
@@ -104,12 +104,12 @@ def test_a_thorough_attacker_who_reseals_the_markers_is_caught_by_the_run_log(li
     run = tmp_path / "run"
     shutil.copytree(linked_run.run, run)
     build_journeys(run)  # re-done under this test's run log: the journeys marker is now logged here
-    open_run(run, require=("run", "journeys"))
+    open_run(run, require=("journeys",))
     before = (run / "journeys.parquet").read_bytes()
     pq.write_table(pq.read_table(run / "journeys.parquet").slice(0, 100), run / "journeys.parquet")
     _reseal(run)
     with pytest.raises(VerificationError, match="never logged as finished"):
-        open_run(run, require=("run", "journeys"))
+        open_run(run, require=("journeys",))
     assert before != (run / "journeys.parquet").read_bytes()
 
 
@@ -126,7 +126,7 @@ def test_marker_written_but_command_killed_before_its_log_entry_is_refused(run, 
 def test_a_stage_being_rewritten_is_never_read(run):
     open_run(run).add_stage("journeys")  # e.g. `linkage journeys` killed while rewriting
     with pytest.raises(VerificationError, match="run `linkage journeys` first"):
-        open_run(run, require=("run", "journeys"))
+        open_run(run, require=("journeys",))
     assert not open_run(run).has("journeys.parquet")  # evaluate leaves unvouched journeys alone
 
 

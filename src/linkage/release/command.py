@@ -123,7 +123,7 @@ def build_release(run_dir: Path, policy_path: Path, out_dir: Path) -> ReleaseRes
         raise ConfigError(f"{out_dir}: already exists (a release is never overwritten; choose a new id)")
     with logged("release", configs=[policy_path], inputs=[journeys, run_dir / "clusters.parquet"]) as entry:
         # refuses a run (and its journeys) that is incomplete, modified, or whose extracts changed
-        open_run(run_dir, require=("run", "journeys"))
+        open_run(run_dir, require=("journeys",))
         policy = load_config(policy_path, ReleasePolicy)
         con, data_end = open_journeys(journeys)
         check_policy(
