@@ -134,6 +134,7 @@ def test_run_killed_before_metrics_quality_and_log_is_refused_and_its_work_remov
     linked_run,  # noqa: F811
     keys,
     tmp_path,
+    run_cli,
 ):
     """A real `linkage run`, SIGKILLed once clustering is written: no finally block runs."""
     runs, log = tmp_path / "runs", tmp_path / "log.jsonl"
@@ -154,6 +155,8 @@ def test_run_killed_before_metrics_quality_and_log_is_refused_and_its_work_remov
     assert (killed / "work" / "linkage.duckdb").stat().st_mode & 0o777 == 0o600
     with pytest.raises(VerificationError, match=r"incomplete: no run\.complete\.json"):
         open_run(killed)
+    refused = run_cli("journeys", "--run", killed)
+    assert refused.exit_code == 1 and "`linkage run` did not finish" in refused.stderr
     assert not log.exists()  # nothing was logged: the kill came before the log entry
 
     # the next run finds the dead run's work folder (its lock is free) and removes it
