@@ -1,44 +1,44 @@
 """Journey and release test helpers: a run folder with perfect linkage built from synthetic truth.
 
 Clusters are the true persons, so journey assembly is tested on its own, independent of linkage
-quality. The folder has the layout `linkage run` writes (clusters.parquet, inputs/manifests/, run.json).
+quality. The folder is written through the run-folder contract (`linkage.runfolder`), as `linkage run` does.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from linkage.journeys.inputs import AGENCIES
+from linkage.extract.verify import verify_extracts
+from linkage.journeys.assemble import AGENCIES
+from linkage.keys import load_trusted_keys
+from linkage.runfolder import RunWriter, record_from_verified
 from linkage.synth import generate
 from test_agency_pipeline import pseudonymise_all
 
 
-def perfect_run(extracts: Path, truth: Path, run_dir: Path) -> Path:
-    """Write ``run_dir`` with clusters = true person ids; return it."""
-    (run_dir / "inputs" / "manifests").mkdir(parents=True)
+def perfect_run(extracts: Path, truth: Path, run_dir: Path, trusted_keys: Path) -> Path:
+    """Write ``run_dir`` with clusters = true person ids through the run-folder contract; return it."""
+    report = verify_extracts([extracts], load_trusted_keys([trusted_keys]))
+    assert report.ok, report.reasons()
+    record = record_from_verified(run_dir.name, report, extracts_dir=extracts, trusted_keys_dir=trusted_keys)
+    folder = RunWriter.create(run_dir, record)
     selects = " UNION ALL ".join(
         f"SELECT '{a}' AS source_dataset, record_key, source_row FROM read_parquet('{extracts / a}.parquet')"
         for a in AGENCIES
     )
-    duckdb.sql(f"""
-        COPY (SELECT e.source_dataset, e.record_key, e.source_row, t.person_id
-              FROM ({selects}) e JOIN read_parquet('{truth / "records.parquet"}') t
-              USING (source_dataset, source_row))
-        TO '{run_dir / "clusters.parquet"}' (FORMAT parquet)""")
+    with folder.writing("clusters.parquet") as tmp:
+        duckdb.sql(f"""
+            COPY (SELECT e.source_dataset, e.record_key, e.source_row, t.person_id
+                  FROM ({selects}) e JOIN read_parquet('{truth / "records.parquet"}') t
+                  USING (source_dataset, source_row))
+            TO '{tmp}' (FORMAT parquet)""")
     for agency in AGENCIES:
-        shutil.copy2(extracts / f"{agency}.manifest.json", run_dir / "inputs" / "manifests")
-    run = {
-        "run_id": run_dir.name,
-        "extracts_dir": str(extracts.resolve()),
-        "extracts": {a: {"parquet": str((extracts / f"{a}.parquet").resolve())} for a in AGENCIES},
-    }
-    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+        folder.copy_in(extracts / f"{agency}.manifest.json", f"inputs/manifests/{agency}.manifest.json")
+    folder.complete()
     return run_dir
 
 
@@ -52,12 +52,16 @@ class LinkedRun:
 @pytest.fixture(scope="session")
 def linked_run(tmp_path_factory, keys) -> LinkedRun:
     """synth (800 persons) -> pseudonymise x4 -> perfect-linkage run -> journeys, once per session."""
-    from linkage.journeys.command import build_journeys
+    from linkage.journeys.build import build_journeys
 
     raw = tmp_path_factory.mktemp("journey-raw")
     generate(800, 7, raw)
     extracts = raw.parent / (raw.name + "-extracts")
     pseudonymise_all(keys, raw, extracts)
-    run = perfect_run(extracts, raw / "truth", raw.parent / (raw.name + "-run"))
-    build_journeys(run)
+    run = perfect_run(extracts, raw / "truth", raw.parent / (raw.name + "-run"), keys.signing_dir)
+    # a session fixture runs before each test's own LINKAGE_LOG is set: give it a log of its own (the
+    # journeys marker is checked against it later), never ./linkage-log.jsonl in the working tree
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINKAGE_LOG", str(raw.parent / (raw.name + "-log.jsonl")))
+        build_journeys(run)
     return LinkedRun(raw, extracts, run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from linkage.errors import InputError
 from linkage.evaluate import evaluate
+from linkage.runfolder import RunRecord, RunWriter
 
 # Truth: person 1 has records a,b,c; person 2 has d,e; person 3 has f (a twin of person 2).
 TRUTH = [
@@ -24,9 +26,18 @@ TRUTH = [
 ]
 
 
+def seal_run(run: Path, clusters: pa.Table) -> Path:
+    """A run folder holding ``clusters`` through the run-folder contract (no extracts: a unit test)."""
+    record = RunRecord(run_id=run.name, created_at=datetime.now(UTC), tool_version="test", extracts={})
+    folder = RunWriter.create(run, record, overwrite=True)
+    with folder.writing("clusters.parquet") as tmp:
+        pq.write_table(clusters, tmp)
+    folder.complete()
+    return run
+
+
 def _write(tmp: Path, pred: list[object]) -> tuple[Path, Path]:
     run, truth = tmp / "run", tmp / "truth"
-    run.mkdir(exist_ok=True)
     truth.mkdir(exist_ok=True)
     pq.write_table(
         pa.table(
@@ -41,7 +52,8 @@ def _write(tmp: Path, pred: list[object]) -> tuple[Path, Path]:
         ),
         truth / "records.parquet",
     )
-    pq.write_table(
+    seal_run(
+        run,
         pa.table(
             {
                 "source_dataset": [t[0] for t in TRUTH],
@@ -50,7 +62,6 @@ def _write(tmp: Path, pred: list[object]) -> tuple[Path, Path]:
                 "person_id": pred,
             }
         ),
-        run / "clusters.parquet",
     )
     return run, truth
 
@@ -94,10 +105,10 @@ def test_hand_computed_mixed_clustering(tmp_path: Path) -> None:
 def test_missing_records_and_bad_input(tmp_path: Path) -> None:
     run, truth = _write(tmp_path, [1, 1, 1, 2, 2, 3])
     t = pq.read_table(run / "clusters.parquet").slice(0, 5)
-    pq.write_table(t, run / "clusters.parquet")
+    seal_run(run, t)
     r = evaluate(run, truth)
     assert r.records_missing_from_run == 1 and r.records_evaluated == 5
-    pq.write_table(t.drop_columns(["source_row"]), run / "clusters.parquet")
+    seal_run(run, t.drop_columns(["source_row"]))
     with pytest.raises(InputError):
         evaluate(run, truth)
 
@@ -107,9 +118,8 @@ def test_on_synthetic_data_with_truth_as_prediction(tmp_path: Path) -> None:
 
     generate(300, 3, tmp_path / "d")
     rec = pq.read_table(tmp_path / "d" / "truth" / "records.parquet")
-    run = tmp_path / "run"
-    run.mkdir()
-    pq.write_table(
+    run = seal_run(
+        tmp_path / "run",
         pa.table(
             {
                 "source_dataset": rec.column("source_dataset"),
@@ -118,7 +128,6 @@ def test_on_synthetic_data_with_truth_as_prediction(tmp_path: Path) -> None:
                 "person_id": rec.column("person_id"),
             }
         ),
-        run / "clusters.parquet",
     )
     r = evaluate(run, tmp_path / "d" / "truth")
     assert r.pairwise.f1 == 1.0 and r.clusters.exact_cluster_rate == 1.0

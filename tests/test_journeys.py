@@ -12,11 +12,11 @@ import pytest
 from conftest import ROOT
 from fixtures_journeys import linked_run  # noqa: F401 (fixture)
 from linkage.config import load_config
-from linkage.errors import ConfigError, VerificationError
+from linkage.errors import VerificationError
 from linkage.evaluate import evaluate
 from linkage.journeys.assemble import STAGE_KEYS
-from linkage.journeys.command import build_journeys
-from linkage.journeys.inputs import locate_extracts
+from linkage.journeys.build import build_journeys
+from linkage.runfolder import open_run
 from linkage.tokens.spec import TOKEN_COLUMN_NAMES
 
 
@@ -61,22 +61,19 @@ def test_derived_facts_are_consistent(linked_run):  # noqa: F811
     assert summary["orphans"] == {"prosecution": 0, "court": 0, "prison": 0}
 
 
-def test_extract_changed_since_the_run_is_refused(linked_run, tmp_path):  # noqa: F811
+def test_extracts_moved_to_another_folder_are_found_and_still_checked(linked_run, tmp_path):  # noqa: F811
     copy = tmp_path / "extracts"
     shutil.copytree(linked_run.extracts, copy)
-    assert locate_extracts(linked_run.run, copy)["police"] == copy / "police.parquet"
+    assert open_run(linked_run.run, extracts_dir=copy).extracts["police"] == copy / "police.parquet"
     with open(copy / "court.parquet", "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(VerificationError, match="SHA-256 differs"):
-        locate_extracts(linked_run.run, copy)
+        open_run(linked_run.run, extracts_dir=copy)
 
 
-def test_run_without_run_json_needs_extracts(linked_run, tmp_path):  # noqa: F811
-    run = tmp_path / "run"
-    shutil.copytree(linked_run.run, run)
-    (run / "run.json").unlink()
-    with pytest.raises(ConfigError, match="--extracts"):
-        locate_extracts(run)
+def test_extracts_not_found_name_the_option(linked_run, tmp_path):  # noqa: F811
+    with pytest.raises(VerificationError, match="--extracts"):
+        open_run(linked_run.run, extracts_dir=tmp_path)
 
 
 def test_journeys_after_probabilistic_linkage(linked_run, keys, tmp_path):  # noqa: F811

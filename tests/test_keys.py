@@ -69,6 +69,7 @@ def test_refuses_to_overwrite_and_short_passphrase(tmp_path):
 
 def test_not_a_key_file(tmp_path):
     (tmp_path / "x.key").write_text("hello")
+    (tmp_path / "x.key").chmod(0o600)
     with pytest.raises(KeyFileError, match="not a justice-linkage key file"):
         load_project_key(tmp_path / "x.key", PASSPHRASE)
 

@@ -146,7 +146,7 @@ def _print_report(console: Console, r: EvaluationReport) -> None:
     "run_dir",
     type=ExistingDir,
     required=True,
-    help="Run directory holding clusters.parquet.",
+    help="Run folder written by `linkage run`.",
 )
 @click.option(
     "--truth",
@@ -166,7 +166,8 @@ def _print_report(console: Console, r: EvaluationReport) -> None:
 def evaluate_cmd(run_dir: Path, truth_dir: Path, out: Path | None, ui: Output) -> None:
     """Measure a linkage run against synthetic truth: pairwise and B-cubed precision/recall/F1,
     exact clusters, and errors broken down by hard case. Joins on source_dataset + source_row.
-    When RUN_DIR/journeys.parquet exists, also the share of true journeys reconstructed exactly."""
+    When `linkage journeys` completed on the run, also the share of true journeys reconstructed exactly.
+    Refuses (exit 1) a run folder that is incomplete or modified, or whose extracts changed."""
     report = evaluate(run_dir, truth_dir)
     if out is not None:
         out.write_text(report.model_dump_json(indent=2) + "\n")

@@ -1,6 +1,7 @@
 """Accuracy of a linkage run against synthetic ground truth (`linkage evaluate`).
 
-Input contract: RUN_DIR/clusters.parquet with source_dataset, record_key, source_row and
+Input contract: a run folder `linkage.runfolder.open_run` accepts (complete, unmodified, its extracts
+unchanged), whose clusters.parquet has source_dataset, record_key, source_row and
 person_id (the predicted cluster, int or str); TRUTH_DIR/records.parquet from `linkage synth`.
 Records are joined on (source_dataset, source_row). Pair counts come from the contingency table
 of (predicted cluster, true person) cells, so no pair is ever enumerated:
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from linkage.errors import InputError
+from linkage.runfolder import OpenRun, open_run
 
 CLUSTER_COLUMNS = ("source_dataset", "record_key", "source_row", "person_id")
 
@@ -95,16 +97,17 @@ class EvaluationReport(BaseModel):
     journeys: JourneyAccuracy | None = None
 
 
-def _check_inputs(run_dir: Path, truth_dir: Path) -> tuple[Path, Path]:
-    clusters, records = run_dir / "clusters.parquet", truth_dir / "records.parquet"
-    for path in (clusters, records):
-        if not path.is_file():
-            raise InputError(f"{path}: not found")
+def _check_inputs(run_dir: Path, truth_dir: Path) -> tuple[OpenRun, Path, Path]:
+    """The run (refused unless `open_run` accepts it), its clusters and the truth records."""
+    run = open_run(run_dir)
+    clusters, records = run.path("clusters.parquet"), truth_dir / "records.parquet"
+    if not records.is_file():
+        raise InputError(f"{records}: not found")
     names = set(pq.read_schema(clusters).names)
     missing = [c for c in CLUSTER_COLUMNS if c not in names]
     if missing:
         raise InputError(f"{clusters}: missing column(s) {', '.join(missing)}")
-    return clusters, records
+    return run, clusters, records
 
 
 def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -114,7 +117,7 @@ def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
     """Compare the predicted clusters of a run with the true persons of a synthetic dataset."""
     run_dir, truth_dir = Path(run_dir), Path(truth_dir)
-    clusters, records = _check_inputs(run_dir, truth_dir)
+    run, clusters, records = _check_inputs(run_dir, truth_dir)
     con = duckdb.connect()
     con.execute(f"""
         CREATE TEMP TABLE c AS SELECT source_dataset::VARCHAR AS ds, source_row::BIGINT AS row,
@@ -169,8 +172,9 @@ def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
         ),
         by_hard_case=_by_hard_case(con),
         by_dataset_pair=_by_dataset_pair(con),
-        journeys=_journeys(con, run_dir / "journeys.parquet", truth_dir)
-        if (run_dir / "journeys.parquet").is_file()
+        # journeys are evaluated only when a completed journeys stage vouches for them
+        journeys=_journeys(con, run.path("journeys.parquet"), truth_dir)
+        if run.has("journeys.parquet")
         else None,
     )
 

@@ -121,7 +121,26 @@ def _encrypt(
     return envelope.model_copy(update={"ciphertext": _b64(sealed)})
 
 
+def check_key_file_mode(path: Path) -> None:
+    """Refuse a key file that anyone but its owner can read or write, as ssh does for private keys.
+
+    POSIX only: on Windows, modes do not express file access (ACLs do), and this check is skipped.
+    """
+    if os.name != "posix":
+        return
+    try:
+        mode = Path(path).stat().st_mode & 0o777
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: key file not found") from None
+    if mode & 0o077:
+        raise KeyFileError(
+            f"{path}: permissions {mode:04o} are too open: a key file must be accessible by its owner "
+            f"only. Run: chmod 600 '{path}'"
+        )
+
+
 def _read_envelope(path: Path, kind: str) -> EncryptedKeyFile:
+    check_key_file_mode(path)
     try:
         envelope = EncryptedKeyFile.model_validate_json(Path(path).read_bytes())
     except FileNotFoundError:

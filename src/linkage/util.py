@@ -44,3 +44,17 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# Microdata and work files are readable by their owner only; so are the folders holding them (POSIX
+# modes: on Windows chmod only sets read-only, and the folder's inherited ACL is what applies).
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make it owner-only (0700)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(PRIVATE_DIR)
+    return path

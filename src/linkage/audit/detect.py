@@ -1,14 +1,26 @@
-"""Which config a YAML file is, told by its top-level keys, and the files behind the audit's PATHs.
+"""What the audit detects: which config a YAML file is, and what an identifier looks like.
 
-Each config type is recognised by the top-level keys that only its model has (computed from the
+Configs: each type is recognised by the top-level keys that only its model has (computed from the
 pydantic models, so a new field never needs a second list here). A file is read once: its text,
 parsed data, line index (for findings that name a line) and, when it matches its schema, the model.
+
+Identifiers, however a column is declared: by the words of its name (``name_hits``) and by the
+values that would leave the agency (``value_kinds``: PNC ids, postcodes, e-mail addresses, phone
+numbers, dates, integer dates such as 19710305, free text, and personal names from a dictionary of
+common forenames and surnames); a date attribute whose dates lie a generation before the sample's other
+dates holds dates of birth (``looks_like_births``). Counts and kinds only: a value is never quoted.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +119,97 @@ def collect_files(paths: list[Path]) -> list[Path]:
         else:
             raise ConfigError(f"{path}: no such file or folder")
     return list(dict.fromkeys(out))
+
+
+# --- what identifiers look like --------------------------------------------------------------------
+
+# Words (and joined neighbouring words: first_name -> firstname) in a column name.
+PERSON_WORDS = {
+    "name", "names", "forename", "forenames", "firstname", "givenname", "surname", "lastname", "familyname",
+    "middlename", "fullname", "alias", "dob", "birth", "birthdate", "dateofbirth", "born", "birthday",
+    "yob", "yearofbirth", "postcode", "postalcode", "zip", "address", "addr", "street", "phone",
+    "telephone", "tel", "mobile", "email", "pnc", "cro", "nhs", "nino", "ninumber", "nationalinsurance",
+    "passport", "prisonnumber", "prisonernumber", "nomis",
+}  # fmt: skip
+FREE_TEXT_WORDS = {
+    "notes", "note", "comment", "comments", "narrative", "text", "freetext", "remarks", "details",
+}  # fmt: skip
+REFERENCE_WORDS = {"id", "ref", "reference", "urn"}
+
+
+def name_words(column: str) -> set[str]:
+    """Lower-case words of a column name (snake, kebab, camel case), plus joined neighbours."""
+    parts = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", column)]
+    joined = {"".join(parts[i : i + n]) for n in (2, 3) for i in range(len(parts) - n + 1)}
+    return set(parts) | joined
+
+
+# What values are searched for (after upper-casing).
+VALUE_PATTERNS: dict[str, re.Pattern[str]] = {
+    "PNC ids": re.compile(r"\b\d{2,4}/\d{1,7}[A-Z]\b"),
+    "postcodes": re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b"),
+    "email addresses": re.compile(r"[A-Z0-9._%+-]+@[A-Z0-9.-]+\.[A-Z]{2,}"),
+    "phone numbers": re.compile(r"(?:\+44 ?|\b0)\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}\b|\b\d{10,11}\b"),
+    "dates": re.compile(
+        r"\b\d{1,2}[/.-](?:\d{1,2}|[A-Z]{3})[/.-](?:19|20)?\d{2}\b|\b(?:19|20)\d{2}-\d{2}-\d{2}\b"
+        # dates written as integers: yyyymmdd and ddmmyyyy (a date of birth passed as an integer)
+        r"|^(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])$"
+        r"|^(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])(?:19|20)\d{2}$"
+    ),
+    "free text": re.compile(r"\b[A-Z]{2,}(?: +[A-Z']+){3,}"),
+}
+NAMES = "personal names"
+# A column "carries names" when at least this many distinct values, and this share of them, are
+# made only of common forenames and surnames (a few category labels are also surnames: White, Green).
+MIN_DISTINCT_NAMES = 5
+MIN_NAME_SHARE = 0.5
+
+
+@functools.cache
+def common_names() -> frozenset[str]:
+    """Upper-case common forenames and surnames: faker's en_GB, en_IE and en_US person lists (public
+    name-frequency lists, a dependency already) and the token spec's forename table."""
+    from faker.providers.person import en_GB, en_IE, en_US
+
+    names: set[str] = set()
+    for provider in (en_GB.Provider, en_IE.Provider, en_US.Provider):
+        for attr in ("first_names_male", "first_names_female", "first_names", "last_names"):
+            names |= {n.upper() for n in getattr(provider, attr, ())}
+    table = resources.files("linkage.tokens").joinpath("data/forename_groups_v1.csv")
+    with table.open(encoding="utf-8") as fh:
+        for row in csv.reader(line for line in fh if not line.startswith("#")):
+            names |= {w for cell in row for w in cell.upper().split()}
+    return frozenset(names)
+
+
+def _is_name(value: str) -> bool:
+    words = re.findall(r"[A-Z]+", value)
+    return 1 <= len(words) <= 4 and all(w in common_names() for w in words)
+
+
+def value_kinds(values: Iterable[str]) -> dict[str, int]:
+    """How many values look like each kind of identifier (kinds with none are left out)."""
+    upper = [v.strip().upper() for v in values]
+    found = {kind: sum(1 for v in upper if p.search(v)) for kind, p in VALUE_PATTERNS.items()}
+    distinct = set(upper)
+    names = {v for v in distinct if _is_name(v)}
+    if len(names) >= MIN_DISTINCT_NAMES and len(names) >= MIN_NAME_SHARE * len(distinct):
+        found[NAMES] = sum(1 for v in upper if v in names)
+    return {kind: n for kind, n in found.items() if n}
+
+
+BIRTHS = "dates of birth"
+# Events in criminal justice data happen to people aged 10 or more (the age of criminal
+# responsibility in England and Wales), so a column of dates whose median lies this many years before
+# the median of the sample's event dates is dates of birth, not events.
+BIRTH_GAP_YEARS = 10
+MIN_DATES = 3
+
+
+def looks_like_births(dates: list[str], events: list[str]) -> bool:
+    """Whether ISO ``dates`` (one attribute) lie a generation before ``events`` (the other dates)."""
+    if len(dates) < MIN_DATES or len(events) < MIN_DATES:
+        return False
+    median = date.fromisoformat(sorted(dates)[len(dates) // 2])
+    event = date.fromisoformat(sorted(events)[len(events) // 2])
+    return (event - median).days >= BIRTH_GAP_YEARS * 365.25

@@ -15,9 +15,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from linkage.audit.detect import ConfigFile, ConfigKind
-from linkage.audit.sample import Sample
-from linkage.config.agency import AgencyConfig, CodeAttribute, IntegerAttribute, OnInvalid
+from linkage.audit.detect import (
+    BIRTHS,
+    FREE_TEXT_WORDS,
+    PERSON_WORDS,
+    REFERENCE_WORDS,
+    ConfigFile,
+    ConfigKind,
+    looks_like_births,
+    name_words,
+    value_kinds,
+)
+from linkage.audit.sample import Sample, category_outputs
+from linkage.config.agency import AgencyConfig, CategoryAttribute, CodeAttribute, DateAttribute, OnInvalid
 from linkage.config.linkage import LinkageConfig
 from linkage.config.release import ReleasePolicy, SDCRules, TableSpec
 from linkage.errors import ConfigError
@@ -43,6 +53,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "AUD105": (Severity.medium, "record or case reference passed through in the clear"),
     "AUD106": (Severity.medium, "column named in the config is missing from the sample"),
     "AUD107": (Severity.low, "invalid dates of birth are blanked, not rejected"),
+    "AUD108": (Severity.high, "category values listed in the config look like identifiers"),
     "AUD201": (Severity.high, "key or secret referenced from a secure-environment config"),
     "AUD202": (Severity.medium, "low match threshold"),
     "AUD203": (Severity.low, "expected key fingerprint not pinned"),
@@ -85,26 +96,6 @@ class Finding(BaseModel):
 
 # --- what identifiers look like --------------------------------------------------------------------
 
-# Words (and joined neighbouring words: first_name -> firstname) in a column name.
-_PERSON_WORDS = {
-    "name", "names", "forename", "forenames", "firstname", "givenname", "surname", "lastname", "familyname",
-    "middlename", "fullname", "alias", "dob", "birth", "birthdate", "dateofbirth", "postcode", "postalcode",
-    "zip", "address", "addr", "street", "phone", "telephone", "tel", "mobile", "email", "pnc", "cro", "nhs",
-    "nino", "ninumber", "nationalinsurance", "passport", "prisonnumber", "prisonernumber", "nomis",
-}  # fmt: skip
-_FREE_TEXT_WORDS = {
-    "notes",
-    "note",
-    "comment",
-    "comments",
-    "narrative",
-    "text",
-    "freetext",
-    "remarks",
-    "details",
-}
-_REFERENCE_WORDS = {"id", "ref", "reference", "urn"}
-
 # Upper-case examples a code pattern must not accept (codes are upper-cased before matching).
 _PROBES: dict[str, tuple[str, ...]] = {
     "a name": ("JOHN SMITH", "SMITH, JOHN", "MARY-JANE O'NEILL"),
@@ -116,26 +107,6 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "a PNC id": ("01/0012345H", "2001/12345H"),
     "free text": ("SAID ENOUGH AND LEFT THE HOUSE",),
 }
-
-# What sampled values are searched for (after upper-casing).
-_VALUE_PATTERNS: dict[str, re.Pattern[str]] = {
-    "PNC ids": re.compile(r"\b\d{2,4}/\d{1,7}[A-Z]\b"),
-    "postcodes": re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b"),
-    "email addresses": re.compile(r"[A-Z0-9._%+-]+@[A-Z0-9.-]+\.[A-Z]{2,}"),
-    "phone numbers": re.compile(r"(?:\+44 ?|\b0)\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}\b|\b\d{10,11}\b"),
-    "dates": re.compile(
-        r"\b\d{1,2}[/.-](?:\d{1,2}|[A-Z]{3})[/.-](?:19|20)?\d{2}\b|\b(?:19|20)\d{2}-\d{2}-\d{2}\b"
-    ),
-    "free text": re.compile(r"\b[A-Z]{2,}(?: +[A-Z']+){3,}"),
-}
-
-
-def _words(column: str) -> set[str]:
-    """Lower-case words of a column name (snake, kebab, camel case), plus joined neighbours."""
-    parts = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", column)]
-    joined = {"".join(parts[i : i + n]) for n in (2, 3) for i in range(len(parts) - n + 1)}
-    return set(parts) | joined
-
 
 # --- rules on every file ----------------------------------------------------------------------------
 
@@ -179,36 +150,17 @@ def bloom_filters(file: ConfigFile) -> Iterator[Finding]:
 # --- agency configs --------------------------------------------------------------------------------
 
 
-def _would_pass(attr, raw: str) -> str | None:
-    """A sampled value as it would leave the agency, for code and integer attributes (else None).
-
-    Dates, categories and booleans leave only as a date, a listed value or true/false.
-    """
-    if isinstance(attr, CodeAttribute):
-        code = raw.strip().upper()
-        return code if re.match(attr.pattern, code) else None
-    if isinstance(attr, IntegerAttribute):
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            return None
-        in_range = (attr.min is None or value >= attr.min) and (attr.max is None or value <= attr.max)
-        return str(value) if in_range else None
-    return None
-
-
 def identifier_columns(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
-    """Attributes whose column or output name looks like an identifier, free text or a reference.
-
-    Categories and booleans are skipped: only the values listed in the config can leave.
+    """Attributes of any type whose column or output name looks like an identifier, free text or a
+    reference (a category of surnames is still surnames). Booleans are skipped: only true/false leave.
     """
     for i, attr in enumerate(config.attributes):
-        if attr.type in ("category", "boolean"):
+        if attr.type == "boolean":
             continue
-        words = _words(attr.column) | _words(attr.out_name)
+        words = name_words(attr.column) | name_words(attr.out_name)
         loc = ("attributes", i, "column")
         what = f"Column {attr.column!r} passes through in the clear as a {attr.type}"
-        if hits := sorted(words & _PERSON_WORDS):
+        if hits := sorted(words & PERSON_WORDS):
             yield Finding.of(
                 file,
                 "AUD101",
@@ -216,7 +168,7 @@ def identifier_columns(file: ConfigFile, config: AgencyConfig, sample: Sample | 
                 "must be declared under `identifiers:` (tokenised) or left out (dropped).",
                 loc,
             )
-        elif hits := sorted(words & _FREE_TEXT_WORDS):
+        elif hits := sorted(words & FREE_TEXT_WORDS):
             yield Finding.of(
                 file,
                 "AUD102",
@@ -224,7 +176,7 @@ def identifier_columns(file: ConfigFile, config: AgencyConfig, sample: Sample | 
                 "addresses and phone numbers. Leave it out (it is then dropped).",
                 loc,
             )
-        elif hits := sorted(words & _REFERENCE_WORDS):
+        elif hits := sorted(words & REFERENCE_WORDS):
             yield Finding.of(
                 file,
                 "AUD105",
@@ -262,16 +214,40 @@ def permissive_patterns(file: ConfigFile, config: AgencyConfig, sample: Sample |
             )
 
 
+def category_values(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
+    """Without a sample: the values a category lets out are in the config; they must not be identifiers."""
+    for i, attr in enumerate(config.attributes):
+        if not isinstance(attr, CategoryAttribute):
+            continue
+        outputs = [v for v in category_outputs(attr).values() if v is not None]
+        if found := value_kinds(outputs):
+            counts = ", ".join(f"{n} look like {k}" for k, n in found.items())
+            yield Finding.of(
+                file,
+                "AUD108",
+                f"Of the {len(set(outputs))} values category {attr.column!r} lets out, {counts}: they would "
+                "pass in the clear. Declare the column under `identifiers:` (tokenised) or leave it out.",
+                ("attributes", i),
+            )
+
+
 def sampled_values(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
-    """With a sample: pass-through values that look like identifiers; config columns not in the file."""
+    """With a sample: values of any attribute type that would pass and look like identifiers (a date
+    attribute's values are dates by design: it is flagged when they lie a generation before the other
+    dates, i.e. are dates of birth); config columns not in the file.
+    """
     if sample is None:
         return
+    dates = {a.column: sample.passing(a) for a in config.attributes if isinstance(a, DateAttribute)}
     for i, attr in enumerate(config.attributes):
-        passed = [
-            v for raw in sample.values.get(attr.column, []) if (v := _would_pass(attr, raw)) is not None
-        ]
-        kinds = {kind: sum(1 for v in passed if p.search(v)) for kind, p in _VALUE_PATTERNS.items()}
-        if found := {k: n for k, n in kinds.items() if n}:
+        passed = sample.passing(attr)
+        found = value_kinds(passed)
+        if isinstance(attr, DateAttribute):
+            found.pop("dates", None)
+            events = [d for column, values in dates.items() if column != attr.column for d in values]
+            if looks_like_births(passed, events):
+                found[BIRTHS] = len(passed)
+        if found:
             counts = ", ".join(f"{n} look like {k}" for k, n in found.items())
             yield Finding.of(
                 file,
@@ -305,7 +281,13 @@ def dob_blanked(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -
 
 
 AgencyRule = Callable[[ConfigFile, AgencyConfig, Sample | None], Iterable[Finding]]
-AGENCY_RULES: tuple[AgencyRule, ...] = (identifier_columns, permissive_patterns, sampled_values, dob_blanked)
+AGENCY_RULES: tuple[AgencyRule, ...] = (
+    identifier_columns,
+    permissive_patterns,
+    category_values,
+    sampled_values,
+    dob_blanked,
+)
 
 
 # --- secure-environment configs (linkage config, release policy) ---------------------------------------

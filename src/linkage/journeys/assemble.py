@@ -25,8 +25,10 @@ from pathlib import Path
 
 import duckdb
 
-from linkage.errors import InputError
+from linkage.errors import InputError, VerificationError
 from linkage.util import atomic_path
+
+AGENCIES = ("police", "prosecution", "court", "prison")
 
 # Home Office offence code of a breach of a restraining order (Protection from Harassment Act 1997).
 BREACH_OFFENCE_CODES = ("195/12",)
@@ -48,7 +50,6 @@ class JourneySummary:
     journeys: int
     persons: int
     records: dict[str, int]
-    records_not_in_clusters: dict[str, int]
     attached_by_reference: dict[str, int]
     attached_by_dates: dict[str, int]
     orphans: dict[str, int]
@@ -57,9 +58,21 @@ class JourneySummary:
     data_end: str | None
 
 
-def _load(con: duckdb.DuckDBPyConnection, clusters: Path, extracts: dict[str, Path]) -> dict[str, int]:
-    """One view per agency with the predicted person of every record; count records missing from clusters."""
+def _load(con: duckdb.DuckDBPyConnection, clusters: Path, extracts: dict[str, Path]) -> None:
+    """One table per agency with the predicted person of every record.
+
+    Clusters and extracts must hold exactly the same records: a clustered record missing from its
+    extract (or an extract record the run never clustered) means the pair does not belong together,
+    and is refused rather than dropped from the journeys.
+    """
     con.execute(f"CREATE TEMP TABLE clusters AS SELECT * FROM read_parquet('{clusters}')")
+    unknown = sorted(
+        r[0]
+        for r in con.execute("SELECT DISTINCT source_dataset FROM clusters").fetchall()
+        if r[0] not in extracts
+    )
+    if unknown:
+        raise VerificationError(f"{clusters}: records of dataset(s) {unknown} the run has no extract for")
     selects = {
         "police": """recorded_date, offence_date, force_area, offence_code, da_flag, police_outcome,
                      police_outcome_date, ethnicity, victim_sex, victim_relationship, age_band""",
@@ -70,7 +83,6 @@ def _load(con: duckdb.DuckDBPyConnection, clusters: Path, extracts: dict[str, Pa
         "prison": """establishment, reception_date, release_date, offence_code, sentence_length_days,
                      ethnicity, age_band""",
     }
-    missing = {}
     for agency, cols in selects.items():
         con.execute(f"""
             CREATE TEMP TABLE {agency} AS
@@ -80,9 +92,16 @@ def _load(con: duckdb.DuckDBPyConnection, clusters: Path, extracts: dict[str, Pa
               ON c.source_dataset = '{agency}' AND c.record_key = e.record_key
              AND c.source_row = e.source_row""")
         total = con.execute(f"SELECT count(*) FROM read_parquet('{extracts[agency]}')").fetchall()[0][0]
+        clustered = con.execute(
+            "SELECT count(*) FROM clusters WHERE source_dataset = ?", [agency]
+        ).fetchall()[0][0]
         kept = con.execute(f"SELECT count(*) FROM {agency}").fetchall()[0][0]
-        missing[agency] = total - kept
-    return missing
+        if kept != clustered or kept != total:
+            raise VerificationError(
+                f"{clusters}: {clustered - kept:,} clustered {agency} record(s) are not in "
+                f"{extracts[agency]} and {total - kept:,} of its records are not clustered: the extract is "
+                "not the one the run linked (refused; no record is dropped)"
+            )
 
 
 def _match(con: duckdb.DuckDBPyConnection, candidates: str, out: str, left: str, right: str) -> None:
@@ -281,17 +300,17 @@ def assemble_journeys(clusters: Path, extracts: dict[str, Path], out: Path) -> J
     needed = {"source_dataset", "record_key", "source_row", "person_id"}
     if not needed <= names:
         raise InputError(f"{clusters}: missing column(s) {', '.join(sorted(needed - names))}")
-    not_in_clusters = _load(con, clusters, extracts)
+    _load(con, clusters, extracts)
     _attach_cps(con)
     _attach_court(con)
     _attach_prison(con)
     con.execute(f"CREATE TEMP TABLE journeys AS {JOURNEYS_SQL}")
     with atomic_path(out) as tmp:
         con.execute(f"COPY journeys TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
-    return _summarise(con, not_in_clusters)
+    return _summarise(con)
 
 
-def _summarise(con: duckdb.DuckDBPyConnection, not_in_clusters: dict[str, int]) -> JourneySummary:
+def _summarise(con: duckdb.DuckDBPyConnection) -> JourneySummary:
     def one(sql: str):
         return con.execute(sql).fetchall()[0][0]
 
@@ -304,8 +323,7 @@ def _summarise(con: duckdb.DuckDBPyConnection, not_in_clusters: dict[str, int]) 
     return JourneySummary(
         journeys=one("SELECT count(*) FROM journeys"),
         persons=one("SELECT count(DISTINCT person_id) FROM journeys"),
-        records={a: one(f"SELECT count(*) FROM {a}") for a in ("police", "prosecution", "court", "prison")},
-        records_not_in_clusters=not_in_clusters,
+        records={a: one(f"SELECT count(*) FROM {a}") for a in AGENCIES},
         attached_by_reference={a: v.get("case_ref", 0) for a, v in links.items()},
         attached_by_dates={a: v.get("dates", 0) for a, v in links.items()},
         orphans={a: v.get("orphan", 0) for a, v in links.items()},

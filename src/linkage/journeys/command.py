@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from linkage.journeys.assemble import JourneySummary, assemble_journeys
-from linkage.journeys.inputs import locate_extracts
-from linkage.runlog import logged
+from linkage.journeys.build import JourneysResult, build_journeys
 from linkage.ui import ExistingDir, Output, output_options, table
-from linkage.util import atomic_write_bytes
 
 
-def build_journeys(run_dir: Path, extracts_dir: Path | None = None) -> JourneySummary:
-    """Assemble and write RUN/journeys.parquet and its summary RUN/journeys.json, with a run-log entry."""
-    run_dir = Path(run_dir)
-    extracts = locate_extracts(run_dir, extracts_dir)
-    with logged("journeys", inputs=[run_dir / "clusters.parquet", *extracts.values()]) as entry:
-        summary = assemble_journeys(run_dir / "clusters.parquet", extracts, run_dir / "journeys.parquet")
-        atomic_write_bytes(run_dir / "journeys.json", (json.dumps(asdict(summary), indent=2) + "\n").encode())
-        entry.add_output(run_dir / "journeys.parquet")
-        entry.add_output(run_dir / "journeys.json")
-    return summary
-
-
-def _render(console: Console, s: JourneySummary, out: Path) -> None:
+def _render(console: Console, result: JourneysResult) -> None:
+    s = result.summary
     rows = [
         [
             a,
@@ -43,7 +28,7 @@ def _render(console: Console, s: JourneySummary, out: Path) -> None:
         table("How stages were attached", ["agency", "records", "by case ref", "by dates", "orphan"], rows)
     )
     console.print(
-        f"{s.journeys:,} journeys of {s.persons:,} persons → {out}\n"
+        f"{s.journeys:,} journeys of {s.persons:,} persons → {result.journeys}\n"
         f"police/CPS DA flag disagreements: {s.da_flag_disagreements:,}; case references shared by two "
         f"predicted persons: {s.case_reference_across_persons:,}; data end: {s.data_end}"
     )
@@ -61,15 +46,16 @@ def _render(console: Console, s: JourneySummary, out: Path) -> None:
     "--extracts",
     "extracts_dir",
     type=ExistingDir,
-    help="Folder of the pseudonymised extracts [default: as named in RUN/run.json].",
+    help="Folder of the pseudonymised extracts [default: as recorded in RUN/run.json].",
 )
 @output_options
 def journeys_cmd(run_dir: Path, extracts_dir: Path | None, ui: Output) -> None:
     """Assemble case journeys (police → CPS → court → prison) for every linked person.
 
-    Writes RUN/journeys.parquet (one row per case journey, stage dates and source record keys, no
-    tokens) and RUN/journeys.json. The extracts must be byte-identical to those the run linked.
-    Journey microdata never leaves the secure environment: publish only through `linkage release`.
+    Refuses (exit 1) a run that is incomplete, modified since it was written, or whose extracts are not
+    the signed extracts it linked. Writes RUN/journeys.parquet (one row per case journey, stage dates
+    and source record keys, no tokens) and RUN/journeys.json, owner-only. Journey microdata never leaves
+    the secure environment: publish only through `linkage release`.
     """
-    summary = build_journeys(run_dir, extracts_dir)
-    ui.result(asdict(summary), lambda c: _render(c, summary, run_dir / "journeys.parquet"))
+    result = build_journeys(run_dir, extracts_dir)
+    ui.result(asdict(result.summary), lambda c: _render(c, result))

@@ -41,7 +41,9 @@ from linkage.config.linkage import Backend as BackendConfig
 from linkage.config.linkage import BackendEngine
 from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
+from linkage.runfolder import work_area
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
+from linkage.util import PRIVATE_FILE
 
 if TYPE_CHECKING:  # pyspark is an optional extra
     from pyspark.sql import SparkSession
@@ -202,8 +204,15 @@ def open_backend(config: BackendConfig, work_dir: Path) -> Iterator[Backend]:
     spark = BackendEngine(config.engine) is BackendEngine.spark
     if spark:
         _require_pyspark()
-    work_dir.mkdir(parents=True, exist_ok=True)
+    with work_area(work_dir, keep=config.keep_database):  # owner-only, removed on failure too
+        yield from _connected(config, work_dir, spark)
+
+
+def _connected(config: BackendConfig, work_dir: Path, spark: bool) -> Iterator[Backend]:
     con = duckdb.connect(str(work_dir / "linkage.duckdb"))
+    # DuckDB creates files with the umask's mode; its folder (0700) is what keeps them private, and
+    # the database file itself is made owner-only as soon as it exists
+    (work_dir / "linkage.duckdb").chmod(PRIVATE_FILE)
     checkpoints: str | None = None
     backend = None
     try:
@@ -225,8 +234,6 @@ def open_backend(config: BackendConfig, work_dir: Path) -> Iterator[Backend]:
         con.close()
         if backend is not None and backend.spark is not None:
             _close_spark(backend, checkpoints, delete=not config.keep_database)
-        if not config.keep_database:
-            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 # --- Spark ---------------------------------------------------------------------------------------------

@@ -153,11 +153,10 @@ def run_cmd(
             trusted_keys_dir=trusted_keys_dir,
             overwrite=overwrite,
             step=step,
+            log=entry,  # the run's outputs and completion marker are logged in this entry
         )
         entry.key_fingerprint = result.key_fingerprint
         for path in result.inputs:
             entry.add_input(path)
-        for path in result.outputs:
-            entry.add_output(path)
     data = {"run_dir": str(result.out_dir), **result.metrics.model_dump(mode="json")}
     ui.result(data, _render(result))

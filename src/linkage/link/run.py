@@ -1,19 +1,19 @@
 """`linkage run`: verify the extracts, train, score, cluster, and write the run folder.
 
-The run folder is the contract with every later stage:
+The run folder is the contract with every later stage, written through `linkage.runfolder`:
+  run.json          the run record: each extract's Parquet and signed manifest (SHA-256), the public
+                    keys that verified them, config hashes, tool versions (journeys read it)
   clusters.parquet  one row per input record: source_dataset, record_key, source_row, person_id
   model.json        Splink's trained model (reload with `Linker(tables, "model.json")`)
   metrics.json      counts, comparisons per blocking rule, cluster sizes, timings, peak memory
-  run.json          what was linked: each extract's Parquet path and SHA-256 (journeys read it)
   quality.html      the offline quality report
   inputs/           a copy of the linkage config and every extract manifest (and signature) used
-No file in it carries a token: clusters hold record keys and row numbers only.
+  run.complete.json every file above with its SHA-256, written last; later stages refuse the run without it
+No file in it carries a token: clusters hold record keys and row numbers only. Files are owner-only.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import splink
@@ -38,9 +39,10 @@ from linkage.link.metrics import RunMetrics, collect_metrics
 from linkage.link.model import input_columns, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
-from linkage.util import atomic_path, atomic_write_bytes
+from linkage.runfolder import RunWriter, record_from_verified, remove_stale_work
 
-OUTPUTS = ("clusters.parquet", "model.json", "metrics.json", "quality.html", "run.json")
+if TYPE_CHECKING:
+    from linkage.runlog import EntryBuilder
 
 
 @dataclass
@@ -99,46 +101,12 @@ def _verified(config: LinkageConfig, extracts_dir: Path, keys_dir: Path) -> Veri
     return report
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out_dir}: run folder exists and is not empty (choose a new run id)")
-        for name in (*OUTPUTS, "inputs", "work"):
-            target = out_dir / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _copy_inputs(config_path: Path, report: VerifyReport, out_dir: Path) -> list[Path]:
-    """Copy the config and every manifest (with its signature) into inputs/; return the copies."""
-    inputs = out_dir / "inputs"
-    (inputs / "manifests").mkdir(parents=True)
-    copies = [Path(shutil.copy2(config_path, inputs / "linkage.yaml"))]
+def _copy_inputs(config_path: Path, report: VerifyReport, folder: RunWriter) -> None:
+    """Copy the config and every manifest (with its signature) into inputs/."""
+    folder.copy_in(config_path, "inputs/linkage.yaml")
     for check in report.extracts:
         for path in (check.manifest_path, signature_path(check.manifest_path)):
-            copies.append(Path(shutil.copy2(path, inputs / "manifests" / path.name)))
-    return copies
-
-
-def _write_run_json(out_dir: Path, config_path: Path, extracts_dir: Path, report: VerifyReport) -> None:
-    """Name the exact extracts linked, so later stages (journeys) read the same bytes."""
-    extracts = {
-        e.manifest.agency: {
-            "parquet": str(e.parquet_path.resolve()),
-            "manifest": str(e.manifest_path.resolve()),
-            "sha256": e.manifest.output.sha256,
-            "rows": e.manifest.output.rows,
-        }
-        for e in report.extracts
-    }
-    run = {
-        "run_id": out_dir.name,
-        "config": str(config_path.resolve()),
-        "extracts_dir": str(extracts_dir.resolve()),
-        "extracts": extracts,
-        "key_fingerprint": report.extracts[0].manifest.key_fingerprint,
-    }
-    atomic_write_bytes(out_dir / "run.json", (json.dumps(run, indent=2) + "\n").encode())
+            folder.copy_in(path, f"inputs/manifests/{path.name}")
 
 
 def run_linkage(
@@ -150,8 +118,12 @@ def run_linkage(
     trusted_keys_dir: Path | None = None,
     overwrite: bool = False,
     step: Callable[[str], None] = lambda _msg: None,
+    log: EntryBuilder | None = None,
 ) -> RunResult:
     """Link the verified extracts and write the run folder; ``step`` reports progress.
+
+    The folder is completed (its marker written last) only when every output is written; ``log`` is
+    the run-log entry of the command, which then lists every output and the marker.
 
     Raises VerificationError (nothing is linked) if an extract fails verification, ConfigError
     for unusable settings or paths.
@@ -171,13 +143,23 @@ def run_linkage(
         extracts = {a: by_agency[a].parquet_path for a in config.extracts.agencies}
         seconds["verify"] = time.perf_counter() - t
 
-        _prepare_out_dir(out_dir, overwrite)
-        copies = _copy_inputs(config_path, report, out_dir)
-        _write_run_json(out_dir, config_path, extracts_dir, report)
-        database_dir = config.backend.database_dir
-        work_dir = (
-            config.resolve(config_path, database_dir) / out_dir.name if database_dir else out_dir / "work"
+        record = record_from_verified(
+            out_dir.name,
+            report,
+            extracts_dir=extracts_dir,
+            trusted_keys_dir=keys_dir,
+            configs={"inputs/linkage.yaml": config_path},
+            versions={"splink": splink.__version__},
         )
+        folder = RunWriter.create(out_dir, record, overwrite=overwrite)
+        _copy_inputs(config_path, report, folder)
+        database_dir = config.backend.database_dir
+        work_base = config.resolve(config_path, database_dir) if database_dir else None
+        work_dir = work_base / out_dir.name if work_base else out_dir / "work"
+        # work folders of killed runs (every token) are found by their released lock and removed
+        stale = remove_stale_work(work_base.glob("*") if work_base else out_dir.parent.glob("*/work"))
+        if stale:
+            step(f"removed {len(stale)} work folder(s) left by interrupted runs")
 
         with open_backend(config.backend, work_dir) as backend:
             step("loading the extracts")
@@ -221,9 +203,10 @@ def run_linkage(
 
             step("writing outputs")
             t = time.perf_counter()
-            with atomic_path(out_dir / "clusters.parquet") as tmp:
+            with folder.writing("clusters.parquet") as tmp:
                 backend.con.execute(f"COPY {clusters} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
-            model = linker.misc.save_model_to_json(str(out_dir / "model.json"), overwrite=True)
+            model = linker.misc.save_model_to_json(str(folder.path("model.json")), overwrite=True)
+            folder.register("model.json")
             seconds["write"] = time.perf_counter() - t
 
             step("measuring clusters")
@@ -244,7 +227,8 @@ def run_linkage(
             step("writing the quality report")
             metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
             t = time.perf_counter()
-            write_quality_report(out_dir / "quality.html", config, backend, linker, predictions, metrics)
+            write_quality_report(folder.path("quality.html"), config, backend, linker, predictions, metrics)
+            folder.register("quality.html")
             seconds["report"] = time.perf_counter() - t
 
         seconds["total"] = time.perf_counter() - started
@@ -253,12 +237,14 @@ def run_linkage(
 
     metrics.created_at = datetime.now(UTC).replace(microsecond=0)
     metrics.tool_version, metrics.splink_version = __version__, splink.__version__
-    metrics.write(out_dir / "metrics.json")
+    metrics.write(folder.path("metrics.json"))
+    folder.register("metrics.json")
+    marker = folder.complete(log)
     manifests = [e.manifest_path for e in report.extracts]
     return RunResult(
         out_dir=out_dir,
         metrics=metrics,
-        outputs=[out_dir / name for name in OUTPUTS] + copies,
+        outputs=[folder.path(name) for name in folder.outputs] + [marker],
         inputs=[*manifests, *extracts.values()],
         key_fingerprint=report.extracts[0].manifest.key_fingerprint,
     )

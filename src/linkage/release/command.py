@@ -28,7 +28,7 @@ from rich.table import Table
 from linkage import __version__
 from linkage.config import config_sha256, load_config
 from linkage.config.release import ReleasePolicy
-from linkage.errors import ConfigError, InputError
+from linkage.errors import ConfigError
 from linkage.extract.manifest import read_manifest
 from linkage.release import acro_bundle
 from linkage.release.report import FUNNEL, render_report
@@ -43,6 +43,7 @@ from linkage.release.tables import (
     publish,
 )
 from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS
+from linkage.runfolder import open_run
 from linkage.runlog import logged
 from linkage.ui import ExistingDir, ExistingFile, Output, output_options
 from linkage.util import sha256_file
@@ -120,9 +121,9 @@ def build_release(run_dir: Path, policy_path: Path, out_dir: Path) -> ReleaseRes
     journeys = run_dir / "journeys.parquet"
     if out_dir.exists():
         raise ConfigError(f"{out_dir}: already exists (a release is never overwritten; choose a new id)")
-    if not journeys.is_file():
-        raise InputError(f"{journeys}: not found; run `linkage journeys --run {run_dir}` first")
     with logged("release", configs=[policy_path], inputs=[journeys, run_dir / "clusters.parquet"]) as entry:
+        # refuses a run (and its journeys) that is incomplete, modified, or whose extracts changed
+        open_run(run_dir, require=("journeys",))
         policy = load_config(policy_path, ReleasePolicy)
         con, data_end = open_journeys(journeys)
         check_policy(
