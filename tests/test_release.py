@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from fixtures_journeys import linked_run  # noqa: F401 (fixture)
-from linkage.errors import ConfigError
-from linkage.release.command import build_release
-from linkage.release.tables import SUPPRESSED, DisclosureRefused
+from linkage.errors import ConfigError, InputError
+from linkage.release.build import build_release
+from linkage.release.tables import SUPPRESSED
 
 POLICY = """
 policy_version: 1
@@ -103,15 +103,23 @@ def test_no_line_has_exactly_one_suppressed_cell(bundle):
                 assert line.count(SUPPRESSED) != 1, (c, dim, value)
 
 
-def test_bundle_has_acro_results_checksums_and_no_record_keys(bundle, linked_run):  # noqa: F811
-    results = json.loads((bundle / "acro" / "results.json").read_text())["results"]
+def test_bundle_has_checksums_and_no_record_keys_and_acro_is_in_the_checker_pack(bundle, linked_run):  # noqa: F811
+    checker = bundle.with_name(bundle.name + ".checker")
+    assert not (bundle / "acro").exists() and not list(bundle.rglob("results.json"))
+    assert "reason" not in (bundle / "release.json").read_text()
+    results = json.loads((checker / "acro" / "results.json").read_text())["results"]
     assert {"funnel__recorded", "police_outcomes__days_to_outcome", "sentencing__custody_days"} <= set(
         results
     )
     assert all(r["status"] in ("pass", "review") for r in results.values() if r["type"] == "table")
+    listed = set()
     for line in (bundle / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ", 1)
+        listed.add(name)
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
+    files = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    assert files == listed | {"SHA256SUMS", "RELEASE-COMPLETE"}
+    assert {n.split("/")[0] for n in listed} == {"tables", "report.html", "release.json"}
     meta = json.loads((bundle / "tables" / "funnel.json").read_text())
     assert meta["provenance"]["run_id"] == linked_run.run.name
     assert set(meta["provenance"]["manifests"]) == {"police", "prosecution", "court", "prison"}
@@ -135,23 +143,35 @@ def test_bundle_has_acro_results_checksums_and_no_record_keys(bundle, linked_run
         ("record_key", "identifies"),
         ("source_row", "identifies"),
         ("person_id", "identifies"),
-        ("recorded_date", "record-level"),
+        ("recorded_date", "not a dimension of the release vocabulary"),
+        ("colour", "not a dimension of the release vocabulary"),
     ],
 )
 def test_identifier_or_record_level_column_is_refused_and_nothing_written(linked_run, tmp_path, by, what):  # noqa: F811
     policy = write_policy(tmp_path, POLICY.replace("by: [da_flag]", f"by: [{by}]", 1))
     out = tmp_path / "out" / "r"
-    with pytest.raises(DisclosureRefused, match=what) as exc:
+    with pytest.raises(ConfigError, match=what) as exc:
         build_release(linked_run.run, policy, out)
-    assert exc.value.exit_code == 1
+    assert "line 10" in str(exc.value) and "tables.0.by" in str(exc.value)
     assert not out.exists()
     assert not list(tmp_path.glob("out/*"))  # not even the staging folder is left behind
 
 
-def test_unknown_dimension_is_a_config_error(linked_run, tmp_path):  # noqa: F811
-    policy = write_policy(tmp_path, POLICY.replace("by: [da_flag]", "by: [colour]", 1))
-    with pytest.raises(ConfigError, match="unknown dimension"):
-        build_release(linked_run.run, policy, tmp_path / "r")
+def test_a_killed_release_without_its_completion_marker_is_refused_by_readers(bundle, tmp_path):
+    import shutil
+
+    from linkage.release.bundle import MARKER, open_bundle
+
+    assert open_bundle(bundle)["funnel"]
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    (copy / MARKER).unlink()  # as if killed after the rename, before the log entry
+    with pytest.raises(InputError, match="incomplete release"):
+        open_bundle(copy)
+    shutil.copytree(bundle, tmp_path / "edited")
+    (tmp_path / "edited" / "tables" / "funnel.csv").write_text("da_flag,recorded\nAll,5\n")
+    with pytest.raises(InputError, match="modified"):
+        open_bundle(tmp_path / "edited")
 
 
 def test_an_existing_release_is_never_overwritten(bundle, linked_run, tmp_path):  # noqa: F811
