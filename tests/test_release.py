@@ -177,3 +177,13 @@ def test_a_killed_release_without_its_completion_marker_is_refused_by_readers(bu
 def test_an_existing_release_is_never_overwritten(bundle, linked_run, tmp_path):  # noqa: F811
     with pytest.raises(ConfigError, match="already exists"):
         build_release(linked_run.run, write_policy(tmp_path), bundle)
+
+
+def test_magnitudes_are_rounded_to_the_magnitude_base(bundle):
+    stats = [
+        r[c]
+        for r in read_table(bundle, "sentencing")
+        for c in ("custody_days_q1", "custody_days_median", "custody_days_q3", "custody_days_mean")
+        if r[c] != SUPPRESSED
+    ]
+    assert stats and all(int(v) % 7 == 0 for v in stats)
