@@ -5,8 +5,8 @@ person's records from every agency CSV, run the same chain with the same keys (r
 every published cell. An attacker who knows the method knows that a cell whose units did not change
 gets the same value in both releases, so every cell whose published value changed contains the
 removed person. For each of the person's attributes, the attacker reads it off "with certainty" when
-the changed cells of that attribute's breakdown all name one value. Done twice: with cell key
-perturbation (the default policy) and without it (the same policy with `perturbation.enabled: false`).
+the changed cells of that attribute's breakdown all name one value. Done three times: with cell key
+perturbation (the default policy, key_scope "cell"), with key_scope "release", and without perturbation.
 
     .venv/bin/python scripts/differencing.py [--persons 3000] [--seed 11] [--work /tmp/differencing]
 
@@ -128,7 +128,7 @@ def person_truth(run: Path, raw: Path, person: int) -> dict[str, object]:
     return dict(zip(cols, row, strict=True))
 
 
-def changed_cells(a: Path, b: Path, policy: ReleasePolicy) -> list[tuple[str, dict, str, str, str]]:
+def changed_cells(a: Path, b: Path, policy: ReleasePolicy) -> list[tuple[str, dict, str, int, int]]:
     """Every published cell whose value differs between the two bundles: (table, labels, column, a, b)."""
     ta, tb = open_bundle(a), open_bundle(b)
     out = []
@@ -143,35 +143,61 @@ def changed_cells(a: Path, b: Path, policy: ReleasePolicy) -> list[tuple[str, di
                     continue
                 va, vb = ra[column], rb[column]
                 if va != vb and SUPPRESSED not in (va, vb):
-                    out.append((spec.name, {d: ra[d] for d in spec.by}, column, va, vb))
+                    out.append((spec.name, {d: ra[d] for d in spec.by}, column, int(va), int(vb)))
     return out
 
 
 def attack(a: Path, b: Path, policy: ReleasePolicy, truth: dict[str, object]) -> dict[str, object]:
-    """What the attacker reads off with certainty from the changed cells."""
+    """What the attacker reads off with certainty, and guesses, from the cells that changed.
+
+    Which changed cells certainly hold the removed person: when unchanged journeys give unchanged
+    values (no perturbation, or key_scope "cell"), every changed cell. With key_scope "release" every
+    cell is re-drawn, so only a count that fell by more than the noise can explain (2 (b - 1)): a
+    published value lies within b - 1 of the true count.
+    """
+    rules = policy.sdc
+    stable = not rules.perturbation.enabled or rules.perturbation.key_scope == "cell"
+    counts = {spec.name: set(spec.measures) for spec in policy.tables}
     changed = changed_cells(a, b, policy)
+    if stable:
+        certain = changed
+    else:
+        slack = 2 * (rules.rounding_base - 1)
+        certain = [c for c in changed if c[2] in counts[c[0]] and c[3] - c[4] > slack]
     read: dict[str, object] = {}
+    guessed: dict[str, object] = {}
     for attribute, dimension in DIMENSION_OF.items():
-        values = {labels[dimension] for _, labels, _, _, _ in changed if labels.get(dimension, ALL) != ALL}
+        values = {labels[dimension] for _, labels, _, _, _ in certain if labels.get(dimension, ALL) != ALL}
         if len(values) == 1:
             read[attribute] = values.pop()
-    if any(c == "convicted" for _, _, c, _, _ in changed):
+        score: dict[str, int] = {}  # the attacker's best guess: the value whose counts fell most
+        for table, labels, column, va, vb in changed:
+            if column in counts[table] and labels.get(dimension, ALL) != ALL:
+                score[labels[dimension]] = score.get(labels[dimension], 0) + va - vb
+        if score:
+            guessed[attribute] = max(sorted(score), key=score.__getitem__)
+    if any(c == "convicted" for _, _, c, _, _ in certain):
         read["convicted"] = "Yes"
     if any(
-        c == "custody" or labels.get("sentence_type") == "Immediate custody" for _, labels, c, _, _ in changed
+        c == "custody" or labels.get("sentence_type") == "Immediate custody" for _, labels, c, _, _ in certain
     ):
         read["custody"] = "Yes"
+    correct = sorted(k for k, v in read.items() if str(truth[k]) == v)
     estimate = _sentence_length(a, b, truth)
-    correct = {k: v for k, v in read.items() if str(truth[k]) == v}
-    if estimate is not None and truth["sentence_length"] is not None:
-        read["sentence_length"] = estimate
-        if abs(estimate - truth["sentence_length"]) <= 7:
-            correct["sentence_length"] = estimate
+    error = (
+        None if estimate is None or truth["sentence_length"] is None else estimate - truth["sentence_length"]
+    )
+    if error is not None and abs(error) <= 7:
+        correct.append("sentence_length")
     return {
         "changed_cells": len(changed),
+        "cells_certainly_holding_the_person": len(certain),
         "read_with_certainty": read,
-        "read_correctly": sorted(correct),
+        "read_correctly": correct,
         "attributes_read_correctly": len(correct),
+        "sentence_length_estimate_error_days": error,
+        "best_guess_correct": sorted(k for k, v in guessed.items() if str(truth[k]) == v),
+        "best_guess_wrong": sorted(k for k, v in guessed.items() if str(truth[k]) != v),
     }
 
 
@@ -208,10 +234,15 @@ def main() -> None:
     for agency in AGENCIES:
         linkage("keys", "signing-new", "--agency", agency, "--out", keys, env=env)
         shutil.copy2(keys / f"{agency}.signing.pub", keys / "trusted")
-    unperturbed = yaml.safe_load(POLICY.read_text())
-    unperturbed["sdc"]["perturbation"] = {"enabled": False}
-    (work / "unperturbed.yaml").write_text(yaml.safe_dump(unperturbed, sort_keys=False))
-    policies = {"perturbed": POLICY, "unperturbed": work / "unperturbed.yaml"}
+    policies = {"perturbed_cell_scope": POLICY}
+    for variant, perturbation in (
+        ("perturbed_release_scope", {"key_scope": "release"}),
+        ("unperturbed", {"enabled": False}),
+    ):
+        data = yaml.safe_load(POLICY.read_text())
+        data["sdc"]["perturbation"] = perturbation
+        policies[variant] = work / f"{variant}.yaml"
+        policies[variant].write_text(yaml.safe_dump(data, sort_keys=False))
 
     person = pick_person(work / "raw" / "truth")
     bundles_a = chain(work / "raw", keys, work / "a", policies, env)

@@ -187,3 +187,19 @@ def test_magnitudes_are_rounded_to_the_magnitude_base(bundle):
         if r[c] != SUPPRESSED
     ]
     assert stats and all(int(v) % 7 == 0 for v in stats)
+
+
+def test_the_checker_pack_is_never_inside_the_bundle(linked_run, tmp_path):  # noqa: F811
+    out = tmp_path / "out" / "r"
+    with pytest.raises(ConfigError, match="may not be inside the published bundle"):
+        build_release(linked_run.run, write_policy(tmp_path), out, checker_dir=out / "checker")
+    assert not (tmp_path / "out").exists()
+
+
+def test_suppression_reasons_go_to_the_checker_pack_only(bundle):
+    checker = bundle.with_name(bundle.name + ".checker")
+    with open(checker / "suppression.csv", newline="", encoding="utf-8") as fh:
+        reasons = list(csv.DictReader(fh))
+    assert {r["reason"] for r in reasons} >= {"zero", "threshold", "secondary"}
+    published = b"".join(p.read_bytes() for p in bundle.rglob("*") if p.is_file()).lower()
+    assert b"secondary" not in published and b"results.json" not in published

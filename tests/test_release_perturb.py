@@ -7,7 +7,8 @@ from statistics import mean, pvariance
 
 import pytest
 
-from linkage.release.perturb import KEYS, perturb_count, perturb_magnitude
+from linkage.config.release import Perturbation
+from linkage.release.perturb import KEYS, perturb_count, perturb_magnitude, scoped
 
 COUNTS = range(0, 751)
 
@@ -51,3 +52,10 @@ def test_magnitudes_are_randomly_rounded_to_the_magnitude_base_without_bias():
         pubs = [perturb_magnitude(value, k, 7) for k in range(KEYS)]
         assert all(p % 7 == 0 and abs(p - value) < 7 for p in pubs)
         assert abs(mean(pubs) - float(value)) < 0.05
+
+
+def test_key_scope_release_shifts_every_cell_key_by_the_release_key():
+    cell, release = Perturbation(), Perturbation(key_scope="release")
+    assert scoped(200, 100, cell) == 200
+    assert scoped(200, 100, release) == (200 + 100) % KEYS
+    assert {scoped(k, 0, release) for k in range(KEYS)} == set(range(KEYS))

@@ -39,6 +39,12 @@ class Perturbation(_Model):
     """Cell key perturbation (ONS Census 2021 method; release/perturb.py): on by default."""
 
     enabled: bool = Field(True, description="perturb counts and magnitudes by cell key")
+    key_scope: Literal["cell", "release"] = Field(
+        "cell",
+        description="cell: the same journeys always get the same noise (ONS); release: the noise also "
+        "changes whenever any journey of the release changes (hides which cells one person is in, but "
+        "repeated releases of changing data can be averaged)",
+    )
     magnitude_base: int = Field(
         7, ge=1, le=365, description="days: means and quartiles of days are randomly rounded to this"
     )

@@ -46,12 +46,20 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from linkage.config.release import Perturbation
+
 KEYS = 256  # record and cell keys are 0..255, as in the ONS method
 
 
 def record_key_sql(columns: list[str]) -> str:
     """SQL for a journey's record key: the low 8 bits of its anchor record's keyed token."""
     return f"(coalesce({', '.join(columns)}) & {KEYS - 1})"
+
+
+def scoped(cell_key: int, release_key: int, rules: Perturbation) -> int:
+    """The key the perturbation table is read with: the cell key, or with key_scope "release" the
+    cell key shifted by the release key (the sum of every journey's record key mod 256)."""
+    return (cell_key + release_key) % KEYS if rules.key_scope == "release" else cell_key
 
 
 def offset(cell_key: int, base: int) -> int:

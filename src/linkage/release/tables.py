@@ -97,6 +97,7 @@ class Cube:
     counts: dict[Key, CountCell] = field(default_factory=dict)
     stats: dict[tuple[Key, str], StatCell] = field(default_factory=dict)
     tables: list[TableData] = field(default_factory=list)
+    release_key: int = 0  # sum of every journey's record key mod 256 (perturbation key_scope: release)
 
     def add_count(self, key: Key, cell: CountCell) -> None:
         old = self.counts.setdefault(key, cell)
@@ -127,7 +128,8 @@ def open_journeys(journeys: Path, threads: int | None = None) -> tuple[duckdb.Du
 
 def build_cube(con: duckdb.DuckDBPyConnection, policy: ReleasePolicy) -> Cube:
     """Compute every table of the policy into one Cube."""
-    cube = Cube()
+    release_key = con.execute(f"SELECT coalesce(sum(rkey), 0) % {perturb.KEYS} FROM rv").fetchall()[0][0]
+    cube = Cube(release_key=release_key)
     for spec in policy.tables:
         cube.tables.append(_build_table(con, spec, cube))
     return cube
@@ -220,17 +222,21 @@ class Published:
 
 def published_counts(cube: Cube, policy: ReleasePolicy) -> dict[Key, int]:
     """The value each count cell would be published as: perturbed by cell key, or rounded to the base."""
-    base = policy.sdc.rounding_base
-    if policy.sdc.perturbation.enabled:
-        return {k: perturb.perturb_count(c.n, c.cell_key, base) for k, c in cube.counts.items()}
+    base, rules = policy.sdc.rounding_base, policy.sdc.perturbation
+    if rules.enabled:
+        return {
+            k: perturb.perturb_count(c.n, perturb.scoped(c.cell_key, cube.release_key, rules), base)
+            for k, c in cube.counts.items()
+        }
     return {k: sdc.round_to_base(c.n, base) for k, c in cube.counts.items()}
 
 
-def _magnitude(value: Fraction | float, cell_key: int, policy: ReleasePolicy) -> int:
+def _magnitude(value: Fraction | float, cell_key: int, cube: Cube, policy: ReleasePolicy) -> int:
     """A mean or quartile in days as published: keyed random rounding, or to the nearest day."""
-    rules = policy.sdc
-    if rules.perturbation.enabled:
-        return perturb.perturb_magnitude(value, cell_key, rules.perturbation.magnitude_base)
+    rules = policy.sdc.perturbation
+    if rules.enabled:
+        key = perturb.scoped(cell_key, cube.release_key, rules)
+        return perturb.perturb_magnitude(value, key, rules.magnitude_base)
     return sdc.round_to_base(Fraction(value), 1)
 
 
@@ -264,11 +270,11 @@ def publish(
                     cells += [SUPPRESSED] * len(QUANTILES)
                     withheld += 1
                 else:
-                    cells += [_magnitude(q, st.cell_key, policy) for q in st.quantiles]
+                    cells += [_magnitude(q, st.cell_key, cube, policy) for q in st.quantiles]
                 if STATISTICS[s].magnitude:
                     safe = (key, s) not in magnitudes.suppressed and st.n > 0
                     mean = Fraction(st.total, st.n) if st.n else 0  # exact: no float average
-                    cells.append(_magnitude(mean, st.cell_key, policy) if safe else SUPPRESSED)
+                    cells.append(_magnitude(mean, st.cell_key, cube, policy) if safe else SUPPRESSED)
             rows.append(cells)
         out.append(
             Published(
