@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from linkage.release.vocabulary import DIMENSIONS, IDENTIFYING, MEASURES, STATISTICS
 
@@ -89,20 +89,15 @@ class TableSpec(_Model):
         default_factory=list, description="per-cell summaries of a single-measure table"
     )
 
-    @field_validator("measures")
+    @field_validator("measures", "by", "statistics")
     @classmethod
-    def _measures(cls, v: list[str]) -> list[str]:
-        return _vocabulary_names(v, MEASURES, "measure")
-
-    @field_validator("by")
-    @classmethod
-    def _by(cls, v: list[str]) -> list[str]:
-        return _vocabulary_names(v, DIMENSIONS, "dimension")
-
-    @field_validator("statistics")
-    @classmethod
-    def _statistics(cls, v: list[str]) -> list[str]:
-        return _vocabulary_names(v, STATISTICS, "statistic")
+    def _names(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        vocabulary, kind = {
+            "measures": (MEASURES, "measure"),
+            "by": (DIMENSIONS, "dimension"),
+            "statistics": (STATISTICS, "statistic"),
+        }[info.field_name]
+        return _vocabulary_names(v, vocabulary, kind)
 
     @field_validator("where")
     @classmethod
