@@ -20,7 +20,7 @@ from fixtures_journeys import linked_run  # noqa: F401 (fixture)
 from linkage.config.loader import parse_config
 from linkage.config.release import ReleasePolicy
 from linkage.errors import ConfigError
-from linkage.release.tables import Params
+from linkage.release.tables import DisclosureRefused, Params, column
 from linkage.release.vocabulary import DIMENSIONS
 
 BIT = (
@@ -102,6 +102,12 @@ def test_yaml_tags_cannot_build_objects(tmp_path):
     text = policy_text({}).replace("title: attack", "title: !!python/object/apply:os.system ['true']")
     with pytest.raises(ConfigError, match="not valid YAML"):
         parse_config(text, ReleasePolicy, tmp_path / "p.yaml")
+
+
+def test_a_name_outside_the_vocabulary_never_becomes_a_column_even_past_the_model():
+    with pytest.raises(DisclosureRefused):
+        column("dim", "da_flag FROM rv; --")
+    assert column("dim", "da_flag") == "dim_da_flag"
 
 
 def test_policy_values_reach_duckdb_only_as_parameters():

@@ -178,8 +178,6 @@ def build_release(
         tables = publish(cube, values, counts, magnitudes, policy)
         check_published(tables, policy)
         provenance, warnings = _provenance(run_dir, policy_path, journeys)
-        for w in warnings:
-            step(f"warning: {w}")
         meta = {
             "release_id": out_dir.name,
             "title": policy.title,

@@ -1,9 +1,11 @@
-"""Aggregate tables from journeys.parquet, the policy checks, and the published (protected) tables.
+"""Aggregate tables from journeys.parquet, their protection, and the last check before publishing.
 
 Each table is a cube: its measures counted for every combination of its dimensions' values and
-for every margin ("All"), computed with one DuckDB GROUP BY CUBE per table. Cells are registered by
-canonical key (release/vocabulary.py), so a number that appears in two tables is one cell with
-one suppression decision and one rounded value. Nothing here is written to disk.
+for every margin ("All"), computed with one DuckDB GROUP BY CUBE per table, with each cell's
+persons and cell key (release/perturb.py). Cells are registered by canonical key
+(release/vocabulary.py), so a number that appears in two tables is one cell with one suppression
+decision and one published value. SQL here is built from vocabulary names only; every value a
+policy chooses is a bound parameter. Nothing here is written to disk.
 """
 
 from __future__ import annotations
