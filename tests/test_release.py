@@ -203,3 +203,35 @@ def test_suppression_reasons_go_to_the_checker_pack_only(bundle):
     assert {r["reason"] for r in reasons} >= {"zero", "threshold", "secondary"}
     published = b"".join(p.read_bytes() for p in bundle.rglob("*") if p.is_file()).lower()
     assert b"secondary" not in published and b"results.json" not in published
+
+
+def test_published_counts_are_near_true_counts_that_pass_the_threshold(bundle, linked_run):  # noqa: F811
+    from linkage.release.tables import open_journeys
+
+    con, _ = open_journeys(linked_run.run / "journeys.parquet")
+    truth = {
+        (sex, flag): (n, persons)
+        for sex, flag, n, persons in con.execute(
+            """SELECT coalesce(dim_suspect_sex, 'All'), coalesce(dim_da_flag, 'All'), count(*),
+                      count(DISTINCT person_id)
+               FROM rv WHERE dim_police_record = 'Yes' GROUP BY CUBE (dim_suspect_sex, dim_da_flag)"""
+        ).fetchall()
+    }
+    checked = 0
+    for row in read_table(bundle, "funnel_by_sex"):
+        n, persons = truth.get((row["suspect_sex"], row["da_flag"]), (0, 0))
+        if row["recorded"] == SUPPRESSED:
+            continue
+        published = int(row["recorded"])
+        assert n >= 10 and persons >= 10 and abs(published - n) < 5 and published >= 10
+        checked += 1
+    assert checked >= 5
+
+
+def test_a_threshold_off_the_rounding_base_still_publishes_nothing_below_it(linked_run, tmp_path):  # noqa: F811
+    policy = write_policy(tmp_path, POLICY.replace("threshold: 10", "threshold: 12", 1))
+    result = build_release(linked_run.run, policy, tmp_path / "r")
+    for t in result.tables:
+        for row in t.rows:
+            for v in row[len(t.spec.by) : len(t.spec.by) + len(t.spec.measures)]:
+                assert v == SUPPRESSED or v >= 12
