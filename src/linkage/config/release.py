@@ -8,7 +8,7 @@ SQL: names select vocabulary entries whose SQL is code, and values are bound as 
 
 The SDC numbers may be set below the floors (threshold 10, rounding base 5, dominance (2, 0.9),
 p% 0.10) here, but `linkage release` refuses such a policy unless run with --allow-below-floors
-(release/floors.py), and `linkage audit` flags it high.
+(release/sdc.py: below_floors), and `linkage audit` flags it high.
 """
 
 from __future__ import annotations
