@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -243,55 +244,63 @@ def _sdc(**changes):
     "change, code, field",
     [
         (_sdc(threshold=5), "AUD301", "sdc.threshold"),
-        (_sdc(rounding_base=1), "AUD302", "sdc.rounding_base"),
+        (_sdc(rounding_base=3), "AUD302", "sdc.rounding_base"),
         (_sdc(zeros_disclosive=False), "AUD303", "sdc.zeros_disclosive"),
-        (table("funnel", by=["person_id", "da_flag"]), "AUD304", "tables[0]"),
-        (table("funnel_by_age_band", by=["dob_ym"]), "AUD304", "tables[3]"),
-        (table("prisoners", where={"prison_reception": "Yes", "source_row": "7"}), "AUD304", "tables[9]"),
-        (table("reoffending", measures=["police_record_key"]), "AUD304", "tables[10]"),
-        (table("funnel_by_force_year", by=["force_area", "recorded_date"]), "AUD304", "tables[1]"),
-        (table("sentencing", statistics=["sentence_length_days"]), "AUD304", "tables[7]"),
-        (table("prisoners", where={}), "AUD306", "tables[9]"),
+        (_sdc(dominance={"n": 2, "k": 0.95}), "AUD305", "sdc.dominance"),
+        (_sdc(dominance={"n": 1, "k": 0.9}), "AUD305", "sdc.dominance"),
+        (_sdc(p_percent=0.05), "AUD305", "sdc.p_percent"),
     ],
-    ids=[
-        "threshold",
-        "rounding-off",
-        "zeros",
-        "person-id",
-        "token",
-        "source-row-condition",
-        "record-key-measure",
-        "raw-date",
-        "raw-statistic",
-        "stage-not-fixed",
-    ],
+    ids=["threshold", "rounding", "zeros", "dominance-k", "dominance-n", "p-percent"],
 )
-def test_release_policy_risks(tmp_path, change, code, field):
+def test_release_policy_below_the_floors_is_high(tmp_path, change, code, field):
     path = release(tmp_path, change)
     report = run_audit([path])
     (finding,) = report.findings
     assert finding.code == code and finding.severity is Severity.high and report.exit_code == 1
     assert finding.field == field and finding.line is not None
+    assert "--allow-below-floors" in finding.reason
     line = path.read_text(encoding="utf-8").splitlines()[finding.line - 1].strip()
-    assert line.startswith("- name:" if field.startswith("tables") else f"{field.split('.')[-1]}:")
+    assert line.startswith(f"{field.split('.')[-1]}:")
 
 
-def test_record_level_reason_names_the_column(tmp_path):
-    report = run_audit([release(tmp_path, table("funnel", by=["person_id", "da_flag"]))])
-    assert "person_id identifies records or people" in report.findings[0].reason
-    report = run_audit([release(tmp_path, table("funnel", by=["recorded_date"]))])
-    assert "names recorded_date, which the release vocabulary does not define" in report.findings[0].reason
+def test_perturbation_off_is_flagged(tmp_path):
+    report = run_audit([release(tmp_path, _sdc(perturbation={"enabled": False}))])
+    assert codes(report) == {"AUD307"} and report.exit_code == 0
 
 
 @pytest.mark.parametrize(
-    "change",
-    [_sdc(dominance={"n": 2, "k": 0.95}), _sdc(dominance={"n": 1, "k": 0.9}), _sdc(p_percent=0.05)],
-    ids=["dominance-k", "dominance-n", "p-percent"],
-)
-def test_magnitude_rules_looser_than_acro_are_medium(tmp_path, change):
+    "change, field, reason",
+    [
+        (table("funnel", by=["person_id", "da_flag"]), "tables.0.by", "person_id identifies records"),
+        (table("funnel_by_age_band", by=["dob_ym"]), "tables.3.by", "dob_ym identifies records"),
+        (
+            table("prisoners", where={"prison_reception": "Yes", "source_row": "7"}),
+            "tables.9.where",
+            "source_row identifies records",
+        ),
+        (table("reoffending", measures=["police_record_key"]), "tables.10.measures", "identifies records"),
+        (
+            table("funnel_by_force_year", by=["force_area", "recorded_date"]),
+            "tables.1.by",
+            "recorded_date is not a dimension of the release vocabulary",
+        ),
+        (
+            table("sentencing", statistics=["sentence_length_days"]),
+            "tables.7.statistics",
+            "not a statistic of the release vocabulary",
+        ),
+        (table("prisoners", where={}), "tables.9", "needs `where: {prison_reception: Yes}`"),
+    ],
+    ids=["person-id", "token", "source-row-condition", "record-key-measure", "raw-date", "raw-statistic",
+         "stage-not-fixed"],
+)  # fmt: skip
+def test_release_policy_outside_the_vocabulary_is_a_schema_error(tmp_path, change, field, reason):
+    """The policy model refuses the table (the release refuses the same file): AUD001, line and key."""
     report = run_audit([release(tmp_path, change)])
-    assert codes(report) == {"AUD305"} and report.exit_code == 0
-    assert "looser than ACRO's defaults" in report.findings[0].reason
+    (finding,) = report.findings
+    assert finding.code == "AUD001" and finding.severity is Severity.high and report.exit_code == 1
+    assert f"field '{field}'" in finding.reason and reason in finding.reason
+    assert re.search(r"line \d+", finding.reason)
 
 
 def test_stricter_magnitude_rules_pass(tmp_path):

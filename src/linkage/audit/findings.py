@@ -29,10 +29,8 @@ from linkage.audit.detect import (
 from linkage.audit.sample import Sample, category_outputs
 from linkage.config.agency import AgencyConfig, CategoryAttribute, CodeAttribute, DateAttribute, OnInvalid
 from linkage.config.linkage import LinkageConfig
-from linkage.config.release import ReleasePolicy, SDCRules, TableSpec
-from linkage.errors import ConfigError
-from linkage.release.tables import DisclosureRefused, check_policy
-from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS
+from linkage.config.release import ReleasePolicy, SDCRules
+from linkage.release.sdc import FLOOR_ROUNDING_BASE, FLOOR_THRESHOLD
 
 
 class Severity(StrEnum):
@@ -58,14 +56,12 @@ CODES: dict[str, tuple[Severity, str]] = {
     "AUD202": (Severity.medium, "low match threshold"),
     "AUD203": (Severity.low, "expected key fingerprint not pinned"),
     "AUD301": (Severity.high, "disclosure threshold below 10"),
-    "AUD302": (Severity.high, "rounding off"),
+    "AUD302": (Severity.high, "rounding base below 5"),
     "AUD303": (Severity.high, "zeros not treated as disclosive"),
-    "AUD304": (Severity.high, "release table at record level or outside the release vocabulary"),
-    "AUD305": (Severity.medium, "magnitude rules looser than ACRO's defaults"),
-    "AUD306": (Severity.high, "release table that `linkage release` refuses"),
+    "AUD305": (Severity.high, "magnitude rules looser than the release floors"),
+    "AUD307": (Severity.medium, "cell key perturbation off"),
 }
 
-MIN_THRESHOLD = 10  # smallest publishable cell count (DESIGN.md, ACRO's default)
 MIN_MATCH_PROBABILITY = 0.9  # below this, more than 1 in 10 pairs at the threshold are different people
 
 
@@ -359,20 +355,22 @@ LINKAGE_RULES: tuple[Callable[[ConfigFile, LinkageConfig], Iterable[Finding]], .
 def sdc_settings(file: ConfigFile, policy: ReleasePolicy) -> Iterator[Finding]:
     """The policy-wide disclosure control every table of the release goes through."""
     sdc = policy.sdc
-    if sdc.threshold < MIN_THRESHOLD:
+    override = " `linkage release` refuses this policy unless run with --allow-below-floors."
+    if sdc.threshold < FLOOR_THRESHOLD:
         yield Finding.of(
             file,
             "AUD301",
             f"Every table publishes cells counting as few as {sdc.threshold} journeys or people: small cells "
-            f"can identify someone. Use a threshold of at least {MIN_THRESHOLD}.",
+            f"can identify someone. Use a threshold of at least {FLOOR_THRESHOLD}.{override}",
             ("sdc", "threshold"),
         )
-    if sdc.rounding_base <= 1:
+    if sdc.rounding_base < FLOOR_ROUNDING_BASE:
         yield Finding.of(
             file,
             "AUD302",
-            "Every table publishes exact counts: without rounding, differences between tables or releases "
-            "can reveal suppressed cells. Round to base 5 (the default).",
+            f"Counts are rounded to base {sdc.rounding_base} only: near-exact counts let differences "
+            "between tables or releases reveal suppressed cells. "
+            f"Round to base {FLOOR_ROUNDING_BASE} or more.{override}",
             ("sdc", "rounding_base"),
         )
     if not sdc.zeros_disclosive:
@@ -381,8 +379,17 @@ def sdc_settings(file: ConfigFile, policy: ReleasePolicy) -> Iterator[Finding]:
             "AUD303",
             "Zero cells are published unchecked: a zero can reveal that everyone in a group shares an "
             "outcome (e.g. all suspects in an area were charged). Set `zeros_disclosive: true`, as the "
-            "release policy and ACRO do by default.",
+            f"release policy and ACRO do by default.{override}",
             ("sdc", "zeros_disclosive"),
+        )
+    if not sdc.perturbation.enabled:
+        yield Finding.of(
+            file,
+            "AUD307",
+            "Cell key perturbation is off: counts are rounded deterministically, so two releases of data "
+            "that differ by one person can be differenced cell by cell (docs/release-guide.md). Keep "
+            "`perturbation: {enabled: true}` (the default).",
+            ("sdc", "perturbation"),
         )
     defaults = SDCRules()
     looser = []
@@ -398,69 +405,14 @@ def sdc_settings(file: ConfigFile, policy: ReleasePolicy) -> Iterator[Finding]:
         yield Finding.of(
             file,
             "AUD305",
-            f"The magnitude rules are looser than ACRO's defaults: {'; '.join(looser)}. A mean or total "
-            "dominated by one or two people's values (e.g. one very long sentence) can then be published "
-            "and reveal them. Keep the defaults unless the output checker agrees.",
+            f"The magnitude rules are looser than the release floors (ACRO's defaults): {'; '.join(looser)}. "
+            "A mean or total dominated by one or two people's values (e.g. one very long sentence) can then "
+            f"be published and reveal them.{override}",
             loc,
         )
 
 
-def _not_in_vocabulary(table: TableSpec) -> list[str]:
-    """Names of a table that are no aggregate the release can build (docs/release-guide.md)."""
-    return [
-        *(n for n in [*table.by, *table.where] if n not in DIMENSIONS),
-        *(n for n in table.measures if n not in MEASURES),
-        *(n for n in table.statistics if n not in STATISTICS),
-    ]
-
-
-def _detail(exc: Exception, table: TableSpec) -> str:
-    """The release check's message without its own "table NAME: " prefix."""
-    return str(exc).removeprefix(f"table {table.name}: ")
-
-
-def release_tables(file: ConfigFile, policy: ReleasePolicy) -> Iterator[Finding]:
-    """Each table through the release's own policy check: identifiers and record-level names, names
-    outside the release vocabulary (both AUD304), and anything else `linkage release` refuses (AUD306).
-
-    Without journeys.parquet the audit cannot tell a raw journey column (such as a date) from a
-    misspelling: both are outside the vocabulary, and the release refuses both.
-    """
-    for i, table in enumerate(policy.tables):
-        try:
-            check_policy(policy.model_copy(update={"tables": [table]}), journey_columns=set())
-        except DisclosureRefused as exc:
-            yield Finding.of(
-                file,
-                "AUD304",
-                f"Table {table.name!r} is at record level: {_detail(exc, table)}. Only aggregate "
-                "tables may leave the secure environment; `linkage release` refuses this policy.",
-                ("tables", i),
-            )
-        except ConfigError as exc:
-            if outside := _not_in_vocabulary(table):
-                yield Finding.of(
-                    file,
-                    "AUD304",
-                    f"Table {table.name!r} names {', '.join(outside)}, which the release vocabulary does "
-                    "not define as a dimension, measure or statistic of journeys: a record-level column "
-                    "(a raw date, a reference) or a misspelling. Only the names listed in "
-                    "docs/release-guide.md can be published; `linkage release` refuses anything else.",
-                    ("tables", i),
-                )
-            else:
-                yield Finding.of(
-                    file,
-                    "AUD306",
-                    f"`linkage release` would refuse table {table.name!r}: {_detail(exc, table)}.",
-                    ("tables", i),
-                )
-
-
-RELEASE_RULES: tuple[Callable[[ConfigFile, ReleasePolicy], Iterable[Finding]], ...] = (
-    sdc_settings,
-    release_tables,
-)
+RELEASE_RULES: tuple[Callable[[ConfigFile, ReleasePolicy], Iterable[Finding]], ...] = (sdc_settings,)
 
 
 def check(files: list[ConfigFile], samples: dict[str, Sample]) -> list[Finding]:

@@ -368,10 +368,8 @@ def _meanings(policy: ReleasePolicy) -> list[list[str]]:
             ("statistic", t.statistics, STATISTICS),
         ):
             for name in names:
-                entry = vocabulary.get(name)
-                if entry is None:
-                    meaning = "not in the release vocabulary: see the findings"
-                elif isinstance(entry, Measure):
+                entry = vocabulary[name]  # the policy model admits vocabulary names only
+                if isinstance(entry, Measure):
                     meaning = f"{entry.label}: {entry.description}"
                 else:
                     meaning = entry.description
@@ -403,6 +401,9 @@ def review_release(policy: ReleasePolicy) -> list[Section]:
             ["secondary suppression", "more cells are suppressed until no suppressed cell can be worked out "
              "from a table's margins, checked exactly for groups of up to "
              f"{sdc.linear_audit_max_cells:,} suppressed cells"],
+            ["cell key perturbation", "each count is randomly rounded by a key of the journeys it counts "
+             f"(the same journeys, the same value in every release); means and quartiles to "
+             f"{sdc.perturbation.magnitude_base} days" if sdc.perturbation.enabled else "off"],
         ],
         intro="Applied by `linkage release` to every cell before anything is written; ACRO then re-checks "
         "every table for the output checker.",

@@ -19,7 +19,8 @@ import duckdb
 
 from linkage.config.release import ReleasePolicy
 from linkage.errors import LinkageError
-from linkage.release.tables import ALL, SUPPRESSED, Published, where_sql
+from linkage.release.tables import ALL, SUPPRESSED, Params, Published
+from linkage.release.tables import column as view_column
 from linkage.release.vocabulary import MEASURES, STATISTICS
 
 TOTAL = "Total"  # the single column (or row) of a table with fewer than two breakdowns
@@ -82,12 +83,13 @@ def check_and_record(
         checks = [(m, None) for m in spec.measures]
         checks += [(spec.measures[0], s) for s in spec.statistics]
         for measure, stat in checks:
-            cond = f"{where_sql(spec.where)} AND {where_sql(MEASURES[measure].conditions)}"
-            cols = ", ".join([*(f"dim_{d} AS {d}" for d in spec.by), "person_id"])
+            params = Params()
+            cond = f"{params.where(spec.where)} AND {params.where(MEASURES[measure].conditions)}"
+            cols = ", ".join([*(f"{view_column('dim', d)} AS {d}" for d in spec.by), "person_id"])
             if stat:
-                cols += f", stat_{stat} AS value"
-                cond += f" AND stat_{stat} IS NOT NULL"
-            df = con.execute(f"SELECT {cols} FROM rv WHERE {cond}").df()
+                cols += f", {view_column('stat', stat)} AS value"
+                cond += f" AND {view_column('stat', stat)} IS NOT NULL"
+            df = con.execute(f"SELECT {cols} FROM rv WHERE {cond}", params.values).df()
             name = f"{spec.name}__{stat or measure}"
             if df.empty:  # ACRO cannot tabulate nothing; our table withholds every cell of it
                 statuses[name] = "empty"

@@ -129,6 +129,17 @@ def _table_html(t: Published) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _rounding_note(sdc: dict[str, Any]) -> str:
+    base = sdc["rounding_base"]
+    if sdc["perturbation"]["enabled"]:
+        return (
+            f"Counts are perturbed by cell key: randomly rounded to a multiple of {base}, the same way for "
+            f"the same journeys in every release; means and quartiles of days are randomly rounded to "
+            f"{sdc['perturbation']['magnitude_base']} days."
+        )
+    return f"Counts are rounded to the nearest {base}."
+
+
 def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     sdc = meta["sdc"]
@@ -136,11 +147,16 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(meta['title'])}</title>"
         f"<style>{CSS}</style></head><body><h1>{escape(meta['title'])}</h1>",
         f'<p class="note">Release {escape(meta["release_id"])} from run {escape(meta["run_id"])}, '
-        f"data to {escape(meta['data_end'])}. Counts are rounded to the nearest {sdc['rounding_base']}; "
+        f"data to {escape(meta['data_end'])}. {_rounding_note(sdc)} "
         f"{SUPPRESSED} marks a value withheld for confidentiality (fewer than {sdc['threshold']} journeys "
         "or persons, a zero, or a complementary suppression so it cannot be derived from totals). "
         "Totals are rounded independently and may not equal the sum of their rounded parts.</p>",
     ]
+    if meta["floors_overridden"]:
+        out.append(
+            '<p class="note"><strong>Disclosure control floors overridden</strong> '
+            f"(--allow-below-floors): {escape('; '.join(meta['floors_overridden']))}.</p>"
+        )
     funnels = [
         t for t in tables if "recorded" in t.spec.measures and len(set(t.spec.measures) & set(FUNNEL)) >= 3
     ]
@@ -162,8 +178,8 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
     for t in tables:
         out.append(
             f"<h3>{escape(t.spec.title)}</h3><p class='note'>{escape(t.spec.description)} "
-            f"File tables/{escape(t.spec.name)}.csv. {t.cells:,} distinct cells: {t.primary:,} withheld "
-            f"by the primary rules, {t.secondary:,} by secondary suppression.</p>{_table_html(t)}"
+            f"File tables/{escape(t.spec.name)}.csv. {t.cells:,} distinct count cells, "
+            f"{t.primary + t.secondary:,} withheld.</p>{_table_html(t)}"
         )
     out.append("</body></html>")
     return "\n".join(out)

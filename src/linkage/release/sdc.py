@@ -19,6 +19,9 @@ and suppresses more until no suppressed cell is uniquely determined.
 Why our own code: ACRO (the SACRO checker) does primary checks only, and the established
 cell-suppression tools (sdcTable/tau-Argus) are R or Java programs with no maintained Python
 package; the line rule plus an exact linear audit is small, deterministic and testable.
+Keys must have a deterministic repr (tuples of strings, as release/vocabulary.canonical makes):
+every tie is broken by it, and sets are walked sorted by it, so the same data gives the same
+suppression pattern whatever PYTHONHASHSEED is.
 What is not guaranteed: the width of the interval an attacker can derive for a suppressed cell
 (no minimum protection interval is enforced), and protection against data from outside the release.
 """
@@ -46,6 +49,28 @@ class Line:
     @property
     def cells(self) -> tuple[Key, ...]:
         return (*self.details, self.total)
+
+
+# The floors `linkage release` enforces unless run with --allow-below-floors (DESIGN.md, ACRO defaults).
+FLOOR_THRESHOLD, FLOOR_ROUNDING_BASE, FLOOR_DOMINANCE_N, FLOOR_DOMINANCE_K, FLOOR_P = 10, 5, 2, 0.9, 0.10
+
+
+def below_floors(rules: SDCRules) -> list[str]:
+    """Each SDC setting of the policy that is looser than its floor, in words (empty: all hold)."""
+    out = []
+    if rules.threshold < FLOOR_THRESHOLD:
+        out.append(f"sdc.threshold {rules.threshold} < {FLOOR_THRESHOLD}")
+    if rules.rounding_base < FLOOR_ROUNDING_BASE:
+        out.append(f"sdc.rounding_base {rules.rounding_base} < {FLOOR_ROUNDING_BASE}")
+    if rules.dominance.n < FLOOR_DOMINANCE_N:
+        out.append(f"sdc.dominance.n {rules.dominance.n} < {FLOOR_DOMINANCE_N}")
+    if rules.dominance.k > FLOOR_DOMINANCE_K:
+        out.append(f"sdc.dominance.k {rules.dominance.k:g} > {FLOOR_DOMINANCE_K:g}")
+    if rules.p_percent < FLOOR_P:
+        out.append(f"sdc.p_percent {rules.p_percent:g} < {FLOOR_P:g}")
+    if not rules.zeros_disclosive:
+        out.append("sdc.zeros_disclosive is false")
+    return out
 
 
 def count_reason(n: int, persons: int, rules: SDCRules) -> str | None:
@@ -130,7 +155,7 @@ def recoverable(suppressed: set[Key], lines: Sequence[Line], max_cells: int) -> 
         for c in hidden[1:]:
             parent[find(c)] = find(hidden[0])
     groups: dict[Key, list[Key]] = {}
-    for c in suppressed:
+    for c in sorted(suppressed, key=repr):
         groups.setdefault(find(c), []).append(c)
     determined: set[Key] = set()
     skipped: list[int] = []

@@ -1,9 +1,11 @@
-"""Aggregate tables from journeys.parquet, the policy checks, and the published (protected) tables.
+"""Aggregate tables from journeys.parquet, their protection, and the last check before publishing.
 
 Each table is a cube: its measures counted for every combination of its dimensions' values and
-for every margin ("All"), computed with one DuckDB GROUP BY CUBE per table. Cells are registered by
-canonical key (release/vocabulary.py), so a number that appears in two tables is one cell with
-one suppression decision and one rounded value. Nothing here is written to disk.
+for every margin ("All"), computed with one DuckDB GROUP BY CUBE per table, with each cell's
+persons and cell key (release/perturb.py). Cells are registered by canonical key
+(release/vocabulary.py), so a number that appears in two tables is one cell with one suppression
+decision and one published value. SQL here is built from vocabulary names only; every value a
+policy chooses is a bound parameter. Nothing here is written to disk.
 """
 
 from __future__ import annotations
@@ -11,67 +13,56 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import date
+from fractions import Fraction
 from pathlib import Path
 
 import duckdb
 
 from linkage.config.release import ReleasePolicy, TableSpec
-from linkage.errors import ConfigError, LinkageError
-from linkage.release import sdc
-from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS, canonical
-from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES
+from linkage.errors import LinkageError
+from linkage.release import perturb, sdc
+from linkage.release.vocabulary import DIMENSIONS, IDENTIFYING, MEASURES, STATISTICS, Key, canonical
 
 ALL = "All"
 SUPPRESSED = "[c]"  # GSS symbol for a value withheld to protect confidentiality
 QUANTILES = (("q1", 0.25), ("median", 0.5), ("q3", 0.75))
-# Columns that identify people or records: a policy naming one is refused, not just rejected.
-IDENTIFYING = frozenset(
-    {*TOKEN_COLUMN_NAMES, RECORD_KEY, SOURCE_ROW, "person_id", "journey_id", "case_id"}
-    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison")}
-)
+ANCHORS = ["police_record_key", "cps_record_key", "court_record_key", "prison_record_key"]
 
 
 class DisclosureRefused(LinkageError):
-    """The policy asks for something that must never leave the secure zone (exit 1)."""
+    """The release would publish something that must never leave the secure zone (exit 1)."""
 
 
-def check_policy(policy: ReleasePolicy, journey_columns: set[str]) -> None:
-    """Refuse identifiers and record-level breakdowns (exit 1); reject unknown names (exit 2)."""
-    for t in policy.tables:
-        names = [*t.by, *t.where, *t.measures, *t.statistics]
-        bad = [n for n in names if n in IDENTIFYING or n.endswith("record_key")]
-        if bad:
-            raise DisclosureRefused(
-                f"table {t.name}: {', '.join(bad)} identifies records or people; a release never carries it"
-            )
-        raw = [n for n in [*t.by, *t.where] if n not in DIMENSIONS and n in journey_columns]
-        if raw:
-            raise DisclosureRefused(
-                f"table {t.name}: {', '.join(raw)} is a record-level journey column, not a release "
-                f"dimension (see docs/release-guide.md)"
-            )
-        for kind, names_, vocab in (
-            ("dimension", [*t.by, *t.where], DIMENSIONS),
-            ("measure", t.measures, MEASURES),
-            ("statistic", t.statistics, STATISTICS),
-        ):
-            unknown = [n for n in names_ if n not in vocab]
-            if unknown:
-                raise ConfigError(f"table {t.name}: unknown {kind}(s) {', '.join(unknown)}")
-        for d in t.by:
-            req = DIMENSIONS[d].requires
-            if req and t.where.get(req[0]) != req[1]:
-                raise ConfigError(f"table {t.name}: breakdown by {d} needs `where: {{{req[0]}: {req[1]}}}`")
-        for m in t.measures:
-            clash = [d for d, v in MEASURES[m].conditions.items() if d in t.by or t.where.get(d, v) != v]
-            if clash:
-                raise ConfigError(f"table {t.name}: measure {m} fixes {', '.join(clash)}, also a breakdown")
+def column(kind: str, name: str) -> str:
+    """The view column of a vocabulary name; anything outside the vocabulary is refused here too, so
+    no policy string can become SQL even if the policy model were bypassed."""
+    vocabulary = {"dim": DIMENSIONS, "stat": STATISTICS}[kind]
+    if name not in vocabulary:
+        raise DisclosureRefused(f"{name!r} is not in the release vocabulary")
+    return f"{kind}_{name}"
+
+
+class Params:
+    """Named query parameters: every value a policy chooses reaches DuckDB bound, never as SQL text."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def bind(self, value: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"
+
+    def where(self, conditions: dict[str, str]) -> str:
+        """`dim_d = $p AND ...` for a dict of dimension -> value ('true' for none)."""
+        return " AND ".join(f"{column('dim', d)} = {self.bind(v)}" for d, v in conditions.items()) or "true"
 
 
 @dataclass
 class CountCell:
     n: int
     persons: int
+    cell_key: int  # sum of the journeys' record keys mod 256 (release/perturb.py)
 
 
 @dataclass
@@ -81,8 +72,9 @@ class StatCell:
     n: int = 0
     persons: int = 0
     quantiles: list[float] = field(default_factory=list)
-    total: float = 0.0
-    largest: list[float] = field(default_factory=list)
+    total: int = 0  # exact integer sum of the values (days)
+    largest: list[int] = field(default_factory=list)
+    cell_key: int = 0
 
 
 @dataclass
@@ -90,7 +82,7 @@ class Row:
     """One row of a table: its dimension values (ALL for a margin) and, per measure, a cell key."""
 
     labels: dict[str, str]
-    keys: dict[str, frozenset]
+    keys: dict[str, Key]
 
 
 @dataclass
@@ -104,66 +96,79 @@ class TableData:
 class Cube:
     """Every cell of every table of a release, by canonical key."""
 
-    counts: dict[frozenset, CountCell] = field(default_factory=dict)
-    stats: dict[tuple[frozenset, str], StatCell] = field(default_factory=dict)
+    counts: dict[Key, CountCell] = field(default_factory=dict)
+    stats: dict[tuple[Key, str], StatCell] = field(default_factory=dict)
     tables: list[TableData] = field(default_factory=list)
+    release_key: int = 0  # sum of every journey's record key mod 256 (perturbation key_scope: release)
 
-    def add_count(self, key: frozenset, cell: CountCell) -> None:
+    def add_count(self, key: Key, cell: CountCell) -> None:
         old = self.counts.setdefault(key, cell)
         if old != cell:  # the same conditions must give the same number in every table
             raise LinkageError("internal inconsistency: one cell has two values across tables")
 
 
-def open_journeys(journeys: Path) -> tuple[duckdb.DuckDBPyConnection, date]:
-    """A connection with the view `rv`: journeys plus every release dimension and statistic as a column."""
+def open_journeys(journeys: Path, threads: int | None = None) -> tuple[duckdb.DuckDBPyConnection, date]:
+    """A connection with the view `rv`: per journey, its person, its record key (0-255), and every
+    release dimension and statistic as a column (statistics are whole days, BIGINT)."""
     con = duckdb.connect()
-    data_end = con.execute(f"SELECT max(recorded_date) FROM read_parquet('{journeys}')").fetchall()[0][0]
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.read_parquet(str(journeys)).create_view("journeys")
+    data_end = con.execute("SELECT max(recorded_date) FROM journeys").fetchall()[0][0]
     if data_end is None:
         raise LinkageError(f"{journeys}: no police records; nothing to release")
     cols = [f"{d.sql} AS dim_{name}" for name, d in DIMENSIONS.items()]
-    cols += [f"({s.sql})::DOUBLE AS stat_{name}" for name, s in STATISTICS.items()]
-    select = ",\n       ".join(cols).replace("$data_end", f"DATE '{data_end}'")
-    con.execute(f"CREATE TEMP VIEW rv AS SELECT person_id,\n       {select}\nFROM read_parquet('{journeys}')")
+    cols += [f"({s.sql})::BIGINT AS stat_{name}" for name, s in STATISTICS.items()]
+    # data_end is a date read from the data, written as an ISO literal (a view cannot take parameters)
+    select = ",\n       ".join(cols).replace("$data_end", f"DATE '{data_end.isoformat()}'")
+    con.execute(
+        f"CREATE TEMP VIEW rv AS SELECT person_id, {perturb.record_key_sql(ANCHORS)} AS rkey,\n"
+        f"       {select}\nFROM journeys"
+    )
     return con, data_end
-
-
-def where_sql(conditions: dict[str, str]) -> str:
-    return " AND ".join(f"dim_{d} = '{v}'" for d, v in conditions.items()) or "true"
 
 
 def build_cube(con: duckdb.DuckDBPyConnection, policy: ReleasePolicy) -> Cube:
     """Compute every table of the policy into one Cube."""
-    cube = Cube()
+    release_key = con.execute(f"SELECT coalesce(sum(rkey), 0) % {perturb.KEYS} FROM rv").fetchall()[0][0]
+    cube = Cube(release_key=release_key)
     for spec in policy.tables:
         cube.tables.append(_build_table(con, spec, cube))
     return cube
 
 
 def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) -> TableData:
-    where = where_sql(spec.where)
-    domains = {
-        d: [r[0] for r in con.execute(f"SELECT DISTINCT dim_{d} FROM rv WHERE {where} ORDER BY 1").fetchall()]
-        for d in spec.by
-    }
+    params = Params()
+    where = params.where(spec.where)
+    domains = {}
+    for d in spec.by:
+        sql = f"SELECT DISTINCT {column('dim', d)} FROM rv WHERE {where} ORDER BY 1"
+        domains[d] = [r[0] for r in con.execute(sql, params.values).fetchall()]
     aggs = []
     for m in spec.measures:
-        cond = where_sql(MEASURES[m].conditions)
-        aggs += [f"count(*) FILTER (WHERE {cond})", f"count(DISTINCT person_id) FILTER (WHERE {cond})"]
+        cond = params.where(MEASURES[m].conditions)
+        aggs += [
+            f"count(*) FILTER (WHERE {cond})",
+            f"count(DISTINCT person_id) FILTER (WHERE {cond})",
+            f"coalesce(sum(rkey) FILTER (WHERE {cond}), 0) % {perturb.KEYS}",
+        ]
     for s in spec.statistics:
-        v, cond = f"stat_{s}", f"{where_sql(MEASURES[spec.measures[0]].conditions)} AND stat_{s} IS NOT NULL"
+        v = column("stat", s)
+        cond = f"{params.where(MEASURES[spec.measures[0]].conditions)} AND {v} IS NOT NULL"
         aggs += [
             f"count(*) FILTER (WHERE {cond})",
             f"count(DISTINCT person_id) FILTER (WHERE {cond})",
             f"quantile_cont({v}, [{', '.join(str(q) for _, q in QUANTILES)}]) FILTER (WHERE {cond})",
             f"sum({v}) FILTER (WHERE {cond})",
             f"max({v}, 2) FILTER (WHERE {cond})",
+            f"coalesce(sum(rkey) FILTER (WHERE {cond}), 0) % {perturb.KEYS}",
         ]
-    dims = [f"dim_{d}" for d in spec.by]
+    dims = [column("dim", d) for d in spec.by]
     group = f"GROUP BY CUBE ({', '.join(dims)})" if dims else ""
-    grouping = [f"grouping(dim_{d})" for d in spec.by]
+    grouping = [f"grouping({c})" for c in dims]
     sql = f"SELECT {', '.join([*dims, *grouping, *aggs])} FROM rv WHERE {where} {group}"
     found = {}
-    for r in con.execute(sql).fetchall():
+    for r in con.execute(sql, params.values).fetchall():
         labels = tuple(ALL if r[len(dims) + i] else r[i] for i in range(len(dims)))
         found[labels] = r[2 * len(dims) :]
     rows, n_m = [], len(spec.measures)
@@ -174,13 +179,13 @@ def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) ->
             conds = {**spec.where, **MEASURES[m].conditions}
             conds.update({d: v for d, v in zip(spec.by, labels, strict=True) if v != ALL})
             key = canonical(conds)
-            cube.add_count(key, CountCell(agg[2 * i], agg[2 * i + 1]) if agg else CountCell(0, 0))
+            cube.add_count(key, CountCell(*agg[3 * i : 3 * i + 3]) if agg else CountCell(0, 0, 0))
             keys[m] = key
             for j, s in enumerate(spec.statistics):
-                base = 2 * n_m + 5 * j
+                base = 3 * n_m + 6 * j
                 if agg and agg[base]:
-                    n, persons, qs, total, largest = agg[base : base + 5]
-                    cube.stats[(key, s)] = StatCell(n, persons, list(qs), float(total), list(largest))
+                    n, persons, qs, total, largest, ckey = agg[base : base + 6]
+                    cube.stats[(key, s)] = StatCell(n, persons, list(qs), int(total), list(largest), ckey)
                 else:
                     cube.stats[(key, s)] = StatCell()
         rows.append(Row(dict(zip(spec.by, labels, strict=True)), keys))
@@ -210,17 +215,41 @@ class Published:
 
     spec: TableSpec
     header: list[str]
-    rows: list[list[str | int | float]]
+    rows: list[list[str | int]]
     cells: int
     primary: int
     secondary: int
     stats_withheld: int
 
 
+def published_counts(cube: Cube, policy: ReleasePolicy) -> dict[Key, int]:
+    """The value each count cell would be published as: perturbed by cell key, or rounded to the base."""
+    base, rules = policy.sdc.rounding_base, policy.sdc.perturbation
+    if rules.enabled:
+        return {
+            k: perturb.perturb_count(c.n, perturb.scoped(c.cell_key, cube.release_key, rules), base)
+            for k, c in cube.counts.items()
+        }
+    return {k: sdc.round_to_base(c.n, base) for k, c in cube.counts.items()}
+
+
+def _magnitude(value: Fraction | float, cell_key: int, cube: Cube, policy: ReleasePolicy) -> int:
+    """A mean or quartile in days as published: keyed random rounding, or to the nearest day."""
+    rules = policy.sdc.perturbation
+    if rules.enabled:
+        key = perturb.scoped(cell_key, cube.release_key, rules)
+        return perturb.perturb_magnitude(value, key, rules.magnitude_base)
+    return sdc.round_to_base(Fraction(value), 1)
+
+
 def publish(
-    cube: Cube, counts: sdc.Protection, magnitudes: sdc.Protection, policy: ReleasePolicy
+    cube: Cube,
+    values: dict[Key, int],
+    counts: sdc.Protection,
+    magnitudes: sdc.Protection,
+    policy: ReleasePolicy,
 ) -> list[Published]:
-    """Apply the protection: rounded counts or [c]; quantiles where the count passes; means where safe."""
+    """Apply the protection: published counts or [c]; quantiles where the count passes; means where safe."""
     rules, out = policy.sdc, []
     for table in cube.tables:
         spec = table.spec
@@ -231,26 +260,24 @@ def publish(
                 header.append(f"{s}_mean")
         rows, keys_seen, withheld = [], set(), 0
         for row in table.rows:
-            values: list[str | int | float] = [row.labels[d] for d in spec.by]
+            cells: list[str | int] = [row.labels[d] for d in spec.by]
             for m in spec.measures:
                 key = row.keys[m]
                 keys_seen.add(key)
-                hidden = key in counts.suppressed
-                values.append(
-                    SUPPRESSED if hidden else sdc.round_to_base(cube.counts[key].n, rules.rounding_base)
-                )
+                cells.append(SUPPRESSED if key in counts.suppressed else values[key])
             for s in spec.statistics:
                 key = row.keys[spec.measures[0]]
                 st = cube.stats[(key, s)]
                 if sdc.count_reason(st.n, st.persons, rules) or st.n == 0:
-                    values += [SUPPRESSED] * len(QUANTILES)
+                    cells += [SUPPRESSED] * len(QUANTILES)
                     withheld += 1
                 else:
-                    values += [round(q) for q in st.quantiles]
+                    cells += [_magnitude(q, st.cell_key, cube, policy) for q in st.quantiles]
                 if STATISTICS[s].magnitude:
                     safe = (key, s) not in magnitudes.suppressed and st.n > 0
-                    values.append(round(st.total / st.n) if safe else SUPPRESSED)
-            rows.append(values)
+                    mean = Fraction(st.total, st.n) if st.n else 0  # exact: no float average
+                    cells.append(_magnitude(mean, st.cell_key, cube, policy) if safe else SUPPRESSED)
+            rows.append(cells)
         out.append(
             Published(
                 spec,
@@ -265,14 +292,23 @@ def publish(
     return out
 
 
-def protect_cube(cube: Cube, policy: ReleasePolicy) -> tuple[sdc.Protection, sdc.Protection]:
-    """Primary and secondary suppression over every count, then over every magnitude statistic."""
+def protect_cube(
+    cube: Cube, values: dict[Key, int], policy: ReleasePolicy
+) -> tuple[sdc.Protection, sdc.Protection]:
+    """Primary and secondary suppression over every count, then over every magnitude statistic.
+
+    Primary count cells: the rules on the true counts (threshold on journeys and persons, zeros), and
+    any count whose published (perturbed) value would fall below the threshold. Secondary suppression
+    then chooses complements by their published values (release/perturb.py gives the order)."""
     rules = policy.sdc
-    values = {k: c.n for k, c in cube.counts.items()}
-    primary = [k for k, c in cube.counts.items() if sdc.count_reason(c.n, c.persons, rules)]
+    primary = [
+        k
+        for k, c in cube.counts.items()
+        if sdc.count_reason(c.n, c.persons, rules) or (c.n and values[k] < rules.threshold)
+    ]
     lines = [ln for t in cube.tables for ln in t.lines]
     counts = sdc.protect(values, primary, lines, rules)
-    mag_keys = {k for k in cube.stats if STATISTICS[k[1]].magnitude}
+    mag_keys = [k for k in cube.stats if STATISTICS[k[1]].magnitude]
     mag_values = {k: cube.stats[k].total for k in mag_keys}
     mag_primary = [
         k

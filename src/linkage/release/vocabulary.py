@@ -8,7 +8,19 @@ Anything not listed here cannot be published; identifiers and record-level colum
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES
+
+# Columns that identify people or records: a policy naming one is refused, and no published table
+# may carry one (release/tables.py checks the headers again before anything is written).
+IDENTIFYING = frozenset(
+    {*TOKEN_COLUMN_NAMES, RECORD_KEY, SOURCE_ROW, "person_id", "journey_id", "case_id"}
+    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison")}
+)
+NOT_KNOWN = "Not known"
+YES_NO = ("Yes", "No")
 
 
 def _fy(col: str) -> str:
@@ -55,13 +67,23 @@ _OUTCOME_SQL = (
 )
 
 
+SENTENCE_TYPES = ("Immediate custody", "Suspended sentence", "Community order", "Fine", "Discharge", "Other")
+
+
 @dataclass(frozen=True)
 class Dimension:
-    """A categorical breakdown: its SQL over journeys.parquet, and the stage it needs (if any)."""
+    """A categorical breakdown: its SQL over journeys.parquet, the closed set of values a policy may
+    name in `where` (a list, and for data-derived codes such as years a strict pattern), and the
+    stage it needs (if any)."""
 
     sql: str
     description: str
+    values: tuple[str, ...] = YES_NO
+    pattern: str | None = None  # values also allowed: a full match of this (anchored, no quotes)
     requires: tuple[str, str] | None = None  # (stage dimension, 'Yes'): only journeys at that stage
+
+    def allows(self, value: str) -> bool:
+        return value in self.values or bool(self.pattern and re.fullmatch(self.pattern, value))
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,8 @@ class Statistic:
     magnitude: bool = False
 
 
+YEAR = r"(19|20)\d{2}/\d{2}"  # a financial year as _fy writes it, e.g. 2019/20
+
 DIMENSIONS: dict[str, Dimension] = {
     # stages reached (Yes/No), the building blocks of the funnel
     "police_record": Dimension(_yes_no("police_record_key IS NOT NULL"), "a police crime record is linked"),
@@ -100,64 +124,104 @@ DIMENSIONS: dict[str, Dimension] = {
         "sentenced (non-custodial) or released from custody at least 12 months before the data end",
     ),
     # who, where and when
-    "force_area": Dimension("coalesce(force_area, 'Not known')", "police force area (ONS code)"),
-    "recorded_year": Dimension(_fy("recorded_date"), "financial year the police recorded the crime"),
+    "force_area": Dimension(
+        "coalesce(force_area, 'Not known')", "police force area (ONS code)", (NOT_KNOWN,), r"[EWSN]\d{8}"
+    ),
+    "recorded_year": Dimension(
+        _fy("recorded_date"), "financial year the police recorded the crime", (NOT_KNOWN,), YEAR
+    ),
     "da_flag": Dimension(
         "CASE da_flag WHEN true THEN 'DA' WHEN false THEN 'Not DA' ELSE 'Not known' END",
         "domestic abuse: flagged by the police or the CPS (courts and prisons carry no flag)",
+        ("DA", "Not DA", NOT_KNOWN),
     ),
     "suspect_sex": Dimension(
         "CASE suspect_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other' "
         "ELSE 'Not known' END",
         "sex of the suspect/defendant",
+        ("Male", "Female", "Other", NOT_KNOWN),
     ),
-    "age_band": Dimension("coalesce(age_band, 'Not known')", "age band of the suspect at the first stage"),
-    "ethnicity": Dimension("coalesce(ethnicity, 'Not known')", "self-defined ethnicity, five ONS groups"),
+    "age_band": Dimension(
+        "coalesce(age_band, 'Not known')",
+        "age band of the suspect at the first stage",
+        (NOT_KNOWN,),
+        r"under \d{1,3}|\d{1,3}-\d{1,3}|\d{1,3}\+",  # the labels of the agency configs' age_band
+    ),
+    "ethnicity": Dimension(
+        "coalesce(ethnicity, 'Not known')",
+        "self-defined ethnicity, five ONS groups",
+        ("Asian", "Black", "Mixed", "White", "Other", NOT_KNOWN),
+    ),
     "victim_sex": Dimension(
         "CASE victim_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' ELSE 'Not known' END",
         "sex of the victim (police record)",
+        ("Male", "Female", NOT_KNOWN),
     ),
     "victim_relationship": Dimension(
-        "coalesce(victim_relationship, 'Not known')", "victim's relationship to the suspect (police record)"
+        "coalesce(victim_relationship, 'Not known')",
+        "victim's relationship to the suspect (police record)",
+        ("Partner", "Ex-partner", "Family member", "Other", NOT_KNOWN),
     ),
     # what happened at each stage
     "police_outcome": Dimension(
         _OUTCOME_SQL,
         "Home Office outcome type of the police crime (Outcome 15/16: evidential difficulties)",
+        ("Open (no outcome yet)", *(f"{k:02d} {v}" for k, v in OUTCOME_LABELS.items())),
+        r"\d{2} Other",
         requires=("police_record", "Yes"),
     ),
     "charging_decision": Dimension(
-        "coalesce(charging_decision, 'No decision yet')", "CPS charging decision", ("cps_record", "Yes")
+        "coalesce(charging_decision, 'No decision yet')",
+        "CPS charging decision",
+        ("Charge", "NFA evidential", "NFA public interest", "Caution", "Other", "No decision yet"),
+        requires=("cps_record", "Yes"),
     ),
-    "verdict": Dimension("coalesce(verdict, 'No verdict yet')", "court verdict", ("court_case", "Yes")),
+    "verdict": Dimension(
+        "coalesce(verdict, 'No verdict yet')",
+        "court verdict",
+        ("Guilty plea", "Convicted", "Acquitted", "Dismissed", "Withdrawn", "Discontinued", "No verdict yet"),
+        requires=("court_case", "Yes"),
+    ),
     "sentence_type": Dimension(
-        "coalesce(sentence_type, 'Not known')", "sentence (main disposal)", ("sentenced", "Yes")
+        "coalesce(sentence_type, 'Not known')",
+        "sentence (main disposal)",
+        (*SENTENCE_TYPES, NOT_KNOWN),
+        requires=("sentenced", "Yes"),
     ),
     "order_breached": Dimension(
         _yes_no("order_breach_date IS NOT NULL"),
         "a later police crime for breach of a restraining order by the same person",
-        ("order_made", "Yes"),
+        requires=("order_made", "Yes"),
     ),
     "order_year": Dimension(
-        _fy("order_date"), "financial year the restraining order was made", ("order_made", "Yes")
+        _fy("order_date"),
+        "financial year the restraining order was made",
+        (NOT_KNOWN,),
+        YEAR,
+        requires=("order_made", "Yes"),
     ),
     "reception_year": Dimension(
-        _fy("prison_reception_date"), "financial year of the prison reception", ("prison_reception", "Yes")
+        _fy("prison_reception_date"),
+        "financial year of the prison reception",
+        (NOT_KNOWN,),
+        YEAR,
+        requires=("prison_reception", "Yes"),
     ),
     "da_history": Dimension(
         _yes_no("da_history"),
         "an earlier DA police crime by the same person before the prison reception (not the index crime)",
-        ("prison_reception", "Yes"),
+        requires=("prison_reception", "Yes"),
     ),
     "disposal": Dimension(
         "CASE WHEN sentence_type = 'Immediate custody' THEN 'Custody' ELSE 'Non-custodial' END",
         "custody or another sentence",
-        ("reoffence_cohort", "Yes"),
+        ("Custody", "Non-custodial"),
+        requires=("reoffence_cohort", "Yes"),
     ),
     "reoffended_12m": Dimension(
         _yes_no("reoffence_date <= reoffence_index_date + INTERVAL 365 DAY"),
         "a new DA police crime recorded within 12 months of release or sentence",
-        ("reoffence_cohort", "Yes"),
+        requires=("reoffence_cohort", "Yes"),
     ),
 }
 
@@ -217,11 +281,15 @@ STATISTICS: dict[str, Statistic] = {
 }
 
 
-def canonical(conditions: dict[str, str]) -> frozenset[tuple[str, str]]:
-    """The canonical key of a count: its conditions plus the stage each stage-detail dimension needs."""
+Key = tuple[tuple[str, str], ...]
+
+
+def canonical(conditions: dict[str, str]) -> Key:
+    """The canonical key of a count: its conditions plus the stage each stage-detail dimension needs,
+    sorted, so the key (and every order derived from it) is the same whatever PYTHONHASHSEED is."""
     full = dict(conditions)
     for name in conditions:
         req = DIMENSIONS[name].requires
         if req:
             full[req[0]] = req[1]
-    return frozenset(full.items())
+    return tuple(sorted(full.items()))
