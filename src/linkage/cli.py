@@ -159,7 +159,14 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from the table's one-line helps: `linkage --help` imports no command."""
-        rows = [(name, COMMANDS[name].help) for name in COMMANDS]
+        rows = [
+            (
+                name,
+                e.help
+                + (f" [needs the '{e.extra}' extra]" if e.extra and missing_for_extra(e.extra) else ""),
+            )
+            for name, e in COMMANDS.items()
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

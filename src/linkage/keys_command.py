@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -14,6 +15,8 @@ from linkage.ui import (
     output_options,
     read_passphrase,
 )
+
+log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -36,6 +39,7 @@ def keys_new(project: str, out_path: Path, force: bool, ui) -> None:
 
     passphrase = read_passphrase(PASSPHRASE_ENV, confirm=True, what="new project key")
     key = new_project_key(project, out_path, passphrase, force=force)
+    log.info("project key for %s written to %s (fingerprint %s)", project, out_path, key.fingerprint)
     data = {"project": project, "file": str(out_path), "fingerprint": key.fingerprint}
     ui.result(
         data,

@@ -21,7 +21,8 @@ _THIRD_PARTY = ("splink", "acro", "py4j", "matplotlib", "numexpr")
 
 def configure(verbose: int = 0, level: str | None = None, log_file: Path | None = None) -> int:
     """Set up the ``linkage`` logger's handlers (stderr, and ``log_file`` when given); returns the level."""
-    resolved = logging.getLevelName(level.upper()) if level else max(logging.DEBUG, logging.WARNING - 10 * verbose)
+    by_count = max(logging.DEBUG, logging.WARNING - 10 * verbose)
+    resolved = logging.getLevelName(level.upper()) if level else by_count
     root = logging.getLogger("linkage")
     for handler in list(root.handlers):  # configure() may run more than once in one process (tests)
         root.removeHandler(handler)

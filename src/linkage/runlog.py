@@ -19,6 +19,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from linkage.util import sha256_file
 LOG_ENV = "LINKAGE_LOG"
 DEFAULT_LOG = "linkage-log.jsonl"
 GENESIS = "0" * 64
+log = logging.getLogger(__name__)
 
 
 class FileHash(BaseModel):
@@ -141,6 +143,7 @@ def append(builder: EntryBuilder, outcome: str, detail: str = "", path: Path | N
         fh.write(entry.model_dump_json() + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+    log.debug("run log %s: entry %d (%s, %s) appended", path, entry.seq, entry.command, outcome)
     return entry
 
 

@@ -7,6 +7,7 @@ map its error location (a path of keys and list indices) back to the line it cam
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from linkage.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 def config_sha256(path: Path) -> str:
@@ -74,9 +76,11 @@ def parse_config(text: str, model: type[M], source: Path) -> M:
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
     lines = line_index(node) if node is not None else {}
     try:
-        return model.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc, lines)) from None
+    log.debug("%s: valid %s configuration", source, model.__name__)
+    return config
 
 
 def load_config(path: Path | str, model: type[M]) -> M:

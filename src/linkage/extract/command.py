@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from linkage.ui import (
     output_options,
     read_passphrase,
 )
+
+log = logging.getLogger(__name__)
 
 
 @click.command("pseudonymise")
@@ -70,6 +73,16 @@ def pseudonymise_cmd(
             signer = load_signing_key(signing_key, passphrase)
         else:
             ui.warn("no --signing-key: the manifest will be unsigned and `linkage verify` will refuse it")
+        from linkage.tokens.hmac64 import describe
+
+        log.info(
+            "pseudonymising %s for agency %s (%s bytes, %s workers; %s)",
+            input_path,
+            config.agency.name,
+            input_path.stat().st_size,
+            workers or "all cores",
+            describe(),
+        )
         started = time.perf_counter()
         with ui.progress(input_path.stat().st_size, f"pseudonymising {config.agency.name}") as advance:
             result = run(
@@ -89,6 +102,15 @@ def pseudonymise_cmd(
             entry.add_output(path)
     seconds = time.perf_counter() - started
     m = result.manifest_data
+    log.info(
+        "%s: read %d, written %d, rejected %d in %.1f s; rejects by reason %s",
+        m.agency,
+        m.counts.read,
+        m.counts.written,
+        m.counts.rejected,
+        seconds,
+        m.rejects_by_reason,
+    )
     data = {
         "agency": m.agency,
         "parquet": str(result.parquet),
@@ -142,9 +164,13 @@ def verify_cmd(paths, trusted, expect_fingerprint, ui) -> None:
     from linkage.keys import load_trusted_keys
 
     with logged("verify", inputs=list(paths)) as entry:
-        report = verify_extracts(
-            list(paths), load_trusted_keys(list(trusted)), expected_fingerprint=expect_fingerprint
-        )
+        log.info("verifying %d path(s) against %d trusted key location(s)", len(paths), len(trusted))
+        with ui.status("verifying extracts"):
+            report = verify_extracts(
+                list(paths), load_trusted_keys(list(trusted)), expected_fingerprint=expect_fingerprint
+            )
+        for e in report.extracts:
+            log.info("%s: %s", e.manifest_path, "ok" if e.ok else "; ".join(e.problems))
         fingerprints = {e.manifest.key_fingerprint for e in report.extracts if e.manifest}
         entry.key_fingerprint = fingerprints.pop() if len(fingerprints) == 1 else None
         _show_verify(report, ui)
