@@ -20,7 +20,7 @@ from linkage.audit.render import render_html, render_markdown, render_text, summ
 from linkage.audit.review import run_audit
 from linkage.errors import LinkageError
 from linkage.runlog import LogEntry, log_path, verify_log
-from linkage.ui import output_options, table
+from linkage.ui import UNWRAPPED, output_options, table
 
 _FORMAT_OF_SUFFIX = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 
@@ -120,7 +120,7 @@ def audit_configs(paths, fmt, out, samples, schema_dir, ui) -> None:
     if out:
         if fmt == "text":
             buffer = io.StringIO()
-            render_text(report, Console(file=buffer, width=120, color_system=None))
+            render_text(report, Console(file=buffer, width=UNWRAPPED, color_system=None))
             document = buffer.getvalue()
         else:
             document = render_markdown(report) if fmt == "md" else render_html(report)

@@ -21,7 +21,6 @@ from linkage.config.agency import AgencyConfig, CodeAttribute, IntegerAttribute,
 from linkage.config.linkage import LinkageConfig
 from linkage.config.release import ReleasePolicy, SDCRules, TableSpec
 from linkage.errors import ConfigError
-from linkage.release.tables import DisclosureRefused, check_policy
 from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS
 
 
@@ -444,6 +443,10 @@ def release_tables(file: ConfigFile, policy: ReleasePolicy) -> Iterator[Finding]
     Without journeys.parquet the audit cannot tell a raw journey column (such as a date) from a
     misspelling: both are outside the vocabulary, and the release refuses both.
     """
+    # imported here: the release's modules need the `release` extra, which an agency auditing its own
+    # config does not install
+    from linkage.release.tables import DisclosureRefused, check_policy
+
     for i, table in enumerate(policy.tables):
         try:
             check_policy(policy.model_copy(update={"tables": [table]}), journey_columns=set())
