@@ -5,7 +5,7 @@ pipe or a file is never wrapped (a SHA-256 stays on one line, so it can be copie
 
 `--json` has one owner: ``json_document``. Under `linkage` (``cli.main``) a command's result waits
 there and main writes exactly one JSON document: the result, or on any failure (usage errors
-included) ``{"error", "exit_code"}`` with the result so far under ``"result"``. A command invoked on
+included) the result so far with ``"error"`` and ``"exit_code"`` added. A command invoked on
 its own (click's test runner) writes its result at once.
 """
 
@@ -99,15 +99,13 @@ class JsonDocument:
             self.collecting = False
 
     def finish(self, error: str | None = None, exit_code: int = 0) -> None:
-        """Write the one document: the result, or the error with any result so far."""
+        """Write the one document: the result, or on failure the result so far with "error" and "exit_code"
+        added (so a reader of the result, an audit's findings say, reads a failed one the same way)."""
         if error is None:
             if self.result is not None:
                 write_json(self.result)
             return
-        doc: dict[str, Any] = {"error": error, "exit_code": exit_code}
-        if self.result is not None:
-            doc["result"] = self.result
-        write_json(doc)
+        write_json({**(self.result or {}), "error": error, "exit_code": exit_code})
 
 
 def write_json(data: dict[str, Any]) -> None:
