@@ -86,3 +86,31 @@ def test_a_command_without_its_extra_exits_2_with_the_pip_line(run_cli, monkeypa
         assert "missing: splink" in res.stderr + res.stdout
     listing = " ".join(run_cli("--help").stdout.split())
     assert "[needs the 'link' extra]" in listing and "[needs the 'synth' extra]" not in listing
+
+
+def test_splink_internals_only_in_the_adapter_and_splink_bounded_to_the_tested_minor():
+    import re
+    import tomllib
+
+    from conftest import ROOT
+
+    users = [
+        p.relative_to(ROOT / "src").as_posix()
+        for p in (ROOT / "src").rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+splink\.internals", p.read_text(encoding="utf-8"), re.MULTILINE)
+    ]
+    assert users == ["linkage/link/splink_adapter.py"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    assert "splink>=5.0,<5.1" in extras["link"]
+
+
+def test_audit_text_in_a_pipe_keeps_each_sha256_on_one_line(run_cli):
+    from conftest import CONFIGS
+    from linkage.config import config_sha256
+
+    res = run_cli("audit", CONFIGS / "police.yaml")
+    assert res.exit_code in (0, 1), res.stderr
+    assert config_sha256(CONFIGS / "police.yaml") in res.stdout  # not split over two lines
+    assert max(len(line) for line in res.stdout.splitlines()) > 80  # nothing wrapped at 80 columns
