@@ -114,3 +114,22 @@ def test_audit_text_in_a_pipe_keeps_each_sha256_on_one_line(run_cli):
     assert res.exit_code in (0, 1), res.stderr
     assert config_sha256(CONFIGS / "police.yaml") in res.stdout  # not split over two lines
     assert max(len(line) for line in res.stdout.splitlines()) > 80  # nothing wrapped at 80 columns
+
+
+def test_status_shows_a_spinner_at_a_terminal_and_nothing_in_a_pipe():
+    import io
+
+    from rich.console import Console
+
+    from linkage.ui import Output
+
+    ui = Output()
+    ui.err = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with ui.status("assembling case journeys"):
+        pass
+    assert "assembling case journeys" in ui.err.file.getvalue()
+    piped = Output()
+    piped.err = Console(file=io.StringIO(), force_terminal=False)
+    with piped.status("assembling case journeys"):
+        pass
+    assert piped.err.file.getvalue() == ""

@@ -66,7 +66,8 @@ def evaluate_cmd(run_dir: Path, truth_dir: Path, out: Path | None, ui: Output) -
     """Measure a linkage run against synthetic truth: pairwise and B-cubed precision/recall/F1,
     exact clusters, and errors broken down by hard case. Joins on source_dataset + source_row.
     When RUN_DIR/journeys.parquet exists, also the share of true journeys reconstructed exactly."""
-    report = evaluate(run_dir, truth_dir)
+    with ui.status("evaluating against synthetic truth"):
+        report = evaluate(run_dir, truth_dir)
     if out is not None:
         out.write_text(report.model_dump_json(indent=2) + "\n")
     ui.result(report.model_dump(mode="json"), lambda console: _print_report(console, report))

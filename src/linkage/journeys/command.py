@@ -71,5 +71,6 @@ def journeys_cmd(run_dir: Path, extracts_dir: Path | None, ui: Output) -> None:
     tokens) and RUN/journeys.json. The extracts must be byte-identical to those the run linked.
     Journey microdata never leaves the secure environment: publish only through `linkage release`.
     """
-    summary = build_journeys(run_dir, extracts_dir)
+    with ui.status("assembling case journeys"):
+        summary = build_journeys(run_dir, extracts_dir)
     ui.result(asdict(summary), lambda c: _render(c, summary, run_dir / "journeys.parquet"))
