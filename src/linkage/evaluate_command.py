@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from linkage.evaluate import EvaluationReport, evaluate
+from linkage.evaluate import BCubed, EvaluationReport, PairwiseMetrics, evaluate
 from linkage.ui import ExistingDir, Output, output_options
 
 
@@ -17,7 +17,7 @@ def _print_report(console: Console, r: EvaluationReport) -> None:
     table = Table(title="linkage accuracy against synthetic truth")
     for col in ("measure", "precision", "recall", "F1"):
         table.add_column(col, justify="right" if col != "measure" else "left")
-    rows = [("pairwise", r.pairwise), ("B-cubed", r.bcubed)]
+    rows: list[tuple[str, PairwiseMetrics | BCubed]] = [("pairwise", r.pairwise), ("B-cubed", r.bcubed)]
     rows += [(f"pairs involving {tag}", m) for tag, m in r.by_hard_case.items()]
     rows += [(f"pairs {pair}", m) for pair, m in r.by_dataset_pair.items()]
     for name, m in rows:

@@ -86,7 +86,7 @@ def read_config_file(path: Path) -> ConfigFile:
     if not isinstance(data, dict):
         file.problem = f"{path}: expected a mapping of settings at the top level"
         return file
-    file.data, file.lines, file.kind = data, line_index(node), detect_kind(data)
+    file.data, file.lines, file.kind = data, line_index(node) if node else {}, detect_kind(data)
     if file.kind is None:
         return file
     try:

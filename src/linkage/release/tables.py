@@ -268,12 +268,12 @@ def publish(
 def protect_cube(cube: Cube, policy: ReleasePolicy) -> tuple[sdc.Protection, sdc.Protection]:
     """Primary and secondary suppression over every count, then over every magnitude statistic."""
     rules = policy.sdc
-    values = {k: c.n for k, c in cube.counts.items()}
+    values: dict[sdc.Key, float] = {k: c.n for k, c in cube.counts.items()}
     primary = [k for k, c in cube.counts.items() if sdc.count_reason(c.n, c.persons, rules)]
     lines = [ln for t in cube.tables for ln in t.lines]
     counts = sdc.protect(values, primary, lines, rules)
     mag_keys = {k for k in cube.stats if STATISTICS[k[1]].magnitude}
-    mag_values = {k: cube.stats[k].total for k in mag_keys}
+    mag_values: dict[sdc.Key, float] = {k: cube.stats[k].total for k in mag_keys}
     mag_primary = [
         k
         for k in mag_keys

@@ -20,9 +20,12 @@ import itertools
 import os
 import sys
 from array import array
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from linkage.errors import ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 try:
     from linkage.tokens import _hmac64
@@ -35,7 +38,7 @@ _BLOCK = 64  # SHA-256 block size
 
 
 class HmacKey(Protocol):
-    def tokens(self, prefix: bytes, offsets: object, data: object) -> bytes:
+    def tokens(self, prefix: Buffer, offsets: Buffer, data: Buffer) -> bytes:
         """n native int64 tokens of the values laid out as an Arrow string array (``offsets``: n + 1
         native int32 offsets into ``data``)."""
         ...
@@ -53,9 +56,9 @@ class PyHmacKey:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
-    def tokens(self, prefix: bytes, offsets: object, data: object) -> bytes:
-        raw = memoryview(offsets).cast("B")  # type: ignore[arg-type]
-        view = memoryview(data).cast("B")  # type: ignore[arg-type]
+    def tokens(self, prefix: Buffer, offsets: Buffer, data: Buffer) -> bytes:
+        raw = memoryview(offsets).cast("B")
+        view = memoryview(data).cast("B")
         if len(raw) < 4 or len(raw) % 4:
             raise ValueError("offsets must hold n + 1 int32 values")
         bounds = raw.cast("i").tolist()
@@ -99,7 +102,7 @@ def hmac_key(key: bytes, path: Backend | None = None) -> HmacKey:
     if (path or backend()) == "c":
         if _hmac64 is None:
             raise ConfigError("the C HMAC extension is not built in this install")
-        return _hmac64.HmacKey(key)  # type: ignore[no-any-return]
+        return _hmac64.HmacKey(key)
     return PyHmacKey(key)
 
 
