@@ -117,7 +117,7 @@ def test_cli_commands_log_hashes_and_never_secrets(
         assert value.encode() not in text
 
 
-def test_line_separators_in_a_file_name_do_not_break_the_log(tmp_path, run_log):
+def test_line_separators_in_a_file_name_do_not_break_the_log(tmp_path, run_log, run_cli):
     """Entries are split on "\\n" only: U+2028, U+0085 and \\x1c in a path stay inside their entry."""
     config = tmp_path / "police\u2028copy\u0085\x1c.yaml"
     config.write_text("agency: {}\n")
@@ -128,6 +128,11 @@ def test_line_separators_in_a_file_name_do_not_break_the_log(tmp_path, run_log):
     check = verify_log(run_log)
     assert check.ok and check.entries == 2
     assert append(EntryBuilder("run", [], [], None), "ok").seq == 3
+    listed = run_cli("audit", "log", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    doc = json.loads(listed.stdout)
+    assert [e["command"] for e in doc["verified_entries"]] == ["pseudonymise", "verify", "run"]
+    assert doc["verified_entries"][0]["configs"][0]["path"] == str(config)
 
 
 def test_a_stage_inside_a_command_joins_its_entry(tmp_path, run_log):

@@ -80,6 +80,12 @@ def _entry_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
+def read_lines(path: Path) -> list[str]:
+    """The run log's entry lines, as stored (no newline translation, split on "\n" only)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return _entry_lines(fh.read())
+
+
 def _hashes(path: Path, known: str | None = None) -> list[FileHash]:
     """A file's hash, or the hash of every file under a directory (sorted, so entries are stable)."""
     path = Path(path)
@@ -200,8 +206,7 @@ class ChainCheck(BaseModel):
 def verify_log(path: Path) -> ChainCheck:
     """Walk the chain; report the first line whose entry was edited, deleted, reordered or inserted."""
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            lines = _entry_lines(fh.read())
+        lines = read_lines(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: run log not found") from None
     prev, expected_seq = GENESIS, 1

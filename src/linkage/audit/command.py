@@ -19,7 +19,7 @@ from linkage.audit.findings import Severity
 from linkage.audit.render import render_html, render_markdown, render_text, summary
 from linkage.audit.review import run_audit
 from linkage.errors import LinkageError
-from linkage.runlog import LogEntry, log_path, verify_log
+from linkage.runlog import LogEntry, log_path, read_lines, verify_log
 from linkage.ui import UNWRAPPED, output_options, table
 
 _FORMAT_OF_SUFFIX = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
@@ -153,7 +153,7 @@ def audit_log(log_file: Path | None, ui) -> None:
     """
     path = log_file or log_path()
     check = verify_log(path)
-    lines = path.read_text(encoding="utf-8").splitlines()[: check.entries]
+    lines = read_lines(path)[: check.entries]
     entries = [LogEntry.model_validate_json(line) for line in lines]
     data = {
         "log": str(path),
