@@ -17,6 +17,7 @@ import copy
 import functools
 import importlib
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -27,6 +28,7 @@ import click
 
 log = logging.getLogger(__name__)
 DIST = "justice-linkage"
+_DIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a requirement's distribution name (PEP 508)
 
 
 @dataclass(frozen=True)
@@ -84,18 +86,16 @@ def missing_for_extra(extra: str) -> list[str]:
         return []
     missing = []
     for requirement in requirements:
-        name, _, marker = requirement.partition(";")
-        if f'extra == "{extra}"' not in marker.replace("'", '"'):
+        spec, _, marker = requirement.partition(";")
+        dist = _DIST_NAME.match(spec.strip())
+        if dist is None or f'extra == "{extra}"' not in marker.replace("'", '"'):
             continue
-        dist = (
-            name.split("[")[0].split(">")[0].split("<")[0].split("=")[0].split("!")[0].split("~")[0].strip()
-        )
-        if dist.lower() == DIST:
+        if dist.group(0).lower() == DIST:  # an extra that includes another ("justice-linkage[link]")
             continue
         try:
-            metadata.version(dist)
+            metadata.version(dist.group(0))
         except metadata.PackageNotFoundError:
-            missing.append(dist)
+            missing.append(dist.group(0))
     return missing
 
 
@@ -141,9 +141,7 @@ class LazyGroup(click.Group):
     """A group whose subcommands are imported from ``COMMANDS`` only when one is run or asked for."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(
-            {*COMMANDS, *self.commands}, key=lambda n: list(COMMANDS).index(n) if n in COMMANDS else 99
-        )
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:  # added directly (tests, plugins)
