@@ -38,7 +38,8 @@ def keys_new(project: str, out_path: Path, force: bool, ui) -> None:
     from linkage.keys import format_fingerprint, new_project_key
 
     passphrase = read_passphrase(PASSPHRASE_ENV, confirm=True, what="new project key")
-    key = new_project_key(project, out_path, passphrase, force=force)
+    with ui.status("encrypting the key (scrypt: slow on purpose)"):
+        key = new_project_key(project, out_path, passphrase, force=force)
     log.info("project key for %s written to %s (fingerprint %s)", project, out_path, key.fingerprint)
     data = {"project": project, "file": str(out_path), "fingerprint": key.fingerprint}
     ui.result(
@@ -56,7 +57,9 @@ def keys_show(key_file: Path, ui) -> None:
     """Show a project key file's project, creation time and fingerprint (needs the passphrase)."""
     from linkage.keys import format_fingerprint, load_project_key
 
-    key = load_project_key(key_file, read_passphrase(PASSPHRASE_ENV, confirm=False, what="project key"))
+    passphrase = read_passphrase(PASSPHRASE_ENV, confirm=False, what="project key")
+    with ui.status("decrypting the key (scrypt: slow on purpose)"):
+        key = load_project_key(key_file, passphrase)
     data = {"project": key.project, "created_at": key.created_at.isoformat(), "fingerprint": key.fingerprint}
     ui.result(
         data,
@@ -86,7 +89,8 @@ def keys_signing_new(agency: str, out_dir: Path, force: bool, ui) -> None:
     passphrase = read_passphrase(
         SIGNING_PASSPHRASE_ENV, confirm=True, what="signing key", fallback_env=PASSPHRASE_ENV
     )
-    key_path, pub_path, key_id = new_signing_key(agency, out_dir, passphrase, force=force)
+    with ui.status("encrypting the key (scrypt: slow on purpose)"):
+        key_path, pub_path, key_id = new_signing_key(agency, out_dir, passphrase, force=force)
     data = {"agency": agency, "private_key": str(key_path), "public_key": str(pub_path), "key_id": key_id}
     ui.result(
         data,
