@@ -104,7 +104,7 @@ def _alive(pids: set[int]) -> set[int]:
 def test_killed_run_leaves_no_workers_and_the_next_run_removes_its_temporaries(keys, tmp_path):
     for d in ("raw", "raw2"):
         (tmp_path / d).mkdir()
-    big = write_csv(tmp_path / "raw" / "police.csv", POLICE_HEADER, POLICE_ROWS * 60_000)
+    big = write_csv(tmp_path / "raw" / "police.csv", POLICE_HEADER, POLICE_ROWS * 100_000)
     out = tmp_path / "out"
     env = {**os.environ, "LINKAGE_KEY_PASSPHRASE": PASSPHRASE, "LINKAGE_LOG": str(tmp_path / "log.jsonl")}
     args = [str(a) for a in keys.pseudonymise_args(big, out)]
