@@ -132,6 +132,12 @@ def openssl_hmac_rate(seconds: int = 3) -> float | None:
     return total
 
 
+def hmac_path() -> str:
+    from linkage.tokens.hmac64 import backend
+
+    return backend()
+
+
 def engine_hmac_rate(seconds: float = 2.0) -> float:
     """The engine's own HMAC (batch C loop over OpenSSL) on one core, messages shaped like real tokens."""
     import pyarrow as pa
@@ -221,6 +227,7 @@ def main() -> None:
         "machine": {"cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
         "openssl_hmac_sha256_per_second_all_cores": openssl_hmac_rate(),
         "engine_hmac_per_second_one_core": round(engine_hmac_rate()),
+        "hmac_path": hmac_path(),  # LINKAGE_HMAC=python measures the pure-Python path
         "runs": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-pseudo-") as tmp:

@@ -12,7 +12,9 @@ from linkage.cli import cli
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         yield (*prefix, name)
         if isinstance(cmd, click.Group):
             yield from all_commands(cmd, (*prefix, name))
@@ -24,7 +26,7 @@ def test_help_on_every_command(run_cli, path):
     assert res.exit_code == 0 and "Usage:" in res.stdout
     cmd = cli
     for name in path:
-        cmd = cmd.commands[name]
+        cmd = cmd.get_command(click.Context(cmd), name)
     if not isinstance(cmd, click.Group):
         assert "--json" in res.stdout and "--quiet" in res.stdout
 

@@ -90,3 +90,49 @@ def test_date_format_must_have_all_parts(tmp_path):
 def test_utf16_rejected(tmp_path):
     with pytest.raises(ConfigError, match="not supported"):
         load_text(tmp_path, MINIMAL.replace("{format: csv}", "{format: csv, encoding: utf-16}"))
+
+
+# --- error lines and suggestions ---------------------------------------------------------------------
+
+POLICE_TEXT = (CONFIGS / "police.yaml").read_text(encoding="utf-8")
+
+
+def _error(text: str) -> str:
+    from linkage.config.loader import parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, AgencyConfig, Path("police.yaml"))
+    return str(info.value)
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def test_unknown_key_in_a_tagged_item_points_at_its_own_line_and_suggests():
+    text = POLICE_TEXT.replace(
+        "    type: category\n    values: [M, F]", "    type: category\n    valuez: [M, F]"
+    )
+    assert f"line {_line_of(text, 'valuez:')}, field 'attributes.8.valuez': unknown key" in _error(text)
+    assert "did you mean 'values'?" in _error(text)
+
+
+def test_unknown_nested_key_suggests_the_nearest_valid_one():
+    text = POLICE_TEXT.replace("    on_invalid: reject\n  sex:", "    on_invalide: reject\n  sex:")
+    message = _error(text)
+    assert f"line {_line_of(text, 'on_invalide')}, " in message and "did you mean 'on_invalid'?" in message
+
+
+def test_misspelt_union_tag_names_the_missing_key():
+    text = POLICE_TEXT.replace(
+        "  - column: victim_sex\n    type: category", "  - column: victim_sex\n    typ: category"
+    )
+    message = _error(text)
+    assert f"line {_line_of(text, 'typ: category')}, " in message
+    assert "missing key 'type'; found 'typ': did you mean 'type'?" in message
+
+
+def test_no_suggestion_for_a_key_like_nothing_valid():
+    text = POLICE_TEXT.replace("age_band:\n", "age_band:\n  zzzzzz: 1\n")
+    message = _error(text)
+    assert "age_band.zzzzzz" in message and "did you mean" not in message

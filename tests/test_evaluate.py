@@ -135,7 +135,7 @@ def test_on_synthetic_data_with_truth_as_prediction(tmp_path: Path) -> None:
 
 
 def test_cli_evaluate_json_and_file(tmp_path: Path) -> None:
-    from linkage.commands_synth import evaluate_cmd
+    from linkage.evaluate_command import evaluate_cmd
 
     run, truth = _write(tmp_path, [1, 1, 2, 3, 3, 3])
     out = tmp_path / "report.json"

@@ -115,3 +115,54 @@ def test_cli_commands_log_hashes_and_never_secrets(
         assert form not in text
     for value in ("Featherstonehaugh", "Bartholomew", "05/03/1971", "SW1A 1AA", POLICE_ROWS[0][8]):
         assert value.encode() not in text
+
+
+def test_line_separators_in_a_file_name_do_not_break_the_log(tmp_path, run_log, run_cli):
+    """Entries are split on "\\n" only: U+2028, U+0085 and \\x1c in a path stay inside their entry."""
+    config = tmp_path / "police\u2028copy\u0085\x1c.yaml"
+    config.write_text("agency: {}\n")
+    with logged("pseudonymise", configs=[config]):
+        pass
+    with logged("verify"):
+        pass
+    check = verify_log(run_log)
+    assert check.ok and check.entries == 2
+    assert append(EntryBuilder("run", [], [], None), "ok").seq == 3
+    listed = run_cli("audit", "log", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    doc = json.loads(listed.stdout)
+    assert [e["command"] for e in doc["verified_entries"]] == ["pseudonymise", "verify", "run"]
+    assert doc["verified_entries"][0]["configs"][0]["path"] == str(config)
+
+
+def test_a_stage_inside_a_command_joins_its_entry(tmp_path, run_log):
+    """The CLI opens the entry; a stage function's own `logged` adds to it: one command, one entry."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("x: 1\n")
+    with logged("journeys") as outer, logged("journeys-stage", configs=[cfg]) as inner:
+        assert inner is outer
+        inner.add_output(cfg)
+    (entry,) = [json.loads(line) for line in run_log.read_text().splitlines()]
+    assert entry["command"] == "journeys" and entry["configs"] == entry["outputs"]
+    with pytest.raises(LinkageError), logged("run"), logged("run-stage"):
+        raise LinkageError("refused")
+    assert [json.loads(x)["outcome"] for x in run_log.read_text().splitlines()] == ["ok", "refused"]
+
+
+def test_concurrent_appends_keep_one_chain(tmp_path):
+    """Two writers at once (the lock is filelock's, as on Windows): every entry lands, chained."""
+    import threading
+
+    path = tmp_path / "log.jsonl"
+
+    def write(name: str) -> None:
+        for _ in range(15):
+            append(EntryBuilder(name, [], [], None), "ok", path=path)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check = verify_log(path)
+    assert check.ok and check.entries == 30

@@ -281,7 +281,7 @@ def test_no_hard_cases_when_disabled(tmp_path: Path) -> None:
 
 
 def test_cli_synth_json_and_usage_errors(tmp_path: Path) -> None:
-    from linkage.commands_synth import synth_cmd
+    from linkage.synth.command import synth_cmd
 
     runner = CliRunner()
     res = runner.invoke(

@@ -21,12 +21,22 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from linkage.keys import ProjectKey
 from linkage.tokens import standardise as st
+from linkage.tokens.hmac64 import available, hmac_key
 from linkage.tokens.spec import TOKEN_COLUMNS, TOKEN_SPEC_VERSION, Purpose
-from linkage.tokens.tokenise import HmacKey, Tokeniser, canonical_forename
+from linkage.tokens.tokenise import Tokeniser, canonical_forename
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "token_spec_v1.json").read_text(encoding="utf-8"))
 KEY = bytes.fromhex(VECTORS["project_key_hex"])
 FAMILY = {c.name: (c.purpose, c.family) for c in TOKEN_COLUMNS}
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def hmac_path(request, monkeypatch) -> str:
+    """Every check runs on both HMAC paths: the C extension (when built) and the pure-Python one."""
+    if request.param not in available():
+        pytest.skip("the C HMAC extension is not built in this install (tests/test_hmac.py checks CI has it)")
+    monkeypatch.setenv("LINKAGE_HMAC", request.param)
+    return request.param
 
 
 def independent_subkey(purpose: str) -> bytes:
@@ -183,10 +193,10 @@ def test_batch_tokens_match_the_formula_with_nulls_and_slices():
 
 
 @pytest.mark.parametrize("key", [b"", b"k" * 32, b"k" * 64, b"k" * 65, b"k" * 200])
-def test_c_hmac_is_rfc2104_for_any_key_length(key):
+def test_hmac_is_rfc2104_for_any_key_length(key):
     values = pa.array(["", "a", "b" * 100])
     _, offsets, data = values.buffers()
-    out = HmacKey(key).tokens(b"fam\x1f", offsets, data)
+    out = hmac_key(key).tokens(b"fam\x1f", offsets, data)
     macs = [hmac.new(key, b"fam\x1f" + v.encode(), hashlib.sha256).digest() for v in values.to_pylist()]
     expected = [int.from_bytes(mac[:8], "big", signed=True) for mac in macs]
     assert list(struct.unpack(f"={len(values)}q", out)) == expected
@@ -196,6 +206,6 @@ def test_c_hmac_is_rfc2104_for_any_key_length(key):
     "offsets, data",
     [(struct.pack("=2i", 0, 5), b"abc"), (struct.pack("=2i", 2, 1), b"abc"), (b"\0\0", b""), (b"", b"")],
 )
-def test_c_hmac_rejects_malformed_layouts(offsets, data):
+def test_hmac_rejects_malformed_layouts(offsets, data):
     with pytest.raises(ValueError):
-        HmacKey(b"k").tokens(b"", offsets, data)
+        hmac_key(b"k").tokens(b"", offsets, data)

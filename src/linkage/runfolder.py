@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from linkage.runlog import EntryBuilder
 
 RECORD = "run.json"
-RUN_FORMAT_VERSION = 1
+RUN_FORMAT_VERSION: Literal[1] = 1
 Stage = Literal["run", "journeys"]
 WORK_LOCK = ".linkage-work.lock"
 
@@ -157,6 +157,8 @@ def record_from_verified(
     extracts, keys = {}, {}
     for check in report.extracts:
         manifest, sig = check.manifest, read_signature(check.manifest_path)
+        if manifest is None or sig is None or check.parquet_path is None:  # verify_extracts accepted it
+            raise VerificationError(f"{check.manifest_path}: not a verified, signed extract")
         key = trusted[sig.key_id]
         keys[key.key_id] = TrustedKeyRecord(
             agency=key.agency,
@@ -181,7 +183,7 @@ def record_from_verified(
         configs={name: sha256_file(path) for name, path in (configs or {}).items()},
         extracts_dir=str(Path(extracts_dir).resolve()),
         extracts=dict(sorted(extracts.items())),
-        key_fingerprint=report.extracts[0].manifest.key_fingerprint if report.extracts else None,
+        key_fingerprint=next((c.manifest.key_fingerprint for c in report.extracts if c.manifest), None),
         trusted_keys_dir=str(Path(trusted_keys_dir).resolve()),
         trusted_keys=dict(sorted(keys.items())),
     )

@@ -7,22 +7,29 @@ Never a key, a passphrase or an identifier: only file paths, hashes, counts and 
 
 What the chain cannot show by itself: that the newest entries were not cut off the end. Keep the
 last entry hash somewhere else (a run's metrics, a ticket) to anchor it; docs/governance-guide.md.
+
+One entry per command: the CLI opens it (``logged``) around every data command, and a stage function
+that calls ``logged`` itself joins the open entry instead of writing a second one. Entries are split
+on "\n" only: a file name may hold U+2028 or other characters ``str.splitlines`` treats as line ends.
+The log is locked with ``filelock`` (a ``<log>.lock`` file beside it), which works on Windows too.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from linkage import __version__
@@ -32,6 +39,7 @@ from linkage.util import sha256_file
 LOG_ENV = "LINKAGE_LOG"
 DEFAULT_LOG = "linkage-log.jsonl"
 GENESIS = "0" * 64
+log = logging.getLogger(__name__)
 
 
 class FileHash(BaseModel):
@@ -66,6 +74,18 @@ def log_path() -> Path:
     return Path(os.environ.get(LOG_ENV) or DEFAULT_LOG)
 
 
+def _entry_lines(text: str) -> list[str]:
+    """The log's lines, split on "\n" alone (JSON escapes it inside strings; not U+2028 or \x1c)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def read_lines(path: Path) -> list[str]:
+    """The run log's entry lines, as stored (no newline translation, split on "\n" only)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return _entry_lines(fh.read())
+
+
 def _hashes(path: Path, known: str | None = None) -> list[FileHash]:
     """A file's hash, or the hash of every file under a directory (sorted, so entries are stable)."""
     path = Path(path)
@@ -96,10 +116,10 @@ def append(builder: EntryBuilder, outcome: str, detail: str = "", path: Path | N
     """Append one entry, chained to the last, under an exclusive lock (concurrent commands are safe)."""
     path = path or log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    # newline="": no translation of line ends on any platform, so what is hashed is what is stored
+    with FileLock(f"{path}.lock"), open(path, "a+", encoding="utf-8", newline="") as fh:
         fh.seek(0)
-        lines = [line for line in fh.read().splitlines() if line.strip()]
+        lines = [line for line in _entry_lines(fh.read()) if line.strip()]
         prev_hash, seq = GENESIS, 1
         if lines:
             try:
@@ -129,7 +149,11 @@ def append(builder: EntryBuilder, outcome: str, detail: str = "", path: Path | N
         fh.write(entry.model_dump_json() + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+    log.debug("run log %s: entry %d (%s, %s) appended", path, entry.seq, entry.command, outcome)
     return entry
+
+
+_open_entry: ContextVar[EntryBuilder | None] = ContextVar("linkage_run_log_entry", default=None)
 
 
 @contextmanager
@@ -138,9 +162,18 @@ def logged(
 ) -> Iterator[EntryBuilder]:
     """Run a command's body and log its outcome: ok, refused (exit 1), usage-error (exit 2) or failed.
 
-    A failed command logs only the exception type: an unexpected error's message may quote data.
+    Inside an entry that is already open (the CLI opens one around every data command), this adds
+    ``configs`` and ``inputs`` to it and yields it: one command, one entry. A failed command logs
+    only the exception type: an unexpected error's message may quote data.
     """
+    if (open_entry := _open_entry.get()) is not None:
+        open_entry.configs += [h for p in configs for h in _hashes(p)]
+        open_entry.inputs += [h for p in inputs for h in _hashes(p)]
+        open_entry.key_fingerprint = open_entry.key_fingerprint or key_fingerprint
+        yield open_entry
+        return
     builder = EntryBuilder(command, configs, inputs, key_fingerprint)
+    token = _open_entry.set(builder)
     try:
         yield builder
     except ConfigError as exc:
@@ -152,7 +185,14 @@ def logged(
     except BaseException as exc:
         append(builder, "failed", type(exc).__name__)
         raise
+    finally:
+        _open_entry.reset(token)
     append(builder, "ok")
+
+
+def current_entry() -> EntryBuilder | None:
+    """The run-log entry of the command running now (None outside a logged command)."""
+    return _open_entry.get()
 
 
 class ChainCheck(BaseModel):
@@ -166,7 +206,7 @@ class ChainCheck(BaseModel):
 def verify_log(path: Path) -> ChainCheck:
     """Walk the chain; report the first line whose entry was edited, deleted, reordered or inserted."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = read_lines(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: run log not found") from None
     prev, expected_seq = GENESIS, 1

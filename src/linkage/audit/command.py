@@ -19,8 +19,8 @@ from linkage.audit.findings import Severity
 from linkage.audit.render import render_html, render_markdown, render_text, summary
 from linkage.audit.review import run_audit
 from linkage.errors import LinkageError
-from linkage.runlog import LogEntry, log_path, verify_log
-from linkage.ui import output_options, table
+from linkage.runlog import LogEntry, log_path, read_lines, verify_log
+from linkage.ui import UNWRAPPED, output_options, table
 
 _FORMAT_OF_SUFFIX = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 
@@ -120,7 +120,7 @@ def audit_configs(paths, fmt, out, samples, schema_dir, ui) -> None:
     if out:
         if fmt == "text":
             buffer = io.StringIO()
-            render_text(report, Console(file=buffer, width=120, color_system=None))
+            render_text(report, Console(file=buffer, width=UNWRAPPED, color_system=None))
             document = buffer.getvalue()
         else:
             document = render_markdown(report) if fmt == "md" else render_html(report)
@@ -153,7 +153,7 @@ def audit_log(log_file: Path | None, ui) -> None:
     """
     path = log_file or log_path()
     check = verify_log(path)
-    lines = path.read_text(encoding="utf-8").splitlines()[: check.entries]
+    lines = read_lines(path)[: check.entries]
     entries = [LogEntry.model_validate_json(line) for line in lines]
     data = {
         "log": str(path),

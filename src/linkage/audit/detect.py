@@ -98,7 +98,7 @@ def read_config_file(path: Path) -> ConfigFile:
     if not isinstance(data, dict):
         file.problem = f"{path}: expected a mapping of settings at the top level"
         return file
-    file.data, file.lines, file.kind = data, line_index(node), detect_kind(data)
+    file.data, file.lines, file.kind = data, line_index(node) if node else {}, detect_kind(data)
     if file.kind is None:
         return file
     try:
@@ -167,14 +167,12 @@ MIN_NAME_SHARE = 0.5
 
 @functools.cache
 def common_names() -> frozenset[str]:
-    """Upper-case common forenames and surnames: faker's en_GB, en_IE and en_US person lists (public
-    name-frequency lists, a dependency already) and the token spec's forename table."""
-    from faker.providers.person import en_GB, en_IE, en_US
-
-    names: set[str] = set()
-    for provider in (en_GB.Provider, en_IE.Provider, en_US.Provider):
-        for attr in ("first_names_male", "first_names_female", "first_names", "last_names"):
-            names |= {n.upper() for n in getattr(provider, attr, ())}
+    """Upper-case common forenames and surnames: faker's en_GB, en_IE and en_US person lists (shipped as
+    audit/data/common_names.txt by scripts/make_common_names.py, so the base install needs no faker) and
+    the token spec's forename table."""
+    data = resources.files("linkage.audit").joinpath("data/common_names.txt")
+    lines = data.read_text(encoding="utf-8").splitlines()
+    names = {line.strip() for line in lines if line and not line.startswith("#")}
     table = resources.files("linkage.tokens").joinpath("data/forename_groups_v1.csv")
     with table.open(encoding="utf-8") as fh:
         for row in csv.reader(line for line in fh if not line.startswith("#")):

@@ -29,8 +29,7 @@ from linkage.audit.detect import (
 from linkage.audit.sample import Sample, category_outputs
 from linkage.config.agency import AgencyConfig, CategoryAttribute, CodeAttribute, DateAttribute, OnInvalid
 from linkage.config.linkage import LinkageConfig
-from linkage.config.release import ReleasePolicy, SDCRules
-from linkage.release.sdc import FLOOR_ROUNDING_BASE, FLOOR_THRESHOLD
+from linkage.config.release import FLOOR_ROUNDING_BASE, FLOOR_THRESHOLD, ReleasePolicy, SDCRules
 
 
 class Severity(StrEnum):

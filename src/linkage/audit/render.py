@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -60,18 +61,23 @@ def _rich_table(columns: list[str], rows: list[list[str]], title: str = "") -> T
     return table
 
 
+def _heading(console: Console, text: str) -> None:
+    """A rule across the terminal, or 100 columns in a pipe or file (where the console never wraps)."""
+    console.print(Rule(Text(text, style="bold")), width=min(console.width, 100))
+
+
 def render_text(report: AuditReport, console: Console) -> None:
     console.print(Text(f"Configuration audit ({_header(report)})", style="bold"))
     console.print(_rich_table(_FILE_COLUMNS, _file_rows(report), "Files"))
     for review in report.files:
-        console.rule(Text(f"{review.title}  {review.path}", style="bold"))
+        _heading(console, f"{review.title}  {review.path}")
         if review.note:
             console.print(Text(review.note))
         for section in review.sections:
             if section.intro:
                 console.print(Text(section.intro, style="dim"))
             console.print(_rich_table(section.columns, section.rows, section.title))
-    console.rule(Text("Findings", style="bold"))
+    _heading(console, "Findings")
     if report.findings:
         table = _rich_table(_FINDING_COLUMNS, [])
         for f, row in zip(report.findings, _finding_rows(report), strict=True):

@@ -30,7 +30,7 @@ from linkage.config.agency import (
     OnInvalid,
     SexField,
 )
-from linkage.config.linkage import Clustering, Condition, LinkageConfig, Term, match_weight
+from linkage.config.linkage import BlockingRule, Clustering, Condition, LinkageConfig, Term, match_weight
 from linkage.config.release import ReleasePolicy
 from linkage.errors import ConfigError
 from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS, Measure
@@ -245,14 +245,15 @@ def review_agency(config: AgencyConfig, fingerprint: str | None, sample: Sample 
 # --- linkage ---------------------------------------------------------------------------------------------
 
 
-def _term_words(term: Term) -> str:
+def _term_words(text: str) -> str:
+    term = Term(text)  # config terms are parsed Terms; the annotation says str
     if not term.crossed:
         return f"same {_PLAIN[term]}"
     return f"{_PLAIN[term.left]} of one = {_PLAIN[term.right]} of the other"
 
 
-def _condition_words(condition: Condition) -> str:
-    if condition.equal:
+def _condition_words(condition: Condition | BlockingRule) -> str:
+    if condition.equal or isinstance(condition, BlockingRule):
         return " AND ".join(_term_words(t) for t in condition.equal)
     return "at least one of: " + " OR ".join(_term_words(t) for t in condition.equal_any)
 

@@ -328,7 +328,7 @@ class Clustering(Strict):
     @field_validator("threshold_match_probability")
     @classmethod
     def _probability(cls, v: float | str) -> float | str:
-        if v != "auto" and not 0 < v < 1:
+        if not isinstance(v, str) and not 0 < v < 1:  # a str is "auto" (the field's Literal)
             raise ValueError("a probability strictly between 0 and 1, or 'auto'")
         return v
 

@@ -13,6 +13,7 @@ p% 0.10) here, but `linkage release` refuses such a policy unless run with --all
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -64,7 +65,7 @@ class SDCRules(_Model):
     )
 
 
-def _vocabulary_names(names: list[str], vocabulary: dict, kind: str) -> list[str]:
+def _vocabulary_names(names: list[str], vocabulary: Mapping[str, object], kind: str) -> list[str]:
     for n in names:
         if n in IDENTIFYING or n.endswith("record_key"):
             raise ValueError(f"{n} identifies records or people; a release never carries it")
@@ -92,11 +93,12 @@ class TableSpec(_Model):
     @field_validator("measures", "by", "statistics")
     @classmethod
     def _names(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        vocabulary, kind = {
+        vocabularies: dict[str | None, tuple[Mapping[str, object], str]] = {
             "measures": (MEASURES, "measure"),
             "by": (DIMENSIONS, "dimension"),
             "statistics": (STATISTICS, "statistic"),
-        }[info.field_name]
+        }
+        vocabulary, kind = vocabularies[info.field_name]
         return _vocabulary_names(v, vocabulary, kind)
 
     @field_validator("where")
@@ -143,3 +145,25 @@ class ReleasePolicy(_Model):
         if len(set(names)) != len(names):
             raise ValueError("table names must be unique")
         return self
+
+
+# The floors `linkage release` enforces unless run with --allow-below-floors (DESIGN.md, ACRO defaults).
+FLOOR_THRESHOLD, FLOOR_ROUNDING_BASE, FLOOR_DOMINANCE_N, FLOOR_DOMINANCE_K, FLOOR_P = 10, 5, 2, 0.9, 0.10
+
+
+def below_floors(rules: SDCRules) -> list[str]:
+    """Each SDC setting of the policy that is looser than its floor, in words (empty: all hold)."""
+    out = []
+    if rules.threshold < FLOOR_THRESHOLD:
+        out.append(f"sdc.threshold {rules.threshold} < {FLOOR_THRESHOLD}")
+    if rules.rounding_base < FLOOR_ROUNDING_BASE:
+        out.append(f"sdc.rounding_base {rules.rounding_base} < {FLOOR_ROUNDING_BASE}")
+    if rules.dominance.n < FLOOR_DOMINANCE_N:
+        out.append(f"sdc.dominance.n {rules.dominance.n} < {FLOOR_DOMINANCE_N}")
+    if rules.dominance.k > FLOOR_DOMINANCE_K:
+        out.append(f"sdc.dominance.k {rules.dominance.k:g} > {FLOOR_DOMINANCE_K:g}")
+    if rules.p_percent < FLOOR_P:
+        out.append(f"sdc.p_percent {rules.p_percent:g} < {FLOOR_P:g}")
+    if not rules.zeros_disclosive:
+        out.append("sdc.zeros_disclosive is false")
+    return out

@@ -12,11 +12,13 @@ import csv
 import gc
 import multiprocessing
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from glob import escape as glob_escape
 from pathlib import Path
 
 import duckdb
@@ -36,6 +38,7 @@ from linkage.extract.manifest import (
     SignerInfo,
     SourceInfo,
     manifest_path,
+    signature_path,
     write_manifest,
 )
 from linkage.extract.reader import (
@@ -113,8 +116,21 @@ class _Worker:
 _worker: _Worker | None = None
 
 
+def _exit_with_parent() -> None:
+    """Block until the parent process is gone, then end this worker (a killed run leaves no workers).
+
+    ``parent_process().join()`` waits on the parent's sentinel: a pipe on POSIX, the process handle on
+    Windows, so the same code works on both (prctl's PR_SET_PDEATHSIG would be Linux only).
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(1)
+
+
 def _init_worker(config_json: str, subkeys: dict[Purpose, bytes], layout: CsvLayout | None) -> None:
     global _worker
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
     _worker = _Worker(AgencyConfig.model_validate_json(config_json), subkeys, layout)
     # The per-field caches hold up to 10^5 entries each, and every full collection of the cyclic GC
     # walked them all: 2 us a row of a worker's ~10 (measured). Objects that exist now (modules, the
@@ -137,11 +153,11 @@ def _results(units: Iterator[CsvChunk | RawBatch], worker_args: tuple, workers: 
             yield worker(unit)
         return
     config, subkeys, layout = worker_args
-    # Workers come from a fork server, not a fork of this process: forking a process that already runs
-    # DuckDB, Arrow or JVM threads can crash the child (seen as segfaults when a test session had linked
-    # data before pseudonymising). The subkeys reach the workers through a pipe, never a file.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    # Workers are spawned, not forked: forking a process that already runs DuckDB, Arrow or JVM threads
+    # can crash the child, and `spawn` is the one start method Windows has, so the path tested here is
+    # the agency desktops' too. Each worker exits when this process dies (_exit_with_parent). The subkeys
+    # reach the workers through a pipe, never a file.
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         workers,
         mp_context=context,
@@ -193,6 +209,9 @@ def pseudonymise(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     parquet_path = out_dir / f"{agency}.parquet"
+    _remove_stale_temporaries(
+        [parquet_path, rejects_path, mpath := manifest_path(out_dir, agency), signature_path(mpath)]
+    )
     read = written = 0
     reasons: Counter = Counter()
     blanked: Counter = Counter()
@@ -259,6 +278,14 @@ def pseudonymise(
     mpath = manifest_path(out_dir, agency)
     write_manifest(manifest, mpath, signing_key)
     return PseudonymiseResult(parquet_path, mpath, rejects_path, manifest)
+
+
+def _remove_stale_temporaries(targets: list[Path]) -> None:
+    """Delete the temporary files a killed run of this agency left beside its outputs (``atomic_path``
+    names them ``.<target name>.<random>.tmp``); they may hold tokens or, for rejects, identifiers."""
+    for target in targets:
+        for stale in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def _compression(schema: pa.Schema) -> dict[str, str]:

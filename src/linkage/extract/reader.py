@@ -316,7 +316,8 @@ def parse_csv_chunk(chunk: CsvChunk, layout: CsvLayout) -> RawBatch:
         return fast
     text_lines, bad = _decode_lines(chunk.data, layout.encoding)
     reader = csv.reader(text_lines, delimiter=layout.delimiter, quotechar=layout.quotechar, strict=True)
-    batch = RawBatch(columns={}, source_rows=[], lines=[], chunk=chunk, encoding=layout.encoding, spans=[])
+    spans: list[tuple[int, int]] = []
+    batch = RawBatch(columns={}, source_rows=[], lines=[], chunk=chunk, encoding=layout.encoding, spans=spans)
     records: list[list[str]] = []
     end, row_no = 0, 0
     while True:
@@ -325,7 +326,7 @@ def parse_csv_chunk(chunk: CsvChunk, layout: CsvLayout) -> RawBatch:
         except StopIteration:
             break
         except csv.Error as exc:
-            record, error = None, f"unparseable CSV ({exc})"
+            record, error = [], f"unparseable CSV ({exc})"
         start, end = end, reader.line_num
         if record == [] and error is None:
             continue
@@ -344,7 +345,7 @@ def parse_csv_chunk(chunk: CsvChunk, layout: CsvLayout) -> RawBatch:
         records.append(record)
         batch.source_rows.append(row_no)
         batch.lines.append(chunk.first_line + start)
-        batch.spans.append((start, end))
+        spans.append((start, end))
     columns = list(zip(*records, strict=True)) if records else [()] * layout.width
     batch.columns = {
         c: pa.array(columns[i], type=pa.string()) for c, i in zip(layout.needed, layout.index, strict=True)

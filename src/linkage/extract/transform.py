@@ -315,8 +315,8 @@ class BatchTransformer:
                 r[pos] = token
         if len(cache) + len(new) > CACHE_LIMIT:
             cache.clear()
-        for i, r in zip(new, converted, strict=True):
-            results[i] = cache[keys[i]] = tuple(r) if type(r) is list else r
+        for i, value in zip(new, converted, strict=True):
+            results[i] = cache[keys[i]] = tuple(value) if type(value) is list else value
         return results
 
     def _source(self, f: _Field, columns: dict[str, pa.Array]) -> pa.Array:
@@ -425,6 +425,7 @@ class BatchTransformer:
     def _age_bands(self, dob: pa.Array, at: pa.Array) -> pa.Array:
         """Age in whole years at the event date, mapped to the configured band labels (NULL if unknown)."""
         spec = self.config.age_band
+        assert spec is not None  # called only when the config has an age band
         birthday_passed = pc.greater_equal(
             pc.add(pc.multiply(pc.month(at), 100), pc.day(at)),
             pc.add(pc.multiply(pc.month(dob), 100), pc.day(dob)),

@@ -68,6 +68,7 @@ def find_manifests(paths: list[Path]) -> list[Path]:
 
 def _check_signature(check: ExtractCheck, data: bytes, trusted: dict[str, TrustedKey]) -> None:
     manifest = check.manifest
+    assert manifest is not None  # called only for a manifest that parsed
     sig = read_signature(check.manifest_path)
     if sig is None:
         check.problems.append("manifest is not signed (no .sig file)")
@@ -90,6 +91,7 @@ def _check_signature(check: ExtractCheck, data: bytes, trusted: dict[str, Truste
 
 def _check_parquet(check: ExtractCheck) -> None:
     manifest, path = check.manifest, check.parquet_path
+    assert manifest is not None and path is not None  # called only for a manifest that parsed
     if not path.is_file():
         check.problems.append(f"data file {manifest.output.file} is missing")
         return

@@ -57,5 +57,6 @@ def journeys_cmd(run_dir: Path, extracts_dir: Path | None, ui: Output) -> None:
     and source record keys, no tokens) and RUN/journeys.json, owner-only. Journey microdata never leaves
     the secure environment: publish only through `linkage release`.
     """
-    result = build_journeys(run_dir, extracts_dir)
+    with ui.status("assembling case journeys"):
+        result = build_journeys(run_dir, extracts_dir)
     ui.result(asdict(result.summary), lambda c: _render(c, result))

@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 from splink import DuckDBAPI, Linker
-from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.config.linkage import Backend as BackendConfig
 from linkage.config.linkage import BackendEngine
 from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
+from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.runfolder import work_area
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
 from linkage.util import PRIVATE_FILE

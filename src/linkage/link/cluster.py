@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import igraph
 import numpy as np
 import pyarrow as pa
-from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
+from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.link.threshold import ThresholdChoice, choose_threshold
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
 

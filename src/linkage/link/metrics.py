@@ -9,13 +9,13 @@ from typing import Any
 
 import duckdb
 from pydantic import BaseModel
-from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.config.linkage import LinkageConfig, match_weight
 from linkage.extract.manifest import Manifest
 from linkage.link.backend import Backend
 from linkage.link.cluster import Clustered
 from linkage.link.model import blocking_rules_sql
+from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.link.threshold import ThresholdChoice
 from linkage.tokens.spec import SOURCE_DATASET
 from linkage.util import atomic_write_bytes

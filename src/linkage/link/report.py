@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from splink import Linker
-from splink.internals.html_utils import json_for_html, load_chart_libraries
-from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.config.linkage import LinkageConfig
 from linkage.link.backend import Backend
 from linkage.link.metrics import RunMetrics
+from linkage.link.splink_adapter import SplinkDataFrame, json_for_html, load_chart_libraries
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
 from linkage.util import atomic_write_bytes
 

@@ -13,10 +13,10 @@ The curve is in metrics.json and the quality report; the rule that picks the def
 from __future__ import annotations
 
 from pydantic import BaseModel
-from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.config.linkage import Clustering, match_weight
 from linkage.link.backend import Backend
+from linkage.link.splink_adapter import SplinkDataFrame
 
 # match weights at which the curve is tabulated (and candidate thresholds for the rule)
 STEP = 0.5

@@ -80,7 +80,7 @@ def check_and_record(
         spec, n_by = t.spec, len(t.spec.by)
         frame = pd.DataFrame(t.rows, columns=t.header)
         ours = {tuple(r[:n_by]): r for r in t.rows}
-        checks = [(m, None) for m in spec.measures]
+        checks: list[tuple[str, str | None]] = [(m, None) for m in spec.measures]
         checks += [(spec.measures[0], s) for s in spec.statistics]
         for measure, stat in checks:
             params = Params()

@@ -19,7 +19,7 @@ from typing import Any
 
 from linkage import __version__
 from linkage.config import config_sha256, load_config
-from linkage.config.release import ReleasePolicy
+from linkage.config.release import ReleasePolicy, below_floors
 from linkage.errors import ConfigError
 from linkage.extract.manifest import read_manifest
 from linkage.release import acro_bundle, bundle, sdc
@@ -161,7 +161,7 @@ def build_release(
         # refuses a run (and its journeys) that is incomplete, modified, or whose extracts changed
         open_run(run_dir, require=("journeys",))
         policy = load_config(policy_path, ReleasePolicy)
-        loose = sdc.below_floors(policy.sdc)
+        loose = below_floors(policy.sdc)
         if loose and not allow_below_floors:
             raise DisclosureRefused(
                 f"{policy_path}: below the release floors: {'; '.join(loose)} "

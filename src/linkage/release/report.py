@@ -99,13 +99,13 @@ def _quartiles_svg(t: Published, stat: str) -> str:
     rows = [r for r in t.rows if n_by and _is_all(r, n_by, skip=0) and isinstance(r[med], int)]
     if not rows:
         return '<p class="note">Every cell withheld.</p>'
-    top = max(r[q3] for r in rows) or 1
+    top = max(float(r[q3]) for r in rows) or 1
     bar_h, width = 24, 480
     label_w = _label_width(str(r[0]) for r in rows)
     parts = [f'<svg width="{label_w + width + 200}" height="{bar_h * len(rows) + 30}" role="img">']
     for i, r in enumerate(rows):
         y = i * bar_h + 4
-        x1, xm, x3 = (label_w + round(width * r[j] / top) for j in (q1, med, q3))
+        x1, xm, x3 = (label_w + round(width * float(r[j]) / top) for j in (q1, med, q3))
         parts.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(str(r[0]))}</text>')
         parts.append(
             f'<rect x="{x1}" y="{y + 2}" width="{max(1, x3 - x1)}" height="{bar_h - 8}" fill="#9cc3e6"/>'

@@ -29,8 +29,10 @@ What is not guaranteed: the width of the interval an attacker can derive for a s
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -49,28 +51,6 @@ class Line:
     @property
     def cells(self) -> tuple[Key, ...]:
         return (*self.details, self.total)
-
-
-# The floors `linkage release` enforces unless run with --allow-below-floors (DESIGN.md, ACRO defaults).
-FLOOR_THRESHOLD, FLOOR_ROUNDING_BASE, FLOOR_DOMINANCE_N, FLOOR_DOMINANCE_K, FLOOR_P = 10, 5, 2, 0.9, 0.10
-
-
-def below_floors(rules: SDCRules) -> list[str]:
-    """Each SDC setting of the policy that is looser than its floor, in words (empty: all hold)."""
-    out = []
-    if rules.threshold < FLOOR_THRESHOLD:
-        out.append(f"sdc.threshold {rules.threshold} < {FLOOR_THRESHOLD}")
-    if rules.rounding_base < FLOOR_ROUNDING_BASE:
-        out.append(f"sdc.rounding_base {rules.rounding_base} < {FLOOR_ROUNDING_BASE}")
-    if rules.dominance.n < FLOOR_DOMINANCE_N:
-        out.append(f"sdc.dominance.n {rules.dominance.n} < {FLOOR_DOMINANCE_N}")
-    if rules.dominance.k > FLOOR_DOMINANCE_K:
-        out.append(f"sdc.dominance.k {rules.dominance.k:g} > {FLOOR_DOMINANCE_K:g}")
-    if rules.p_percent < FLOOR_P:
-        out.append(f"sdc.p_percent {rules.p_percent:g} < {FLOOR_P:g}")
-    if not rules.zeros_disclosive:
-        out.append("sdc.zeros_disclosive is false")
-    return out
 
 
 def count_reason(n: int, persons: int, rules: SDCRules) -> str | None:
@@ -104,12 +84,12 @@ def magnitude_reason(
     return None
 
 
-def round_to_base(n: float, base: int) -> int:
+def round_to_base(n: float | Fraction, base: int) -> int:
     """Round half up to a multiple of ``base`` (ONS convention for published counts)."""
     return math.floor(n / base + 0.5) * base
 
 
-def _complete_lines(values: dict[Key, float], suppressed: set[Key], lines: Sequence[Line]) -> list[Key]:
+def _complete_lines(values: Mapping[Any, float], suppressed: set[Key], lines: Sequence[Line]) -> list[Key]:
     """Suppress complementary cells until no line has exactly one suppressed cell; return the added."""
     added: list[Key] = []
     changed = True
@@ -127,7 +107,7 @@ def _complete_lines(values: dict[Key, float], suppressed: set[Key], lines: Seque
     return added
 
 
-def _smallest(candidates: list[Key], values: dict[Key, float], total: Key) -> Key:
+def _smallest(candidates: list[Key], values: Mapping[Any, float], total: Key) -> Key:
     """The complement that loses least: non-zero first (a zero partner protects nothing), then the
     smallest value, details before the total, then a stable order."""
     return min(candidates, key=lambda c: (values[c] == 0, values[c], c == total, repr(c)))
@@ -197,7 +177,7 @@ class Protection:
 
 
 def protect(
-    values: dict[Key, float], primary: Iterable[Key], lines: Sequence[Line], rules: SDCRules
+    values: Mapping[Any, float], primary: Iterable[Key], lines: Sequence[Line], rules: SDCRules
 ) -> Protection:
     """Primary + secondary suppression to a fixed point, then the exact audit until it finds nothing.
 

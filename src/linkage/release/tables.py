@@ -11,6 +11,7 @@ policy chooses is a bound parameter. Nothing here is written to disk.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
@@ -36,7 +37,8 @@ class DisclosureRefused(LinkageError):
 def column(kind: str, name: str) -> str:
     """The view column of a vocabulary name; anything outside the vocabulary is refused here too, so
     no policy string can become SQL even if the policy model were bypassed."""
-    vocabulary = {"dim": DIMENSIONS, "stat": STATISTICS}[kind]
+    vocabularies: dict[str, Mapping[str, object]] = {"dim": DIMENSIONS, "stat": STATISTICS}
+    vocabulary = vocabularies[kind]
     if name not in vocabulary:
         raise DisclosureRefused(f"{name!r} is not in the release vocabulary")
     return f"{kind}_{name}"

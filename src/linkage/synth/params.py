@@ -140,4 +140,4 @@ class SynthParams(_Frozen):
         """Parameters with the noise rates of an ``--error-rate`` preset."""
         level = ErrorRate(error_rate)
         noise = NoiseRates().scaled(ERROR_RATE_FACTORS[level])
-        return cls(persons=persons, error_rate=level, noise=noise, **kw)  # type: ignore[arg-type]
+        return cls(persons=persons, error_rate=level, noise=noise, **kw)

@@ -4,8 +4,8 @@
  * ~0.85 us of interpreter overhead per value, while OpenSSL does the HMAC itself in ~0.13 us (SHA-NI).
  * Pseudonymisation hashes millions of values, so this loop runs over a whole Arrow string array per
  * call. Only the loop is ours: SHA-256 is OpenSSL's EVP digest, and HMAC is RFC 2104 done on it
- * (inner and outer states keyed once, copied per value). This is the engine's only HMAC code path;
- * tests/test_token_vectors.py checks it against an independent `hmac.new` implementation.
+ * (inner and outer states keyed once, copied per value). It is optional: hmac64.py falls back to a pure
+ * Python twin when it is not built; tests/test_token_vectors.py checks both against `hmac.new`.
  *
  *   token = int.from_bytes(HMAC-SHA256(key, prefix || value)[:8], "big", signed=True)
  */
@@ -22,6 +22,7 @@ typedef struct {
     PyObject_HEAD
     EVP_MD_CTX *inner; /* SHA-256 state after absorbing key ^ ipad */
     EVP_MD_CTX *outer; /* SHA-256 state after absorbing key ^ opad */
+    int init_calls;    /* type() calls __init__ once after __new__; any later call is refused */
 } HmacKey;
 
 static void HmacKey_dealloc(HmacKey *self) {
@@ -35,16 +36,21 @@ static PyObject *openssl_error(void) {
     return NULL;
 }
 
-static int HmacKey_init(HmacKey *self, PyObject *args, PyObject *kwds) {
+/* The key is built once, in __new__, and never changes: an object whose contexts could be replaced
+ * (a second __init__) would free them under a thread hashing with the GIL released. */
+static PyObject *HmacKey_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"key", NULL};
     Py_buffer key;
     unsigned char block[BLOCK] = {0}, pad[BLOCK];
     unsigned int len = 0;
     int ok = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*", kwlist, &key))
-        return -1;
-    EVP_MD_CTX_free(self->inner);
-    EVP_MD_CTX_free(self->outer);
+        return NULL;
+    HmacKey *self = (HmacKey *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        PyBuffer_Release(&key);
+        return NULL;
+    }
     self->inner = EVP_MD_CTX_new();
     self->outer = EVP_MD_CTX_new();
     if (self->inner && self->outer) {
@@ -66,7 +72,18 @@ static int HmacKey_init(HmacKey *self, PyObject *args, PyObject *kwds) {
     OPENSSL_cleanse(block, sizeof block); /* key material: a plain memset may be optimised away */
     OPENSSL_cleanse(pad, sizeof pad);
     if (!ok) {
-        openssl_error();
+        Py_DECREF(self);
+        return openssl_error();
+    }
+    return (PyObject *)self;
+}
+
+/* __init__ after construction is refused rather than ignored, so nobody believes they re-keyed. */
+static int HmacKey_init(HmacKey *self, PyObject *args, PyObject *kwds) {
+    (void)args;
+    (void)kwds;
+    if (self->init_calls++ > 0) {
+        PyErr_SetString(PyExc_TypeError, "HmacKey is keyed once, when created; make a new HmacKey instead");
         return -1;
     }
     return 0;
@@ -83,10 +100,6 @@ static PyObject *HmacKey_tokens(HmacKey *self, PyObject *args) {
     PyObject *out = NULL;
     EVP_MD_CTX *work = NULL; /* per call, so concurrent calls (GIL released) share no state */
     int32_t *off = NULL;
-    if (self->inner == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "HmacKey was not initialised with a key");
-        return NULL;
-    }
     if (!PyArg_ParseTuple(args, "y*y*y*", &prefix, &offsets, &data))
         return NULL;
     if (offsets.len < (Py_ssize_t)sizeof(int32_t) || offsets.len % sizeof(int32_t)) {
@@ -155,7 +168,7 @@ static PyTypeObject HmacKeyType = {
     .tp_doc = PyDoc_STR("HmacKey(key): HMAC-SHA256 keyed once, for hashing batches of values."),
     .tp_basicsize = sizeof(HmacKey),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = HmacKey_new,
     .tp_init = (initproc)HmacKey_init,
     .tp_dealloc = (destructor)HmacKey_dealloc,
     .tp_methods = HmacKey_methods,

@@ -6,8 +6,8 @@ token = int.from_bytes(HMAC-SHA256(subkey(purpose), family || 0x1F || utf8(value
 (../shared/STACK-NOTES.md). Collision bound: see docs/token-spec.md.
 
 Hashing is done a column at a time: the ``*_plaintexts`` functions give each token column's
-standardised message, and ``Tokeniser.tokens`` hashes a whole array of them in one C call
-(``_hmac64``, over OpenSSL) - the engine's only HMAC code path.
+standardised message, and ``Tokeniser.tokens`` hashes a whole array of them in one call
+(``linkage.tokens.hmac64``: the C extension over OpenSSL, or its pure-Python twin).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from importlib import resources
 
 import pyarrow as pa
 
-from linkage.tokens._hmac64 import HmacKey
+from linkage.tokens.hmac64 import hmac_key
 from linkage.tokens.spec import TOKEN_COLUMNS, Purpose
 from linkage.tokens.standardise import phonetic, swapped_date
 
@@ -34,7 +34,7 @@ class Tokeniser:
     """Turns standardised strings into tokens; one pre-keyed HMAC per purpose."""
 
     def __init__(self, subkeys: Mapping[Purpose, bytes]) -> None:
-        self._keys = {purpose: HmacKey(key) for purpose, key in subkeys.items()}
+        self._keys = {purpose: hmac_key(key) for purpose, key in subkeys.items()}
 
     def tokens(self, purpose: Purpose, family: str, values: pa.Array | Sequence[str | None]) -> pa.Array:
         """int64 tokens of string ``values`` in ``family`` under the ``purpose`` subkey; NULL stays NULL."""

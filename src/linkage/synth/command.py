@@ -1,4 +1,4 @@
-"""Click commands `linkage synth` and `linkage evaluate` (registered on the main group by cli.py)."""
+"""`linkage synth`: synthetic police, CPS, court and prison extracts with ground truth (the `synth` extra)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from linkage.evaluate import EvaluationReport, evaluate
 from linkage.synth import SynthSummary, generate
 from linkage.synth.params import ErrorRate
-from linkage.ui import ExistingDir, Output, output_options
+from linkage.ui import Output, output_options
 
 
 def _print_summary(console: Console, s: SynthSummary) -> None:
@@ -112,66 +111,3 @@ def synth_cmd(
             progress=lambda done, _total: bar.update(task, completed=done),
         )
     ui.result(summary.model_dump(mode="json"), lambda console: _print_summary(console, summary))
-
-
-def _print_report(console: Console, r: EvaluationReport) -> None:
-    table = Table(title="linkage accuracy against synthetic truth")
-    for col in ("measure", "precision", "recall", "F1"):
-        table.add_column(col, justify="right" if col != "measure" else "left")
-    rows = [("pairwise", r.pairwise), ("B-cubed", r.bcubed)]
-    rows += [(f"pairs involving {tag}", m) for tag, m in r.by_hard_case.items()]
-    rows += [(f"pairs {pair}", m) for pair, m in r.by_dataset_pair.items()]
-    for name, m in rows:
-        table.add_row(name, f"{m.precision:.4f}", f"{m.recall:.4f}", f"{m.f1:.4f}")
-    console.print(table)
-    c = r.clusters
-    console.print(
-        f"records evaluated {r.records_evaluated:,} (missing from run {r.records_missing_from_run:,}, "
-        f"not in truth {r.records_not_in_truth:,}); exact-cluster rate {c.exact_cluster_rate:.4f}; "
-        f"clusters predicted {c.predicted_clusters:,} vs true {c.true_clusters:,}; "
-        f"largest predicted {c.largest_predicted} vs true {c.largest_true}"
-    )
-    if (j := r.journeys) is not None:
-        stages = ", ".join(f"{stage} {rate:.4f}" for stage, rate in j.by_stage.items())
-        console.print(
-            f"journeys: {j.exact:,} of {j.true_journeys:,} true journeys reconstructed with every stage "
-            f"right ({j.exact_rate:.4f}); {j.predicted_journeys:,} predicted. By stage: {stages}; "
-            f"DA flag {j.da_flag_rate:.4f}; order breaches {j.order_breach_rate:.4f} of {j.orders:,} orders"
-        )
-
-
-@click.command("evaluate")
-@click.option(
-    "--run",
-    "run_dir",
-    type=ExistingDir,
-    required=True,
-    help="Run folder written by `linkage run`.",
-)
-@click.option(
-    "--truth",
-    "truth_dir",
-    type=ExistingDir,
-    required=True,
-    help="The truth/ directory written by `linkage synth`.",
-)
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the report as JSON to this file.",
-)
-@output_options
-def evaluate_cmd(run_dir: Path, truth_dir: Path, out: Path | None, ui: Output) -> None:
-    """Measure a linkage run against synthetic truth: pairwise and B-cubed precision/recall/F1,
-    exact clusters, and errors broken down by hard case. Joins on source_dataset + source_row.
-    When `linkage journeys` completed on the run, also the share of true journeys reconstructed exactly.
-    Refuses (exit 1) a run folder that is incomplete or modified, or whose extracts changed."""
-    report = evaluate(run_dir, truth_dir)
-    if out is not None:
-        out.write_text(report.model_dump_json(indent=2) + "\n")
-    ui.result(report.model_dump(mode="json"), lambda console: _print_report(console, report))
-
-
-__all__ = ["evaluate_cmd", "synth_cmd"]

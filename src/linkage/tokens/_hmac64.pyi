@@ -1,0 +1,6 @@
+# Type stub of the optional C extension (_hmac64.c); linkage.tokens.hmac64 is its Python-facing wrapper.
+from typing_extensions import Buffer
+
+class HmacKey:
+    def __new__(cls, key: Buffer) -> HmacKey: ...
+    def tokens(self, prefix: Buffer, offsets: Buffer, data: Buffer) -> bytes: ...
