@@ -166,15 +166,47 @@ def keys_signing_new(agency: str, out_dir: Path, force: bool, ui) -> None:
     show_default=True,
     help="Input read per unit of work; memory grows with it times the workers.",
 )
+@click.option(
+    "--max-reject-rate",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Refuse (exit 1, no extract) above this share of rows rejected (from 100 rows up).",
+)
+@click.option(
+    "--max-blank-rate",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Refuse (exit 1, no extract) above this share of a field's present values blanked.",
+)
+@click.option(
+    "--period",
+    metavar="YYYY-MM-DD/YYYY-MM-DD",
+    help="Period the extract covers, for the manifest [default: agency.extraction_period in the config].",
+)
 @output_options
 def pseudonymise(
-    config_path, key_path, input_path, out_dir, rejects_dir, signing_key, workers, chunk_mib, ui
+    config_path,
+    key_path,
+    input_path,
+    out_dir,
+    rejects_dir,
+    signing_key,
+    workers,
+    chunk_mib,
+    max_reject_rate,
+    max_blank_rate,
+    period,
+    ui,
 ) -> None:
     """Turn a raw agency extract into a tokens-only Parquet file with a signed manifest.
 
-    Identifiers are standardised and replaced by keyed HMAC tokens (token spec v1); only the
-    attributes the config whitelists pass; every other column is dropped. Rows that cannot be
-    processed go to the rejects file with file, line, column and reason, and read = written + rejected.
+    Identifiers are standardised and replaced by keyed HMAC tokens (token spec v2); only the
+    attributes the config whitelists pass; every other column is dropped. A value that cannot be used
+    is blanked, an id failing only its check is kept unverified; a row is rejected only when it cannot
+    be parsed or keeps no usable identifier. Rejected rows and field problems go to the rejects file
+    with file, line, column and reason, and read = written + rejected.
     """
     from linkage.config import load_config
     from linkage.config.agency import AgencyConfig
@@ -207,6 +239,9 @@ def pseudonymise(
                 workers=workers,
                 chunk_bytes=chunk_mib << 20,
                 progress=advance,
+                max_reject_rate=max_reject_rate,
+                max_blank_rate=max_blank_rate,
+                period=_period(period),
             )
         entry.add_input(input_path, result.manifest_data.source.sha256)
         for path in (result.parquet, result.manifest, signature_path(result.manifest), result.rejects):
@@ -223,6 +258,9 @@ def pseudonymise(
         "rejected": m.counts.rejected,
         "seconds": round(seconds, 3),
         "rows_per_second": round(m.counts.read / seconds) if seconds else None,
+        "victim_mentions": m.counts.victim_mentions,
+        "values_blanked": m.values_blanked,
+        "values_unverified": m.values_unverified,
         "dropped_columns": m.dropped_columns,
         "key_fingerprint": m.key_fingerprint,
         "signed": m.signer is not None,
@@ -237,10 +275,33 @@ def pseudonymise(
             c.print(f"  rejected rows are in {result.rejects} (keep it inside the agency)")
             for reason, n in m.rejects_by_reason.items():
                 c.print(f"    {n:>8,}  {reason}")
+        for title, values in (("blanked", m.values_blanked), ("kept unverified", m.values_unverified)):
+            total = sum(n for reasons in values.values() for n in reasons.values())
+            c.print(f"  values {title}: {total:,}")
+            for name, reasons in values.items():
+                for reason, n in reasons.items():
+                    c.print(f"    {n:>8,}  {name}: {reason}")
         if m.dropped_columns:
             c.print(f"  dropped columns: {', '.join(m.dropped_columns)}")
 
     ui.result(data, render)
+
+
+def _period(value: str | None) -> str | None:
+    """`--period YYYY-MM-DD/YYYY-MM-DD`, checked."""
+    import re
+    from datetime import date
+
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})", value)
+    try:
+        start, end = (date.fromisoformat(d) for d in m.groups()) if m else (None, None)
+    except ValueError:
+        start = end = None
+    if start is None or end < start:
+        raise click.BadParameter("expected YYYY-MM-DD/YYYY-MM-DD with start <= end", param_hint="--period")
+    return value
 
 
 # --- secure zone ---------------------------------------------------------------------------------
