@@ -328,10 +328,14 @@ def verify(paths, trusted, expect_fingerprint, ui) -> None:
     """
     from linkage.extract.verify import verify_extracts
     from linkage.keys import load_trusted_keys
+    from linkage.runlog import log_path
 
     with logged("verify", inputs=list(paths)) as entry:
         report = verify_extracts(
-            list(paths), load_trusted_keys(list(trusted)), expected_fingerprint=expect_fingerprint
+            list(paths),
+            load_trusted_keys(list(trusted)),
+            expected_fingerprint=expect_fingerprint,
+            run_log=log_path(),
         )
         fingerprints = {e.manifest.key_fingerprint for e in report.extracts if e.manifest}
         entry.key_fingerprint = fingerprints.pop() if len(fingerprints) == 1 else None
@@ -357,7 +361,7 @@ def _show_verify(report, ui) -> None:
                 "problems": e.problems,
             }
         )
-    data = {"ok": report.ok, "extracts": rows, "problems": report.problems}
+    data = {"ok": report.ok, "extracts": rows, "problems": report.problems, "warnings": report.warnings}
 
     def render(c) -> None:
         c.print(
@@ -378,6 +382,8 @@ def _show_verify(report, ui) -> None:
         )
         for p in report.problems:
             c.print(f"[red]{p}[/]")
+        for w in report.warnings:
+            c.print(f"[yellow]warning: {w}[/]")
 
     ui.result(data, render)
 
