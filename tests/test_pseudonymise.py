@@ -141,7 +141,9 @@ def test_bad_values_are_blanked_and_only_unusable_rows_rejected(keys, tmp_path):
     assert "unparseable CSV" in rejects[12]["reason"]
     assert all(int(r["line"]) == int(r["source_row"]) + 1 for r in entries)  # one line per record here
     assert rejects[8]["record"].startswith("CR9008,")  # the raw record is kept (inside the agency)
-    problems = {(int(r["source_row"]), r["column"], r["action"]) for r in entries if r["action"] != "row rejected"}
+    problems = {
+        (int(r["source_row"]), r["column"], r["action"]) for r in entries if r["action"] != "row rejected"
+    }
     assert problems == {
         (2, "dob", "value blanked"),
         (3, "pnc_id", "value kept unverified"),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import struct
 import re
+import struct
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -45,10 +45,12 @@ FAMILIES = {
     "fn1_pre3": ("names", "pre3"), "sn_pre3": ("names", "pre3"),
     "dob": ("dates", "date"), "dob_swap": ("dates", "date"), "dob_ym": ("dates", "ym"),
     "dob_yd": ("dates", "yd"), "dob_md": ("dates", "md"),
-    "pc": ("postcodes", "unit"), "pc_sector": ("postcodes", "sector"), "pc_district": ("postcodes", "district"),
+    "pc": ("postcodes", "unit"), "pc_sector": ("postcodes", "sector"),
+    "pc_district": ("postcodes", "district"),
     "pnc": ("national_ids", "pnc"), "cro": ("national_ids", "cro"), "ni": ("national_ids", "ni"),
     "nhs": ("national_ids", "nhs"), "case_ref": ("case_refs", "case"),
-    "addr_house": ("addresses", "house"), "addr_street": ("addresses", "street"), "addr_town": ("addresses", "town"),
+    "addr_house": ("addresses", "house"), "addr_street": ("addresses", "street"),
+    "addr_town": ("addresses", "town"),
 }  # fmt: skip
 GENERIC_POSTCODE = {"pc": "unit/generic", "pc_sector": "sector/generic", "pc_district": "district/generic"}
 

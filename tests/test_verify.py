@@ -170,7 +170,9 @@ def test_warns_on_an_extract_older_than_one_already_linked(extracts, trusted, tm
     )
     append(EntryBuilder("run", [], [archived], None), "ok", path=log)
     (warning,) = verify_extracts([extracts], trusted, run_log=log).warnings
-    assert warning.startswith("police: this extract") and "older than one this project already linked" in warning
+    assert (
+        warning.startswith("police: this extract") and "older than one this project already linked" in warning
+    )
 
 
 def test_missing_data_file_and_row_count(extracts, trusted, keys):
