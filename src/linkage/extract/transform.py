@@ -311,10 +311,12 @@ class _Identity:
             if raw.get("line"):
                 house, street = split_address_line(raw["line"])
             else:
-                house = standardise_house_number(raw["house_number"]) if raw.get("house_number") else None
+                house = raw.get("house_number") and _house_number(raw["house_number"])
                 street = standardise_street(raw["street"]) if raw.get("street") else None
             town = standardise_town(raw["town"]) if raw.get("town") else None
             notes = tuple(n for r in raws if r for n in text_notes(r))
+            if raw.get("house_number") and house is None:
+                notes += ("house number unreadable (street and town kept)",)
             return address_plaintexts(house, street, town) | {_NOTES: notes}
 
         self._add(
@@ -336,6 +338,14 @@ class _Identity:
         f = self._add(spec.type.value, [spec.column], outputs, convert, spec.on_invalid)
         if spec.type is IdType.pnc:
             f.whole_column = lambda values: self.t._pncs(values, f)
+
+
+def _house_number(raw: str) -> str | None:
+    """A house number, or None when unreadable: the street and town of the address are still kept."""
+    try:
+        return standardise_house_number(raw)
+    except InvalidValue:
+        return None
 
 
 def _typed_id_converter(types: list[str]) -> Callable[[str], dict]:
@@ -673,7 +683,9 @@ class BatchTransformer:
         for name, candidates in typed.items():
             token, weak = candidates[0]
             for t, w in candidates[1:]:
-                better = pc.and_(pc.is_valid(t), pc.or_(pc.is_null(token), pc.and_(weak, pc.invert(w))))
+                better = pc.and_kleene(
+                    pc.is_valid(t), pc.or_kleene(pc.is_null(token), pc.and_kleene(weak, pc.invert(w)))
+                )
                 better = pc.fill_null(better, False)
                 token, weak = pc.if_else(better, t, token), pc.if_else(better, w, weak)
             arrays[name], arrays[_weak_marker(name)] = token, weak
