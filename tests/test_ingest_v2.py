@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import POLICE_HEADER, POLICE_ROWS, agency_config, write_csv
-from linkage.config.agency import AgencyConfig, CsvInput
+from linkage.config.agency import AgencyConfig
 from linkage.errors import ConfigError
 from linkage.extract.pseudonymise import ExtractRefused, pseudonymise, recover_cell
 from linkage.extract.reader import ExtractReader, parse_csv_chunk
@@ -153,7 +153,7 @@ def test_input_inside_out_is_refused(keys, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     path = write_csv(out / "police.csv", POLICE_HEADER, POLICE_ROWS)
-    with pytest.raises(ConfigError, match="input file .* inside the output directory"):
+    with pytest.raises(ConfigError, match=r"input file .* inside the output directory"):
         run(keys, agency_config("police"), path, out, tmp_path, rejects_dir=tmp_path / "rej")
 
 
@@ -182,7 +182,8 @@ def test_over_the_reject_limit_exits_1_and_writes_no_extract(
     assert "5 of 200 rows rejected" in res.stderr
     assert not (out / "police.parquet").exists() and not (out / "police.manifest.json").exists()
     assert sum(
-        r["action"] == "row rejected" for r in csv.DictReader(open(tmp_path / "raw" / "police.rejects.csv"))
+        r["action"] == "row rejected"
+        for r in csv.DictReader((tmp_path / "raw" / "police.rejects.csv").read_text().splitlines())
     )
     entry = json.loads(run_log.read_text().splitlines()[-1])
     assert entry["outcome"] == "refused" and "5 of 200 rows rejected" in entry["detail"]
@@ -383,7 +384,9 @@ def test_victim_mentions_are_rows_of_their_own(keys, tmp_path):
              "sex": {"column": f"v{i}_sex", "map": {"M": "M", "F": "F"}}}
             for i in (1, 2)
         ],
-        attributes=[{"column": "da", "type": "boolean", "true_values": ["Y"], "false_values": ["N"], "victim": True}],
+        attributes=[
+            {"column": "da", "type": "boolean", "true_values": ["Y"], "false_values": ["N"], "victim": True}
+        ],
     )  # fmt: skip
     result = run(keys, config, path, tmp_path / "out", tmp_path)
     t = pq.read_table(result.parquet).to_pylist()
