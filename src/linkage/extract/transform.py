@@ -90,7 +90,7 @@ _JOIN = "\x1f"  # joins a multi-column field's raw values (unit separator: never
 _ABSENT = object()  # the cached result of a missing value (a cache lookup returning None: not cached)
 UNVERIFIED = "unverified: check character wrong"
 NO_USABLE_IDENTIFIER = (
-    "no usable identifier left (needs a surname with a forename or date of birth, or a valid id)"
+    "no usable identifier left (needs two of surname, forename, date of birth, or a valid id)"
 )
 ROW_NUMBER_PREFIX = "row:"  # record ids made from row numbers when the config names no record id column
 
@@ -218,7 +218,8 @@ class _Identity:
         for spec in ids.ids:
             self._national_id(spec)
         # the usable-identifier rule applies only if the config gives the means to satisfy it
-        self.can_be_usable = bool(ids.surname or ids.full_name or ids.ids)
+        parts = 2 * bool(ids.full_name) + bool(ids.surname) + bool(ids.forenames) + bool(ids.date_of_birth)
+        self.can_be_usable = bool(ids.ids) or parts >= 2
 
     def _add(self, name: str, columns: list[str], outputs: list[str], convert, on_invalid, **kw) -> _Field:
         f = _Field(self.prefix + name, columns, outputs, convert, on_invalid, **kw)
@@ -761,15 +762,16 @@ def without_worker_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _usable(arrays: dict[str, pa.Array], n: int) -> np.ndarray:
-    """Rows that keep a usable identifier: a surname with a forename or date of birth, or a verified
-    typed id, or a generic id (it passed its pattern)."""
+    """Rows that keep a usable identifier: two of surname, forename and date of birth (a date valid only
+    swapped counts), or a verified typed id, or a generic id (it passed its pattern)."""
 
     def valid(name: str) -> np.ndarray:
         return (
             pc.is_valid(arrays[name]).to_numpy(zero_copy_only=False) if name in arrays else np.zeros(n, bool)
         )
 
-    usable = valid("sn") & (valid("fn1") | valid("dob") | valid("dob_swap"))
+    sn, fn, dob = valid("sn"), valid("fn1"), valid("dob") | valid("dob_swap")
+    usable = (sn & fn) | (sn & dob) | (fn & dob)
     for column in NATIONAL_ID_TYPES.values():
         if column in arrays:
             usable |= pc.fill_null(pc.invert(arrays[_weak_marker(column)]), False).to_numpy(
