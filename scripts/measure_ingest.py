@@ -73,7 +73,9 @@ def measure(config_path: Path, input_path: Path, work: Path, injected: set[int] 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--synth", type=Path, help="a `linkage synth` output folder")
     parser.add_argument("--public", type=Path, help="scripts/export_public_sets.py output folder")
     args = parser.parse_args()
@@ -82,7 +84,9 @@ def main() -> None:
         bad = pq.read_table(args.synth / "truth" / "bad_rows.parquet").to_pylist()
         for agency in ("police", "prosecution", "court", "prison"):
             injected = {b["source_row"] for b in bad if b["source_dataset"] == agency}
-            jobs.append((ROOT / "configs" / "agencies" / f"{agency}.yaml", args.synth / f"{agency}.csv", injected))
+            jobs.append(
+                (ROOT / "configs" / "agencies" / f"{agency}.yaml", args.synth / f"{agency}.csv", injected)
+            )
     if args.public:
         for name, config in PUBLIC.items():
             jobs.append((ROOT / "configs" / "examples" / config, args.public / f"{name}.csv", None))

@@ -566,12 +566,16 @@ class BatchTransformer:
             arrays[name] = pc.take(pa.array(values, type=self._types[name]), encoded.indices)
         codes = pc.fill_null(encoded.indices, len(results)).to_numpy(zero_copy_only=False)
         counts = np.bincount(codes, minlength=len(results) + 1)
+        # Only values that are absent, invalid or carry notes need Python work: one comprehension finds
+        # them (most distinct values have none), and the rest of the count is done on `counts`.
+        flagged = [k for k, r in enumerate(results) if type(r) is not tuple or r[-1]]
+        absent = [k for k in flagged if results[k] is _ABSENT]
+        out.counts.present[f.name] += len(codes) - int(counts[len(results)]) - int(counts[absent].sum())
         by_action: dict[tuple[str, str], list[int]] = {}
-        for k, r in enumerate(results):
+        for k in flagged:
+            r, n = results[k], int(counts[k])
             if r is _ABSENT:
                 continue
-            n = int(counts[k])
-            out.counts.present[f.name] += n
             if type(r) is _Invalid:
                 out.counts.blanked[f.name, r.reason] += n
                 by_action.setdefault((r.reason, ACTION_BLANKED), []).append(k)
@@ -627,7 +631,7 @@ class BatchTransformer:
                 out.rejects.append((i, "*", NO_USABLE_IDENTIFIER))
         if self.config.age_band:
             arrays[self.config.age_band.name] = self._age_bands(arrays[_DOB], arrays[self.config.age_band.at])
-        arrays[ROLE] = pa.array(["subject"] * n, type=pa.string())
+        arrays[ROLE] = pa.repeat(pa.scalar("subject"), n)
         batch = self._batch(arrays, n)
         keep = None
         if out.rejects:
@@ -713,8 +717,8 @@ class BatchTransformer:
         victim_ids = pc.binary_join_element_wise(rids, f"/victim/{index}", "")
         arrays[RECORD_KEY] = pc.fill_null(self.tok.record_keys(self.config.agency.name, victim_ids), 0)
         arrays[MENTION_OF] = subject[RECORD_KEY]
-        arrays[ROLE] = pa.array(["victim"] * n, type=pa.string())
-        arrays[VICTIM_INDEX] = pa.array([index] * n, type=pa.int8())
+        arrays[ROLE] = pa.repeat(pa.scalar("victim"), n)
+        arrays[VICTIM_INDEX] = pa.repeat(pa.scalar(index, pa.int8()), n)
         for attr in self.config.attributes:
             if attr.victim:
                 arrays[attr.out_name] = subject[attr.out_name]
