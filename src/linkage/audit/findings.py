@@ -42,7 +42,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "AUD104": (Severity.high, "sampled values of a pass-through column look like identifiers"),
     "AUD105": (Severity.medium, "record or case reference passed through in the clear"),
     "AUD106": (Severity.medium, "column named in the config is missing from the sample"),
-    "AUD107": (Severity.low, "invalid dates of birth are blanked, not rejected"),
+    "AUD107": (Severity.low, "a bad date of birth rejects the whole record"),
     "AUD201": (Severity.high, "key or secret referenced from a secure-environment config"),
     "AUD202": (Severity.medium, "low match threshold"),
     "AUD203": (Severity.low, "expected key fingerprint not pinned"),
@@ -291,21 +291,21 @@ def sampled_values(file: ConfigFile, config: AgencyConfig, sample: Sample | None
             )
 
 
-def dob_blanked(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
+def dob_strict(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
     dob = config.identifiers.date_of_birth
-    if dob is not None and dob.on_invalid is OnInvalid.missing:
+    if dob is not None and dob.on_invalid is OnInvalid.reject:
         yield Finding.of(
             file,
             "AUD107",
-            "An unreadable date of birth is silently blanked instead of sending the row to the rejects "
-            "file: the record loses its strongest linkage evidence and nobody fixes the source. "
-            "Prefer `on_invalid: reject`.",
+            "An unreadable date of birth sends the whole row to the rejects file, although its name and "
+            "ids could still link it (token spec v2 blanks the value, counts it and refuses the run when "
+            "more than --max-blank-rate are blanked). Prefer the default `on_invalid: missing`.",
             ("identifiers", "date_of_birth", "on_invalid"),
         )
 
 
 AgencyRule = Callable[[ConfigFile, AgencyConfig, Sample | None], Iterable[Finding]]
-AGENCY_RULES: tuple[AgencyRule, ...] = (identifier_columns, permissive_patterns, sampled_values, dob_blanked)
+AGENCY_RULES: tuple[AgencyRule, ...] = (identifier_columns, permissive_patterns, sampled_values, dob_strict)
 
 
 # --- secure-environment configs (linkage config, release policy) ---------------------------------------
