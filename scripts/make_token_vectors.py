@@ -13,7 +13,7 @@ from pathlib import Path
 
 from linkage.keys import ProjectKey
 from linkage.tokens import standardise as st
-from linkage.tokens.spec import TOKEN_SPEC_VERSION, Purpose, generic_id_column
+from linkage.tokens.spec import NATIONAL_ID_TYPES, TOKEN_SPEC_VERSION, Purpose, generic_id_column
 from linkage.tokens.tokenise import (
     Tokeniser,
     address_plaintexts,
@@ -95,6 +95,7 @@ GENERIC_IDS = [
     ("passport", r"^[A-Z0-9]{6,9}$", "alnum", "x1234567"),
 ]
 CASE_REFS = ["01YE0123456", "01-ye-0123456 "]
+RECORD_IDS = [("police", "CR0001"), ("court", "CR0001"), ("police", "CR0001/victim/1"), ("police", "row:7")]
 ADDRESSES = [
     {"line": "12a High St"},
     {"line": "Flat 2, 12A High Street", "town": "Leeds"},
@@ -103,22 +104,10 @@ ADDRESSES = [
 ]
 
 
-def build() -> dict:
-    key = ProjectKey("vectors", datetime(2026, 1, 1, tzinfo=UTC), KEY)
-    tok = Tokeniser(key.subkeys())
-    vectors: list[dict] = []
-
-    def add(kind: str, raw, standard: dict, plaintexts: dict, **options) -> None:
-        tokens = tok.hash_plaintexts(
-            {k: v for k, v in plaintexts.items() if not isinstance(v, bool)},
-            postcode_country=options.get("country", "uk"),
-        )
-        markers = {k: v for k, v in plaintexts.items() if isinstance(v, bool)}
-        vectors.append(
-            {"type": kind, "raw": raw, **options, "standard": standard, "tokens": tokens, "markers": markers}
-        )
-
-    for raw in FORENAMES:
+def engine_form(kind: str, raw, options: dict) -> tuple[dict, dict]:
+    """The engine's standard form and plaintexts (markers included) of one raw value of an identifier
+    type: what a vector pins. tests/test_token_vectors.py runs it again over the stored vectors."""
+    if kind == "forenames":
         parts = st.forename_parts([raw])
         first = parts[0] if parts else None
         standard = {
@@ -126,92 +115,103 @@ def build() -> dict:
             "canonical": first and canonical_forename(first),
             "phonetic": first and st.phonetic(first),
         }
-        add("forenames", raw, standard, forename_plaintexts(parts))
-    for raw in SURNAMES:
+        return standard, forename_plaintexts(parts)
+    if kind == "surname":
         parts = st.surname_parts(raw)
-        add(
-            "surname",
-            raw,
-            {"parts": parts, "phonetic": st.phonetic("".join(parts))},
-            surname_plaintexts(parts),
-        )
-    for raw, layouts in FULL_NAMES:
-        forenames, surname, layout = st.split_full_name_layouts(raw, layouts)
-        fparts, sparts = st.forename_parts([forenames]), st.surname_parts(surname)
+        return {"parts": parts, "phonetic": st.phonetic("".join(parts))}, surname_plaintexts(parts)
+    if kind == "full_name":
+        forenames, surname, layout = st.split_full_name_layouts(raw, options["layouts"])
+        f, s = st.forename_parts([forenames]), st.surname_parts(surname)
         standard = {
             "layout": layout,
-            "forename_parts": fparts,
-            "surname_parts": sparts,
-            "canonical": canonical_forename(fparts[0]),
-            "forename_phonetic": st.phonetic(fparts[0]),
-            "surname_phonetic": st.phonetic("".join(sparts)),
+            "forename_parts": f,
+            "surname_parts": s,
+            "canonical": canonical_forename(f[0]),
+            "forename_phonetic": st.phonetic(f[0]),
+            "surname_phonetic": st.phonetic("".join(s)),
         }
-        add(
-            "full_name",
-            raw,
-            standard,
-            forename_plaintexts(fparts) | surname_plaintexts(sparts),
-            layouts=layouts,
-        )
-    for raw, formats in DATES:
-        d, swapped = st.read_birth_date(raw, formats, TODAY)
-        weak = swapped or st.is_placeholder(d, PLACEHOLDERS)
+        return standard, forename_plaintexts(f) | surname_plaintexts(s)
+    if kind == "date_of_birth":
+        d, swapped = st.read_birth_date(raw, options["formats"], TODAY)
         swap = st.swapped_date(d)
         standard = {
             "iso": d.isoformat(),
             "swapped_only": swapped,
             "swapped": None if swapped else swap and swap.isoformat(),
         }
-        plain = dob_plaintexts(d, swapped_only=swapped) | {"dob_weak": weak}
-        add("date_of_birth", raw, standard, plain, formats=formats, placeholders=PLACEHOLDERS)
-    for raw in POSTCODES:
-        inward, outward = st.standardise_postcode(raw)
-        add("postcode", raw, {"outward": outward, "inward": inward}, postcode_plaintexts(inward, outward))
-    for raw in GENERIC_POSTCODES:
+        weak = swapped or st.is_placeholder(d, options["placeholders"])
+        return standard, dob_plaintexts(d, swapped_only=swapped) | {"dob_weak": weak}
+    if kind == "postcode" and options.get("country") == "generic":
         code, sector, district = st.standardise_generic_postcode(raw)
         standard = {"code": code, "sector": sector, "district": district}
-        add("postcode", raw, standard, generic_postcode_plaintexts(code, sector, district), country="generic")
-    columns = {"pnc": "pnc", "cro": "cro", "ni_number": "ni", "nhs_number": "nhs"}
-    for kind, raw in NATIONAL_IDS:
+        return standard, generic_postcode_plaintexts(code, sector, district)
+    if kind == "postcode":
+        inward, outward = st.standardise_postcode(raw)
+        return {"outward": outward, "inward": inward}, postcode_plaintexts(inward, outward)
+    if kind in st.NATIONAL_ID_PARSERS:
         value = st.NATIONAL_ID_PARSERS[kind](raw)
-        column = columns[kind]
+        column = NATIONAL_ID_TYPES[kind]
         standard = {"canonical": value.canonical, "verified": value.verified}
-        add(kind, raw, standard, {column: value.canonical, f"{column}_weak": not value.verified})
-    for family, pattern, normalise, raw in GENERIC_IDS:
-        value = st.standardise_generic_id(raw, re.compile(pattern), normalise)
-        column = generic_id_column(family).name
-        options = {"family": family, "pattern": pattern, "normalise": normalise}
-        add("generic", raw, {"canonical": value}, {column: value}, **options)
-    for raw in CASE_REFS:
+        return standard, {column: value.canonical, f"{column}_weak": not value.verified}
+    if kind == "generic":
+        value = st.standardise_generic_id(raw, re.compile(options["pattern"]), options["normalise"])
+        return {"canonical": value}, {generic_id_column(options["family"]).name: value}
+    if kind == "case_reference":
         ref = st.standardise_reference(raw)
-        add("case_reference", raw, {"canonical": ref}, {"case_ref": ref})
-    for raw in ADDRESSES:
+        return {"canonical": ref}, {"case_ref": ref}
+    if kind == "address":
         if "line" in raw:
             house, street = st.split_address_line(raw["line"])
         else:
             house = st.standardise_house_number(raw["house_number"]) if "house_number" in raw else None
             street = st.standardise_street(raw["street"]) if "street" in raw else None
         town = st.standardise_town(raw["town"]) if "town" in raw else None
-        add(
-            "address",
-            raw,
-            {"house": house, "street": street, "town": town},
-            address_plaintexts(house, street, town),
-        )
-    for agency, rid in (
-        ("police", "CR0001"),
-        ("court", "CR0001"),
-        ("police", "CR0001/victim/1"),
-        ("police", "row:7"),
-    ):
+        return {"house": house, "street": street, "town": town}, address_plaintexts(house, street, town)
+    raise ValueError(f"unknown identifier type {kind!r}")
+
+
+def hashed(tok: Tokeniser, plaintexts: dict, country: str = "uk") -> tuple[dict, dict]:
+    """(tokens, markers) of an identifier's plaintexts: booleans are markers, the rest is hashed."""
+    markers = {k: v for k, v in plaintexts.items() if isinstance(v, bool)}
+    plain = {k: v for k, v in plaintexts.items() if not isinstance(v, bool)}
+    return tok.hash_plaintexts(plain, postcode_country=country), markers
+
+
+def build() -> dict:
+    key = ProjectKey("vectors", datetime(2026, 1, 1, tzinfo=UTC), KEY)
+    tok = Tokeniser(key.subkeys())
+    vectors: list[dict] = []
+
+    def add(kind: str, raw, **options) -> None:
+        standard, plaintexts = engine_form(kind, raw, options)
+        tokens, markers = hashed(tok, plaintexts, options.get("country", "uk"))
         vectors.append(
-            {
-                "type": "record_id",
-                "raw": rid,
-                "standard": {"agency": agency},
-                "tokens": {"record_key": tok.record_key(agency, rid)},
-            }
+            {"type": kind, "raw": raw, **options, "standard": standard, "tokens": tokens, "markers": markers}
         )
+
+    for raw in FORENAMES:
+        add("forenames", raw)
+    for raw in SURNAMES:
+        add("surname", raw)
+    for raw, layouts in FULL_NAMES:
+        add("full_name", raw, layouts=layouts)
+    for raw, formats in DATES:
+        add("date_of_birth", raw, formats=formats, placeholders=PLACEHOLDERS)
+    for raw in POSTCODES:
+        add("postcode", raw)
+    for raw in GENERIC_POSTCODES:
+        add("postcode", raw, country="generic")
+    for kind, raw in NATIONAL_IDS:
+        add(kind, raw)
+    for family, pattern, normalise, raw in GENERIC_IDS:
+        add("generic", raw, family=family, pattern=pattern, normalise=normalise)
+    for raw in CASE_REFS:
+        add("case_reference", raw)
+    for raw in ADDRESSES:
+        add("address", raw)
+    for agency, rid in RECORD_IDS:
+        tokens = {"record_key": tok.record_key(agency, rid)}
+        vectors.append({"type": "record_id", "raw": rid, "standard": {"agency": agency}, "tokens": tokens})
     return {
         "token_spec_version": TOKEN_SPEC_VERSION,
         "project_key_hex": KEY.hex(),
