@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -57,6 +58,7 @@ from linkage.tokens.standardise import (
     forename_parts,
     is_ascii,
     is_placeholder,
+    name_parts,
     parse_date,
     pncs_ascii,
     read_birth_date,
@@ -88,6 +90,7 @@ _DOB = "_dob"  # internal output: the parsed date of birth, used for the age ban
 _NOTES = "_notes"  # internal output: what standardisation noted about a value (counted, never written)
 _JOIN = "\x1f"  # joins a multi-column field's raw values (unit separator: never in real data)
 _ABSENT = object()  # the cached result of a missing value (a cache lookup returning None: not cached)
+_NEEDS_LOOK = ("absent or invalid",)  # notes cell of a value that is not a tuple of outputs
 UNVERIFIED = "unverified: check character wrong"
 NO_USABLE_IDENTIFIER = (
     "no usable identifier left (needs two of surname, forename, date of birth, or a valid id)"
@@ -130,8 +133,9 @@ class _Field:
     whole_column: Callable[[pa.Array], dict[str, pa.Array] | None] | None = None
 
     def __post_init__(self) -> None:
-        # converter dict -> tuple in output order + notes, in C
-        self.pick = itemgetter(*self.outputs, _NOTES)
+        # converter dict -> tuple in output order, in C (a 1-output itemgetter returns a bare value)
+        get = itemgetter(*self.outputs)
+        self.pick = get if len(self.outputs) > 1 else lambda d: (get(d),)
         self.token_outputs = [(i, name) for i, name in enumerate(self.outputs) if is_token_column(name)]
 
 
@@ -235,7 +239,8 @@ class _Identity:
                 plain = forename_plaintexts(forename_parts([forenames])) | surname_plaintexts(
                     surname_parts(surname)
                 )
-                return plain | {_NOTES: (f"layout {layout}", *text_notes(raw))}
+                plain[_NOTES] = (f"layout {layout}", *text_notes(raw))
+                return plain
 
             self._add(
                 "full_name",
@@ -247,14 +252,20 @@ class _Identity:
         if ids.forenames:
 
             def forenames(*raws: str | None) -> dict:
-                notes = tuple(n for r in raws if r for n in text_notes(r))
-                return forename_plaintexts(forename_parts(list(raws))) | {_NOTES: notes}
+                joined = " ".join(filter(None, raws))
+                plain = forename_plaintexts(name_parts(joined, drop_titles=True))
+                if not joined.isascii():
+                    plain[_NOTES] = text_notes(joined)
+                return plain
 
             self._add("forenames", ids.forenames.columns, _NAME_FORE, forenames, ids.forenames.on_invalid)
         if ids.surname:
 
             def surname(raw: str) -> dict:
-                return surname_plaintexts(surname_parts(raw)) | {_NOTES: text_notes(raw)}
+                plain = surname_plaintexts(surname_parts(raw))
+                if not raw.isascii():
+                    plain[_NOTES] = text_notes(raw)
+                return plain
 
             self._add("surname", [ids.surname.column], _NAME_SUR, surname, ids.surname.on_invalid)
 
@@ -264,10 +275,15 @@ class _Identity:
         def dob(raw: str) -> dict:
             d, swapped = read_birth_date(raw, formats)
             if swapped:
-                return dob_plaintexts(d, swapped_only=True) | {"dob_weak": True, _DOB: d, _NOTES: (_SWAPPED,)}
+                plain = dob_plaintexts(d, swapped_only=True)
+                plain["dob_weak"], plain[_DOB], plain[_NOTES] = True, d, (_SWAPPED,)
+                return plain
             placeholder = is_placeholder(d, placeholders)
-            notes = (_PLACEHOLDER,) if placeholder else ()
-            return dob_plaintexts(d) | {"dob_weak": placeholder, _DOB: d, _NOTES: notes}
+            plain = dob_plaintexts(d)
+            plain["dob_weak"], plain[_DOB] = placeholder, d
+            if placeholder:
+                plain[_NOTES] = (_PLACEHOLDER,)
+            return plain
 
         outputs = ["dob", "dob_swap", "dob_ym", "dob_yd", "dob_md", "dob_weak", _DOB]
         self._add("date_of_birth", [spec.column], outputs, dob, spec.on_invalid)
@@ -279,7 +295,7 @@ class _Identity:
             key = raw.strip().upper()
             if key not in sex_map:
                 raise InvalidValue("value is not in the sex map")
-            return {SEX: sex_map[key], _NOTES: ()}
+            return {SEX: sex_map[key]}
 
         self._add("sex", [spec.column], [SEX], sex, spec.on_invalid)
 
@@ -287,11 +303,11 @@ class _Identity:
         if spec.country == "uk":
 
             def postcode(raw: str) -> dict:
-                return postcode_plaintexts(*standardise_postcode(raw)) | {_NOTES: ()}
+                return postcode_plaintexts(*standardise_postcode(raw))
         else:
 
             def postcode(raw: str) -> dict:
-                return generic_postcode_plaintexts(*standardise_generic_postcode(raw)) | {_NOTES: ()}
+                return generic_postcode_plaintexts(*standardise_generic_postcode(raw))
 
         outputs = ["pc", "pc_sector", "pc_district"]
         self._add(
@@ -318,7 +334,9 @@ class _Identity:
             notes = tuple(n for r in raws if r for n in text_notes(r))
             if raw.get("house_number") and house is None:
                 notes += ("house number unreadable (street and town kept)",)
-            return address_plaintexts(house, street, town) | {_NOTES: notes}
+            plain = address_plaintexts(house, street, town)
+            plain[_NOTES] = notes
+            return plain
 
         self._add(
             "address", spec.columns, ["addr_house", "addr_street", "addr_town"], address, spec.on_invalid
@@ -329,7 +347,7 @@ class _Identity:
             pattern, normalise, column = compiled(spec.pattern), spec.normalise, spec.token_column
 
             def generic(raw: str) -> dict:
-                return {column: standardise_generic_id(raw, pattern, normalise), _NOTES: ()}
+                return {column: standardise_generic_id(raw, pattern, normalise)}
 
             self._add(column, [spec.column], [column], generic, spec.on_invalid)
             return
@@ -392,7 +410,7 @@ class BatchTransformer:
                     "case_reference",
                     [spec.column],
                     ["case_ref"],
-                    lambda raw: {"case_ref": standardise_reference(raw), _NOTES: ()},
+                    lambda raw: {"case_ref": standardise_reference(raw)},
                     spec.on_invalid,
                     whole_column=self._case_refs,
                 ),
@@ -405,7 +423,7 @@ class BatchTransformer:
         if isinstance(attr, DateAttribute):
 
             def convert(raw: str) -> dict:
-                return {out: parse_date(raw, attr.formats), _NOTES: ()}
+                return {out: parse_date(raw, attr.formats)}
         elif isinstance(attr, CodeAttribute):
             pattern = re.compile(attr.pattern)
 
@@ -413,7 +431,7 @@ class BatchTransformer:
                 code = raw.strip().upper()
                 if not pattern.match(code):
                     raise InvalidValue("code does not match the configured pattern")
-                return {out: code, _NOTES: ()}
+                return {out: code}
         elif isinstance(attr, CategoryAttribute):
             lookup: dict[str, str | None] = {v.upper(): v for v in attr.values or []}
             lookup |= {k.strip().upper(): v for k, v in (attr.map or {}).items()}
@@ -422,7 +440,7 @@ class BatchTransformer:
                 key = raw.strip().upper()
                 if key not in lookup:
                     raise InvalidValue("value is not one of the configured categories")
-                return {out: lookup[key], _NOTES: ()}
+                return {out: lookup[key]}
         elif isinstance(attr, IntegerAttribute):
 
             def convert(raw: str) -> dict:
@@ -432,7 +450,7 @@ class BatchTransformer:
                     raise InvalidValue("not an integer") from None
                 if (attr.min is not None and value < attr.min) or (attr.max is not None and value > attr.max):
                     raise InvalidValue(f"integer outside {attr.min}..{attr.max}")
-                return {out: value, _NOTES: ()}
+                return {out: value}
         elif isinstance(attr, BooleanAttribute):
             truth = {v.upper(): True for v in attr.true_values} | {
                 v.upper(): False for v in attr.false_values
@@ -442,7 +460,7 @@ class BatchTransformer:
                 key = raw.strip().upper()
                 if key not in truth:
                     raise InvalidValue("not one of the configured true/false values")
-                return {out: truth[key], _NOTES: ()}
+                return {out: truth[key]}
         else:  # pragma: no cover - the discriminated union admits no other type
             raise TypeError(attr)
         return _Field(attr.column, [attr.column], [out], convert, attr.on_invalid)
@@ -459,9 +477,12 @@ class BatchTransformer:
         if present.count(None) == len(present):
             return _ABSENT
         try:
-            return list(f.pick(f.convert(*present)))
+            converted = f.convert(*present)
         except InvalidValue as exc:
             return _Invalid(str(exc))
+        out = list(f.pick(converted))
+        out.append(converted.get(_NOTES, ()))  # the notes, last (most values have none)
+        return out
 
     def _results(self, f: _Field, keys: list[str]) -> list[tuple | _Invalid | object]:
         """Results for distinct raw values: from the cache, the rest converted and hashed in a batch."""
@@ -559,7 +580,8 @@ class BatchTransformer:
         the conversion of values not cached yet). ``rows_of`` maps this source's rows to the batch's."""
         encoded = source.dictionary_encode()
         results = self._results(f, encoded.dictionary.to_pylist())
-        absent_row = (None,) * (len(f.outputs) + 1)
+        # absent and invalid values: NULL outputs, and a truthy notes cell so `compress` finds them
+        absent_row = (None,) * len(f.outputs) + (_NEEDS_LOOK,)
         rows_out = [r if type(r) is tuple else absent_row for r in results]
         per_output = list(zip(*rows_out, strict=True)) if rows_out else [()] * (len(f.outputs) + 1)
         for name, values in zip(f.outputs, per_output[:-1], strict=True):
@@ -568,7 +590,7 @@ class BatchTransformer:
         counts = np.bincount(codes, minlength=len(results) + 1)
         # Only values that are absent, invalid or carry notes need Python work: one comprehension finds
         # them (most distinct values have none), and the rest of the count is done on `counts`.
-        flagged = [k for k, r in enumerate(results) if type(r) is not tuple or r[-1]]
+        flagged = list(compress(range(len(results)), per_output[-1]))
         absent = [k for k in flagged if results[k] is _ABSENT]
         out.counts.present[f.name] += len(codes) - int(counts[len(results)]) - int(counts[absent].sum())
         by_action: dict[tuple[str, str], list[int]] = {}
