@@ -457,3 +457,16 @@ def test_public_sets_lose_no_usable_record(keys, tmp_path):
         m = result.manifest_data
         assert set(m.rejects_by_reason) <= {"no usable identifier left"}, name
         assert m.counts.rejected <= m.counts.read * 0.001, name
+
+
+def test_period_and_blanked_values_in_the_summary(keys, police_csv, tmp_path, run_cli, passphrase_env):
+    out = tmp_path / "out"
+    res = run_cli(*keys.pseudonymise_args(police_csv, out), "--period", "2025-04-01/2026-03-31", "--json")
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert "values_blanked" in summary and "values_unverified" in summary
+    manifest = json.loads((out / "police.manifest.json").read_text())
+    assert manifest["extraction_period"] == "2025-04-01/2026-03-31"
+    assert manifest["record_id_source"] == "column" and manifest["manifest_version"] == 2
+    bad = run_cli(*keys.pseudonymise_args(police_csv, out), "--period", "2026-03-31/2025-04-01")
+    assert bad.exit_code == 2 and "--period" in bad.stderr
