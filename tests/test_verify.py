@@ -168,7 +168,9 @@ def test_warns_on_an_extract_older_than_one_already_linked(extracts, trusted, tm
     archived.write_bytes(
         newer.model_copy(update={"created_at": newer.created_at + timedelta(days=30)}).to_bytes()
     )
-    append(EntryBuilder("run", [], [archived], None), "ok", path=log)
+    linked = EntryBuilder("run", [], [], None)
+    linked.add_output(archived)  # the run folder's copy of the manifest it linked
+    append(linked, "ok", path=log)
     (warning,) = verify_extracts([extracts], trusted, run_log=log).warnings
     assert (
         warning.startswith("police: this extract") and "older than one this project already linked" in warning

@@ -182,8 +182,9 @@ def _unsupported_spec(path: Path) -> str | None:
 
 def _older_than_linked(manifests: list[Manifest], run_log: Path) -> list[str]:
     """Warn when an extract is older than one of the same agency and project that a `linkage run`
-    already used. The run log is the record: each run lists its input manifests by path and SHA-256;
-    those still on disk with that hash are read back for their agency, period and creation time."""
+    already used. The run log is the record: each run lists its input manifests, and the copies it
+    keeps in its run folder (inputs/manifests/), by path and SHA-256; those still on disk with that
+    hash are read back for their agency, period and creation time."""
     if not Path(run_log).is_file():
         return []
     linked: dict[str, Manifest] = {}  # agency -> newest linked extract
@@ -194,7 +195,7 @@ def _older_than_linked(manifests: list[Manifest], run_log: Path) -> list[str]:
             continue  # `linkage audit log` reports a broken log; here it only loses a warning
         if entry.command != "run" or entry.outcome != "ok":
             continue
-        for item in entry.inputs:
+        for item in [*entry.inputs, *entry.outputs]:  # outputs: the copies kept in the run folder
             path = Path(item.path)
             if (
                 not path.name.endswith(".manifest.json")
