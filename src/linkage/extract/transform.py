@@ -48,6 +48,7 @@ from linkage.tokens.spec import (
     TOKEN_COLUMN_NAMES,
     WEAK_MARKERS,
     Purpose,
+    columns_for,
     is_token_column,
 )
 from linkage.tokens.standardise import (
@@ -104,8 +105,6 @@ ACTION_UNVERIFIED = "value kept unverified"
 ACTION_SWAPPED = "value kept as swapped date"
 _SWAPPED = "valid only with day and month swapped"
 _PLACEHOLDER = "placeholder date"
-_NAME_FORE = ["fn1", "fn2", "fn1_canon", "fn1_phon", "fn1_pre3"]
-_NAME_SUR = ["sn", "sn_phon", "sn_pre3", "sn_p1", "sn_p2"]
 
 
 @dataclass(frozen=True)
@@ -245,7 +244,7 @@ class _Identity:
             self._add(
                 "full_name",
                 [ids.full_name.column],
-                _NAME_FORE + _NAME_SUR,
+                list(columns_for("full_name")),
                 full_name,
                 ids.full_name.on_invalid,
             )
@@ -258,7 +257,8 @@ class _Identity:
                     plain[_NOTES] = text_notes(joined)
                 return plain
 
-            self._add("forenames", ids.forenames.columns, _NAME_FORE, forenames, ids.forenames.on_invalid)
+            outputs = list(columns_for("forenames"))
+            self._add("forenames", ids.forenames.columns, outputs, forenames, ids.forenames.on_invalid)
         if ids.surname:
 
             def surname(raw: str) -> dict:
@@ -267,7 +267,8 @@ class _Identity:
                     plain[_NOTES] = text_notes(raw)
                 return plain
 
-            self._add("surname", [ids.surname.column], _NAME_SUR, surname, ids.surname.on_invalid)
+            outputs = list(columns_for("surname"))
+            self._add("surname", [ids.surname.column], outputs, surname, ids.surname.on_invalid)
 
     def _date_of_birth(self, spec) -> None:
         formats, placeholders = spec.formats, spec.placeholders
@@ -285,7 +286,7 @@ class _Identity:
                 plain[_NOTES] = (_PLACEHOLDER,)
             return plain
 
-        outputs = ["dob", "dob_swap", "dob_ym", "dob_yd", "dob_md", "dob_weak", _DOB]
+        outputs = [*columns_for("date_of_birth"), _DOB]
         self._add("date_of_birth", [spec.column], outputs, dob, spec.on_invalid)
 
     def _sex(self, spec) -> None:
@@ -309,7 +310,7 @@ class _Identity:
             def postcode(raw: str) -> dict:
                 return generic_postcode_plaintexts(*standardise_generic_postcode(raw))
 
-        outputs = ["pc", "pc_sector", "pc_district"]
+        outputs = list(columns_for("postcode"))
         self._add(
             "postcode", [spec.column], outputs, postcode, spec.on_invalid, postcode_country=spec.country
         )
@@ -338,9 +339,7 @@ class _Identity:
             plain[_NOTES] = notes
             return plain
 
-        self._add(
-            "address", spec.columns, ["addr_house", "addr_street", "addr_town"], address, spec.on_invalid
-        )
+        self._add("address", spec.columns, list(columns_for("address")), address, spec.on_invalid)
 
     def _national_id(self, spec: IdField) -> None:
         if spec.type is IdType.generic:
@@ -352,7 +351,7 @@ class _Identity:
             self._add(column, [spec.column], [column], generic, spec.on_invalid)
             return
         types = [spec.type.value, *(t.value for t in spec.also)]
-        outputs = [c for t in types for c in (NATIONAL_ID_TYPES[t], _weak_marker(NATIONAL_ID_TYPES[t]))]
+        outputs = [c for t in types for c in columns_for(t)]
         convert = _typed_id_converter(types)
         f = self._add(spec.type.value, [spec.column], outputs, convert, spec.on_invalid)
         if spec.type is IdType.pnc:
@@ -369,7 +368,7 @@ def _house_number(raw: str) -> str | None:
 
 def _typed_id_converter(types: list[str]) -> Callable[[str], dict]:
     """Declared type first, then each `also` type; verified beats unverified, declared beats `also`."""
-    empty = {c: None for t in types for c in (NATIONAL_ID_TYPES[t], _weak_marker(NATIONAL_ID_TYPES[t]))}
+    empty = {c: None for t in types for c in columns_for(t)}
 
     def convert(raw: str) -> dict:
         parsed: list[tuple[str, Any]] = []
