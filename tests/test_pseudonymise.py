@@ -151,6 +151,8 @@ def test_bad_values_are_blanked_and_only_unusable_rows_rejected(keys, tmp_path):
         (6, "outcome", "value blanked"),
         (7, "postcode", "value blanked"),
         (9, "gender", "value blanked"),
+        (8, "dob", "value blanked"),  # a rejected row's field problems say why nothing usable was left
+        (8, "pnc_id", "value blanked"),
     }
     assert all(r["record"] == "" for r in entries if r["action"] != "row rejected")
     # counted over every parsed row, the rejected row 8 included

@@ -658,8 +658,7 @@ class BatchTransformer:
         if out.rejects:
             rejected = {i for i, _, _ in out.rejects}
             keep = pa.array([i not in rejected for i in range(n)])
-            batch = batch.filter(keep)
-            out.problems = [p for p in out.problems if p[0] not in rejected]
+            batch = batch.filter(keep)  # field problems of rejected rows stay listed: they say why
         victims = [
             self._victim_rows(v, i, columns, arrays, rids, keep, out) for i, v in enumerate(self.victims, 1)
         ]
@@ -667,8 +666,6 @@ class BatchTransformer:
         if victims:
             out.victim_rows = sum(v.num_rows for v in victims)
             batch = pa.Table.from_batches([batch, *victims]).combine_chunks().to_batches()[0]
-        if out.rejects:  # a rejected row's victims go with it
-            out.problems = [p for p in out.problems if p[0] not in rejected]
         out.rejects.sort()
         out.problems.sort()
         out.batch = batch
