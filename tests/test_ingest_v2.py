@@ -278,6 +278,9 @@ def test_generic_ids_postcodes_and_addresses(keys, tmp_path):
     assert m.values_blanked["postcode"] == {"postal code is not 3-10 letters and digits": 1}
     uk = Tokeniser(keys.project.subkeys()).column_tokens("pc_district", ["902"]).to_pylist()[0]
     assert t[0]["pc_district"] != uk  # generic codes hash in their own family
+    blobs = b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir())
+    for raw in ("123456789", "123-45-6789", "90210", "MAIN", "Main St", "SPRINGFIELD", "Springfield", "Lee"):
+        assert raw.encode() not in blobs, raw  # nothing in the clear, in the extract or the manifest
 
 
 def test_row_number_record_ids_are_file_wide(keys, tmp_path):
@@ -408,6 +411,9 @@ def test_victim_mentions_are_rows_of_their_own(keys, tmp_path):
     assert len({r["record_key"] for r in t}) == 5
     tok = Tokeniser(keys.project.subkeys())
     assert john["record_key"] == tok.record_key("police", "2/victim/1")
+    blobs = b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir())
+    for raw in ("Jones", "JONES", "Mary", "MARY", "Green", "GREEN", "Amy", "05/03/1990", "1990-03-05"):
+        assert raw.encode() not in blobs, raw
 
 
 # --- configs/examples: the public benchmark sets ---------------------------------------------------
