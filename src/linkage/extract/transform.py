@@ -129,7 +129,7 @@ class _Field:
     postcode_country: str = "uk"
     cache: dict = field(default_factory=dict)
     # whole-column form for an id unique to (nearly) every row: see BatchTransformer._pncs
-    whole_column: Callable[[pa.Array], dict[str, pa.Array] | None] | None = None
+    whole_column: Callable[[pa.Array], tuple[dict[str, pa.Array], pa.Array] | None] | None = None
 
     def __post_init__(self) -> None:
         # converter dict -> tuple in output order, in C (a 1-output itemgetter returns a bare value)
@@ -515,15 +515,18 @@ class BatchTransformer:
         trimmed = pc.ascii_upper(pc.ascii_trim(values, ASCII_WHITESPACE))
         return pc.fill_null(pc.is_in(trimmed, value_set=self._missing_values), True)
 
-    def _case_refs(self, values: pa.Array) -> dict[str, pa.Array] | None:
-        """case_ref tokens of a whole ASCII column (case references are unique per row)."""
+    def _case_refs(self, values: pa.Array) -> tuple[dict[str, pa.Array], pa.Array] | None:
+        """case_ref tokens of a whole ASCII column (case references are unique per row), and where the
+        value is missing."""
         if not is_ascii(values):
             return None
-        standard = pc.if_else(self._missing_ascii(values), None, references_ascii(values))
-        return {"case_ref": self.tok.column_tokens("case_ref", standard)}
+        missing = self._missing_ascii(values)
+        standard = pc.if_else(missing, None, references_ascii(values))
+        return {"case_ref": self.tok.column_tokens("case_ref", standard)}, missing
 
-    def _pncs(self, values: pa.Array, f: _Field) -> dict[str, pa.Array] | None:
-        """pnc tokens and markers of a whole ASCII column (PNC ids are unique per person).
+    def _pncs(self, values: pa.Array, f: _Field) -> tuple[dict[str, pa.Array], pa.Array] | None:
+        """pnc tokens and markers of a whole ASCII column (PNC ids are unique per person), and where the
+        value is missing.
 
         Returns only the rows whose value parses as a PNC id (plus missing ones); the caller sends
         the rest (other types listed in ``also``, unparseable values) down the per-value path.
@@ -536,32 +539,26 @@ class BatchTransformer:
         out = {name: pa.nulls(len(values), self._types[name]) for name in f.outputs if name != _DOB}
         out["pnc"] = self.tok.column_tokens("pnc", canonical)
         out["pnc_weak"] = pc.if_else(pc.is_valid(canonical), pc.invert(verified), None)
-        return out
+        return out, missing
 
-    def _field(
-        self, f: _Field, source: pa.Array, arrays: dict[str, pa.Array], out: BatchResult, prefix_rows=None
-    ) -> None:
+    def _field(self, f: _Field, source: pa.Array, arrays: dict[str, pa.Array], out: BatchResult) -> None:
         """Convert one field over a batch into ``arrays``; count and list what happened to its values."""
-        whole = f.whole_column(source) if f.whole_column is not None else None
-        if whole is not None:
-            first = whole[f.outputs[0]]
-            left = pc.and_(pc.is_null(first), pc.invert(self._missing_ascii(source)))
-            self._counts_whole(f, source, whole, out)
-            if pc.any(left).as_py():
-                rows = np.flatnonzero(left.to_numpy(zero_copy_only=False))
-                sub: dict[str, pa.Array] = {}
-                self._per_value(f, pc.take(source, rows), sub, out, rows)
-                mask = pa.array(np.isin(np.arange(len(source)), rows))
-                whole = {
-                    k: pc.replace_with_mask(v, mask, sub[k]) if k in sub else v for k, v in whole.items()
-                }
-            arrays.update(whole)
+        done = f.whole_column(source) if f.whole_column is not None else None
+        if done is None:
+            self._per_value(f, source, arrays, out, None)
             return
-        self._per_value(f, source, arrays, out, None)
+        whole, missing = done
+        self._counts_whole(f, whole, out)
+        # values present that the whole-column form could not read go down the per-value path
+        left = pc.and_(pc.is_null(whole[f.outputs[0]]), pc.invert(missing))
+        if pc.any(left).as_py():
+            rows = np.flatnonzero(left.to_numpy(zero_copy_only=False))
+            sub: dict[str, pa.Array] = {}
+            self._per_value(f, pc.take(source, rows), sub, out, rows)
+            whole = {k: pc.replace_with_mask(v, left, sub[k]) if k in sub else v for k, v in whole.items()}
+        arrays.update(whole)
 
-    def _counts_whole(
-        self, f: _Field, source: pa.Array, whole: dict[str, pa.Array], out: BatchResult
-    ) -> None:
+    def _counts_whole(self, f: _Field, whole: dict[str, pa.Array], out: BatchResult) -> None:
         column = f.outputs[0]
         present = pc.sum(pc.is_valid(whole[column])).as_py() or 0
         out.counts.present[f.name] += present
