@@ -476,3 +476,21 @@ def test_period_and_blanked_values_in_the_summary(keys, police_csv, tmp_path, ru
     assert manifest["record_id_source"] == "column" and manifest["manifest_version"] == 2
     bad = run_cli(*keys.pseudonymise_args(police_csv, out), "--period", "2026-03-31/2025-04-01")
     assert bad.exit_code == 2 and "--period" in bad.stderr
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_blank_lines_are_never_records(keys, tmp_path, width):
+    """The fast (Arrow) and record-by-record paths agree: a blank line is not a record, whatever the width."""
+    header = ["surname", "forename", "dob"][:width]
+    rows = [["Smith", "John", "05/03/1990"][:width], ["Jones", "Mary", "06/04/1991"][:width]]
+    text = ",".join(header) + "\n\n" + ",".join(rows[0]) + "\n\r\n\n" + ",".join(rows[1]) + "\n\n"
+    path = tmp_path / "x.csv"
+    path.write_text(text)
+    ids = {"surname": {"column": "surname"}}
+    if width > 1:
+        ids |= {
+            "forenames": {"columns": ["forename"]},
+            "date_of_birth": {"column": "dob", "formats": ["%d/%m/%Y"]},
+        }
+    result = run(keys, make_config(ids), path, tmp_path / "out", tmp_path)
+    assert (result.manifest_data.counts.read, result.manifest_data.counts.rejected) == (2, 0)

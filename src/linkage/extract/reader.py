@@ -283,8 +283,10 @@ def _parse_with_arrow(chunk: CsvChunk, layout: CsvLayout) -> RawBatch | None:
     data = chunk.data
     if layout.quotechar.encode() in data and not layout.quotes_look_well_formed(data):
         return None
+    # Blank lines are not records: the record-by-record path skips them (Arrow would read each as a
+    # row of empty fields, whatever the width). Two memchr-speed scans; blank lines are rare.
     if data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data:
-        return None  # blank lines are not records: the record-by-record path skips them
+        return None
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
