@@ -494,3 +494,43 @@ def test_blank_lines_are_never_records(keys, tmp_path, width):
         }
     result = run(keys, make_config(ids), path, tmp_path / "out", tmp_path)
     assert (result.manifest_data.counts.read, result.manifest_data.counts.rejected) == (2, 0)
+
+
+def test_a_new_users_dirty_extract_loses_nobody(keys, tmp_path):
+    """The issue's first-user extract: cp1252, names with and without the comma, '3 Feb 1987' dates,
+    PNC ids spaced and in lower case, a CRO number in the PNC column: nothing rejected, and the same
+    tokens as the clean spelling of the same people."""
+    header = ["ref", "name", "dob", "pnc"]
+    dirty = [
+        ["1", "O'BRIEN, Seán", "3 Feb 1987", "2001 / 0012345 h"],
+        ["2", "Seán O'BRIEN", "03 Feb 1987", "01/12345h"],
+        ["3", "MÜLLER, Zoë", "12 Mar 1990", "123456/89w"],  # a CRO number in the PNC column
+        ["4", "Zoë MÜLLER", "12 March 1990", "01/0012345A"],  # wrong check letter: kept unverified
+    ]
+    clean = [["1", "OBRIEN, Sean", "03/02/1987", "01/0012345H"], ["3", "MULLER, Zoe", "12/03/1990", ""]]
+    ids = {
+        "record_id": {"column": "ref"},
+        "full_name": {"column": "name", "layouts": ["SURNAME, Forenames", "upper-case SURNAME"]},
+        "date_of_birth": {"column": "dob", "formats": ["%d %b %Y", "%d %B %Y", "%d/%m/%Y"]},
+        "ids": [{"column": "pnc", "type": "pnc", "also": ["cro"]}],
+    }
+    config = make_config(ids, input={"format": "csv", "encoding": "cp1252"})
+    dirty_path = write_csv(tmp_path / "dirty.csv", header, dirty, encoding="cp1252")
+    clean_path = write_csv(tmp_path / "clean.csv", header, clean, encoding="cp1252")
+    a = run(keys, config, dirty_path, tmp_path / "a", tmp_path, rejects_dir=tmp_path / "ra")
+    b = run(keys, config, clean_path, tmp_path / "b", tmp_path, rejects_dir=tmp_path / "rb")
+    assert a.manifest_data.counts.rejected == 0 and a.manifest_data.values_blanked == {}
+    d, c = pq.read_table(a.parquet).to_pylist(), pq.read_table(b.parquet).to_pylist()
+    for row in d[:2]:
+        assert (row["sn"], row["fn1"], row["dob"], row["pnc"]) == (
+            c[0]["sn"],
+            c[0]["fn1"],
+            c[0]["dob"],
+            c[0]["pnc"],
+        )
+    for row in d[2:]:
+        assert (row["sn"], row["fn1"], row["dob"]) == (c[1]["sn"], c[1]["fn1"], c[1]["dob"])
+    assert d[2]["cro"] is not None and d[2]["cro_weak"] is False and d[2]["pnc"] is None
+    assert d[3]["pnc_weak"] is True
+    notes = a.manifest_data.value_notes
+    assert notes["full_name"]["layout upper-case SURNAME"] == 2 and notes["pnc"]["read as cro"] == 1
