@@ -108,11 +108,14 @@ _PLAIN = {
 def _identifier_rows(config: AgencyConfig) -> list[list[str]]:
     """One row per identifier field; the token columns each produces come from the token spec."""
     rows = []
-    for name in type(config.identifiers).model_fields:
-        spec = getattr(config.identifiers, name)
-        for item in spec if isinstance(spec, list) else [spec]:
-            if item is not None:
-                rows.append(_identifier_row(name, item))
+    people = [("", config.identifiers)] + [(f"victim {i}: ", v) for i, v in enumerate(config.victims, 1)]
+    for who, identifiers in people:  # victims' columns become victim-mention rows, tokenised alike
+        for name in type(identifiers).model_fields:
+            spec = getattr(identifiers, name)
+            for item in spec if isinstance(spec, list) else [spec]:
+                if item is not None:
+                    row = _identifier_row(name, item)
+                    rows.append([row[0], who + row[1], *row[2:]])
     return rows
 
 
