@@ -22,7 +22,7 @@ import pytest
 from conftest import CONFIGS, POLICE_HEADER, POLICE_ROWS, ROOT, write_csv
 
 PASSPHRASE = "install test passphrase"
-OTHER_ZONES = ("splink", "acro", "faker", "nicknames", "igraph", "pandas", "pyspark", "numpy")
+OTHER_ZONES = ("splink", "acro", "faker", "nicknames", "igraph", "pandas", "pyspark")
 
 
 @pytest.fixture(scope="module")

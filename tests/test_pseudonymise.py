@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CONFIGS, CPS_HEADER, POLICE_HEADER, POLICE_ROWS, agency_config, write_csv
 from linkage.config import load_config
-from linkage.config.agency import AgencyConfig
+from linkage.config.agency import AgencyConfig, OnInvalid
 from linkage.errors import ConfigError, InputError
 from linkage.extract import pseudonymise as pseudo_mod
 from linkage.extract.pseudonymise import pseudonymise
@@ -102,7 +102,7 @@ def test_no_plaintext_identifier_in_any_output(keys, police_csv, tmp_path, run_c
             assert secret.encode("utf-16-le") not in blob
 
 
-def test_bad_input_classes_go_to_rejects(keys, tmp_path):
+def test_bad_values_are_blanked_and_only_unusable_rows_rejected(keys, tmp_path):
     good = POLICE_ROWS[0]
 
     def row(i: int, **changes) -> list[str]:
@@ -111,43 +111,85 @@ def test_bad_input_classes_go_to_rejects(keys, tmp_path):
 
     rows = [
         row(1),
-        row(2, dob="31/02/1990"),  # invalid date
-        row(3, pnc_id="2001/0012345A"),  # wrong check character
-        row(4, crime_ref=""),  # missing record id
-        row(5, ethnicity_code="ZZ"),  # not in the category map
-        row(6, outcome="99"),  # integer out of range
-        row(7, postcode="NOT A POSTCODE"),  # postcode: on_invalid missing -> blanked, row kept
-        row(8),
+        row(2, dob="31/02/1990"),  # invalid date: blanked, the name keeps the row usable
+        row(3, pnc_id="2001/0012345A"),  # wrong check character: kept unverified
+        row(4, crime_ref=""),  # missing record id: rejected
+        row(5, ethnicity_code="ZZ"),  # not in the category map: blanked
+        row(6, outcome="99"),  # integer out of range: blanked
+        row(7, postcode="NOT A POSTCODE"),  # blanked
+        row(8, surname="", dob="31/02/1990", pnc_id="garbage"),  # nothing usable left: rejected
+        row(9, gender="Robot"),  # unmapped sex: blanked and counted
     ]
     path = tmp_path / "raw" / "police.csv"
     path.parent.mkdir()
     write_csv(path, POLICE_HEADER, rows)
     with open(path, "ab") as fh:
-        fh.write(b"CR9009,too,few,fields\n")  # wrong column count
-        fh.write(csv_line(row(10)).replace("Bartholomew", "Barth\xffolomew").encode("latin-1"))  # bad UTF-8
-        fh.write(b'CR9011,"broken"quote,' + csv_line(row(11)[2:]).encode())  # unparseable CSV
-        fh.write(csv_line(row(12)).encode())
+        fh.write(b"CR9010,too,few,fields\n")  # wrong column count
+        fh.write(csv_line(row(11)).replace("Bartholomew", "Barth\xffolomew").encode("latin-1"))  # bad UTF-8
+        fh.write(b'CR9012,"broken"quote,' + csv_line(row(12)[2:]).encode())  # unparseable CSV
+        fh.write(csv_line(row(13)).encode())
     result = run(keys, "police", path, tmp_path / "out")
     m = result.manifest_data
-    assert m.counts.read == 12 and m.counts.read == m.counts.written + m.counts.rejected
-    rejects = {int(r["source_row"]): r for r in rejects_of(result)}
-    assert set(rejects) == {2, 3, 4, 5, 6, 9, 10, 11}
-    assert "date_of_birth" in rejects[2]["reason"] and rejects[2]["column"] == "dob"
-    assert "check character" in rejects[3]["reason"] and rejects[3]["column"] == "pnc_id"
+    assert m.counts.read == 13 and m.counts.read == m.counts.written + m.counts.rejected
+    entries = rejects_of(result)
+    rejects = {int(r["source_row"]): r for r in entries if r["action"] == "row rejected"}
+    assert set(rejects) == {4, 8, 10, 11, 12}
     assert "record id is missing" in rejects[4]["reason"]
-    assert "categories" in rejects[5]["reason"] and rejects[5]["column"] == "ethnicity_code"
-    assert "outside" in rejects[6]["reason"]
-    assert "expected 20 fields, found 4" in rejects[9]["reason"]
-    assert "not valid utf-8" in rejects[10]["reason"]
-    assert "unparseable CSV" in rejects[11]["reason"]
-    assert all(
-        int(r["line"]) == int(r["source_row"]) + 1 for r in rejects.values()
-    )  # one line per record here
-    assert rejects[2]["record"].startswith("CR9002,")  # the raw record is kept (inside the agency)
-    assert m.values_blanked == {"postcode": 1}
+    assert "no usable identifier" in rejects[8]["reason"]
+    assert "expected 20 fields, found 4" in rejects[10]["reason"]
+    assert "not valid utf-8" in rejects[11]["reason"]
+    assert "unparseable CSV" in rejects[12]["reason"]
+    assert all(int(r["line"]) == int(r["source_row"]) + 1 for r in entries)  # one line per record here
+    assert rejects[8]["record"].startswith("CR9008,")  # the raw record is kept (inside the agency)
+    problems = {
+        (int(r["source_row"]), r["column"], r["action"]) for r in entries if r["action"] != "row rejected"
+    }
+    assert problems == {
+        (2, "dob", "value blanked"),
+        (3, "pnc_id", "value kept unverified"),
+        (5, "ethnicity_code", "value blanked"),
+        (6, "outcome", "value blanked"),
+        (7, "postcode", "value blanked"),
+        (9, "gender", "value blanked"),
+        (8, "dob", "value blanked"),  # a rejected row's field problems say why nothing usable was left
+        (8, "pnc_id", "value blanked"),
+    }
+    assert all(r["record"] == "" for r in entries if r["action"] != "row rejected")
+    # counted over every parsed row, the rejected row 8 included
+    assert m.values_blanked == {
+        "date_of_birth": {"date matches none of the formats": 2},
+        "pnc": {"not a valid pnc or cro": 1},
+        "ethnicity_code": {"value is not one of the configured categories": 1},
+        "outcome": {"integer outside 1..22": 1},
+        "postcode": {"not a UK postcode": 1},
+        "sex": {"value is not in the sex map": 1},
+    }
+    assert m.values_unverified == {"pnc": {"check character wrong": 1}}
     table = pq.read_table(result.parquet)
-    assert table.column("source_row").to_pylist() == [1, 7, 8, 12]
-    assert sum(m.rejects_by_reason.values()) == 8
+    assert table.column("source_row").to_pylist() == [1, 2, 3, 5, 6, 7, 9, 13]
+    by_row = dict(zip(table.column("source_row").to_pylist(), table.to_pylist(), strict=True))
+    assert by_row[2]["dob"] is None and by_row[2]["dob_weak"] is None and by_row[2]["sn"] is not None
+    assert by_row[3]["pnc"] is not None and by_row[3]["pnc_weak"] is True
+    assert by_row[1]["pnc_weak"] is False and by_row[1]["dob_weak"] is False
+    assert by_row[9]["sex"] is None
+    assert sum(m.rejects_by_reason.values()) == 5
+
+
+def test_strict_field_rejects_the_row(keys, tmp_path):
+    config = agency_config("police")
+    ids = config.identifiers.model_copy(
+        update={"ids": [config.identifiers.ids[0].model_copy(update={"on_invalid": OnInvalid.reject})]}
+    )
+    config = config.model_copy(update={"identifiers": ids})
+    rows = [list(POLICE_ROWS[0]), list(POLICE_ROWS[1])]
+    rows[1][POLICE_HEADER.index("pnc_id")] = "2001/0012345A"  # wrong check letter
+    path = tmp_path / "raw" / "police.csv"
+    path.parent.mkdir()
+    write_csv(path, POLICE_HEADER, rows)
+    result = run(keys, config, path, tmp_path / "out")
+    (reject,) = rejects_of(result)
+    assert (reject["source_row"], reject["action"]) == ("2", "row rejected")
+    assert "check character wrong" in reject["reason"]
 
 
 def test_multiline_quoted_values_and_blank_lines(keys, tmp_path):
@@ -172,10 +214,12 @@ def test_small_chunks_and_processes_give_identical_output(keys, tmp_path, worker
         if i % 7 == 0:
             r[-1] = f"multi\nline {i}"
         if i % 11 == 0:
-            r[5] = "99/99/1990"  # rejected
+            r[4], r[5], r[8] = "", "99/99/1990", "x"  # nothing usable left: rejected
+        elif i % 5 == 0:
+            r[5] = "99/99/1990"  # blanked
         rows.append(r)
     path = write_csv(tmp_path / "police.csv", POLICE_HEADER, rows)
-    whole = run(keys, "police", path, tmp_path / "whole", rejects_dir=tmp_path / "r1")
+    whole = run(keys, "police", path, tmp_path / "whole", rejects_dir=tmp_path / "r1", max_reject_rate=1)
     chunked = run(
         keys,
         "police",
@@ -184,11 +228,13 @@ def test_small_chunks_and_processes_give_identical_output(keys, tmp_path, worker
         rejects_dir=tmp_path / "r2",
         chunk_bytes=512,
         workers=workers,
+        max_reject_rate=1,
     )
     a, b = pq.read_table(whole.parquet), pq.read_table(chunked.parquet)
     assert a.equals(b)
     assert chunked.manifest_data.counts == whole.manifest_data.counts
     assert whole.manifest_data.counts.rejected == 28
+    assert whole.manifest_data.values_blanked == chunked.manifest_data.values_blanked
     assert rejects_of(whole) == [r | {} for r in rejects_of(chunked)]
     assert b.column("source_row").to_pylist() == [i + 1 for i in range(300) if i % 11]
 
@@ -324,7 +370,7 @@ def test_config_hash_and_spec_in_manifest(keys, police_csv, tmp_path):
 
     m = run(keys, "police", police_csv, tmp_path / "out").manifest_data
     assert m.config_sha256 == hashlib.sha256((CONFIGS / "police.yaml").read_bytes()).hexdigest()
-    assert m.token_spec_version == "1" and m.key_fingerprint == keys.project.fingerprint
+    assert m.token_spec_version == "2" and m.key_fingerprint == keys.project.fingerprint
     assert load_config(CONFIGS / "police.yaml", AgencyConfig).agency.kind.value == m.kind.value
 
 
@@ -352,10 +398,10 @@ def test_whole_column_path_matches_the_per_value_path(keys, monkeypatch, pnc_on_
 
     base = agency_config("police")
     ids = base.identifiers.model_copy(
-        update={"pnc": base.identifiers.pnc.model_copy(update={"on_invalid": pnc_on_invalid})}
+        update={"ids": [base.identifiers.ids[0].model_copy(update={"on_invalid": OnInvalid(pnc_on_invalid)})]}
     )
     config = base.model_copy(update={"identifiers": ids})
-    urns = ["01YE0123456", " 01-ye-7 ", "", "N/K", "nfa", "\x1cNK\x1f", "-- --", " \t ", "x"]
+    urns = ["01YE0123456", " 01-ye-7 ", "", "N/K", "nfa", "\x1cNK\x1f", "-- --", " \t ", "x", "a", "b"]
     pncs = [
         "2001/12345H",
         "01/0012345H",
@@ -366,6 +412,8 @@ def test_whole_column_path_matches_the_per_value_path(keys, monkeypatch, pnc_on_
         "",
         "\x1f",
         "0112345678Z",
+        "123456/89A",  # a CRO number (wrong check letter) in the PNC column
+        "12345/99B",  # not a PNC id: read as a CRO number
     ]
     n = len(urns)
     row = dict(zip(POLICE_HEADER, POLICE_ROWS[0], strict=True))
@@ -383,5 +431,6 @@ def test_whole_column_path_matches_the_per_value_path(keys, monkeypatch, pnc_on_
         columns, list(range(1, n + 1))
     )
     assert whole.batch.equals(per_value.batch)
-    assert whole.rejects == per_value.rejects and whole.nulled == per_value.nulled
-    assert whole.batch.num_rows > 0 and (whole.rejects or whole.nulled)
+    assert whole.rejects == per_value.rejects and whole.problems == per_value.problems
+    assert whole.counts == per_value.counts
+    assert whole.batch.num_rows > 0 and (whole.rejects or whole.problems)

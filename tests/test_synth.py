@@ -92,12 +92,15 @@ def check_file(path: Path, cfg: AgencyConfig) -> dict[int, list[str]]:
             sexes = {k.upper() for k in ids.sex.map} if ids.sex else set()
             if ids.sex and (v := present(ids.sex.column)) and v.upper() not in sexes:
                 bad.append("sex")
-            if ids.pnc and (v := present(ids.pnc.column)) and not pnc_ok(v):
-                bad.append("pnc")
+            for spec in ids.ids:
+                if (v := present(spec.column)) and not pnc_ok(v):
+                    bad.append("pnc")
             if ids.postcode and (v := present(ids.postcode.column)) and not is_valid_postcode(v):
                 bad.append("postcode")
-            if ids.full_name and (v := present(ids.full_name.column)) and ", " not in v:
+            if ids.full_name and not present(ids.full_name.column):
                 bad.append("full_name")
+            if ids.surname and not present(ids.surname.column):
+                bad.append("surname")
             if isinstance(ids.forenames, ForenamesField) and not present(ids.forenames.columns[0]):
                 bad.append("forename missing")
             if not present(ids.record_id.column):

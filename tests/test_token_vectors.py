@@ -1,4 +1,4 @@
-"""Token spec v1 test vectors: any reimplementation must reproduce tests/vectors/token_spec_v1.json.
+"""Token spec v2 test vectors: any reimplementation must reproduce tests/vectors/token_spec_v2.json.
 
 The vectors are checked two ways: against this package's tokeniser, and against a minimal
 independent implementation of the formula written here from docs/token-spec.md (HKDF-SHA256
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
 import json
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,12 +23,32 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from linkage.keys import ProjectKey
 from linkage.tokens import standardise as st
 from linkage.tokens.hmac64 import available, hmac_key
-from linkage.tokens.spec import TOKEN_COLUMNS, TOKEN_SPEC_VERSION, Purpose
-from linkage.tokens.tokenise import Tokeniser, canonical_forename
+from linkage.tokens.spec import TOKEN_COLUMN_NAMES, TOKEN_SPEC_VERSION, WEAK_MARKERS, Purpose
+from linkage.tokens.tokenise import Tokeniser, forename_plaintexts, surname_plaintexts
 
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "token_spec_v1.json").read_text(encoding="utf-8"))
+_spec = importlib.util.spec_from_file_location(
+    "make_token_vectors", Path(__file__).parents[1] / "scripts" / "make_token_vectors.py"
+)
+GENERATOR = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(GENERATOR)
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "token_spec_v2.json").read_text(encoding="utf-8"))
 KEY = bytes.fromhex(VECTORS["project_key_hex"])
-FAMILY = {c.name: (c.purpose, c.family) for c in TOKEN_COLUMNS}
+TODAY = date.fromisoformat(VECTORS["today"])
+# Families written out from docs/token-spec.md (section 4), not imported: the test is independent.
+FAMILIES = {
+    **dict.fromkeys(["fn1", "fn2", "fn1_canon", "sn", "sn_p1", "sn_p2"], ("names", "name")),
+    "fn1_phon": ("names", "phon"), "sn_phon": ("names", "phon"),
+    "fn1_pre3": ("names", "pre3"), "sn_pre3": ("names", "pre3"),
+    "dob": ("dates", "date"), "dob_swap": ("dates", "date"), "dob_ym": ("dates", "ym"),
+    "dob_yd": ("dates", "yd"), "dob_md": ("dates", "md"),
+    "pc": ("postcodes", "unit"), "pc_sector": ("postcodes", "sector"),
+    "pc_district": ("postcodes", "district"),
+    "pnc": ("national_ids", "pnc"), "cro": ("national_ids", "cro"), "ni": ("national_ids", "ni"),
+    "nhs": ("national_ids", "nhs"), "case_ref": ("case_refs", "case"),
+    "addr_house": ("addresses", "house"), "addr_street": ("addresses", "street"),
+    "addr_town": ("addresses", "town"),
+}  # fmt: skip
+GENERIC_POSTCODE = {"pc": "unit/generic", "pc_sector": "sector/generic", "pc_district": "district/generic"}
 
 
 @pytest.fixture(autouse=True, params=["c", "python"])
@@ -40,7 +61,7 @@ def hmac_path(request, monkeypatch) -> str:
 
 
 def independent_subkey(purpose: str) -> bytes:
-    info = f"justice-linkage/token-spec-v1/{purpose}".encode()
+    info = f"justice-linkage/token-spec-v{VECTORS['token_spec_version']}/{purpose}".encode()
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(KEY)
 
 
@@ -54,42 +75,67 @@ def expected_plaintexts(vector: dict) -> dict[str, tuple[str, str, str]]:
     s, kind = vector["standard"], vector["type"]
     out: dict[str, tuple[str, str, str]] = {}
 
-    def put(col: str, value: str | None, family: str | None = None) -> None:
+    def put(col: str, value: str | None, family: tuple[str, str] | None = None) -> None:
         if value is not None:
-            purpose, fam = FAMILY[col]
-            out[col] = (purpose.value, family or fam, value)
+            out[col] = (*(family or FAMILIES[col]), value)
 
-    if kind == "forenames" and s["parts"]:
-        p = s["parts"]
-        put("fn1", p[0])
-        put("fn2", p[1] if len(p) > 1 else None)
-        put("fn1_canon", s["canonical"])
-        put("fn1_phon", s["phonetic"])
-        put("fn1_pre3", p[0][:3])
+    def names(fore: list[str], sur: list[str], canonical: str | None, fphon: str | None, sphon: str | None):
+        if fore:
+            put("fn1", fore[0])
+            put("fn2", fore[1] if len(fore) > 1 else None)
+            put("fn1_canon", canonical)
+            put("fn1_phon", fphon)
+            put("fn1_pre3", fore[0][:3])
+        if sur:
+            joined = "".join(sur)
+            put("sn", joined)
+            put("sn_phon", sphon)
+            put("sn_pre3", joined[:3])
+            if len(sur) > 1:
+                put("sn_p1", sur[0])
+                put("sn_p2", sur[-1])
+
+    if kind == "forenames":
+        names(s["parts"], [], s["canonical"], s["phonetic"], None)
+    elif kind == "full_name":
+        names(
+            s["forename_parts"],
+            s["surname_parts"],
+            s["canonical"],
+            s["forename_phonetic"],
+            s["surname_phonetic"],
+        )
     elif kind == "surname":
-        joined = "".join(s["parts"])
-        put("sn", joined)
-        put("sn_phon", s["phonetic"])
-        put("sn_pre3", joined[:3])
-        if len(s["parts"]) > 1:
-            put("sn_p1", s["parts"][0])
-            put("sn_p2", s["parts"][-1])
+        names([], s["parts"], None, None, s["phonetic"])
     elif kind == "date_of_birth":
         y, m, d = s["iso"].split("-")
-        put("dob", s["iso"])
-        put("dob_swap", s["swapped"])
-        put("dob_ym", f"{y}-{m}")
-        put("dob_yd", f"{y}-{d}")
-        put("dob_md", f"{m}-{d}")
+        if s["swapped_only"]:
+            put("dob_swap", s["iso"])
+        else:
+            put("dob", s["iso"])
+            put("dob_swap", s["swapped"])
+            put("dob_ym", f"{y}-{m}")
+            put("dob_yd", f"{y}-{d}")
+            put("dob_md", f"{m}-{d}")
+    elif kind == "postcode" and vector.get("country") == "generic":
+        for col, key in (("pc", "code"), ("pc_sector", "sector"), ("pc_district", "district")):
+            put(col, s[key], ("postcodes", GENERIC_POSTCODE[col]))
     elif kind == "postcode":
         o, i = s["outward"], s["inward"]
         put("pc", f"{o} {i}" if i else None)
         put("pc_sector", f"{o} {i[0]}" if i else None)
         put("pc_district", o)
-    elif kind == "pnc":
-        put("pnc", s["canonical"])
+    elif kind in ("pnc", "cro", "ni_number", "nhs_number"):
+        put({"pnc": "pnc", "cro": "cro", "ni_number": "ni", "nhs_number": "nhs"}[kind], s["canonical"])
+    elif kind == "generic":
+        family = vector["family"]
+        put(f"id_{family}", s["canonical"], ("national_ids", f"id/{family}"))
     elif kind == "case_reference":
         put("case_ref", s["canonical"])
+    elif kind == "address":
+        put("addr_house", f"{s['house']} {s['street']}" if s["house"] and s["street"] else None)
+        put("addr_street", s["street"])
+        put("addr_town", s["town"])
     elif kind == "record_id":
         out["record_key"] = ("record_keys", f"record/{s['agency']}", vector["raw"])
     return out
@@ -97,6 +143,14 @@ def expected_plaintexts(vector: dict) -> dict[str, tuple[str, str, str]]:
 
 def test_vector_file_is_for_this_spec_version():
     assert VECTORS["token_spec_version"] == TOKEN_SPEC_VERSION
+
+
+def test_vectors_cover_every_token_column_and_marker():
+    tokens = {c for v in VECTORS["vectors"] for c, t in v["tokens"].items() if t is not None}
+    markers = {c for v in VECTORS["vectors"] for c in v.get("markers", {})}
+    assert set(TOKEN_COLUMN_NAMES) <= tokens
+    assert set(WEAK_MARKERS) <= markers
+    assert {True, False} == {m for v in VECTORS["vectors"] for m in v.get("markers", {}).values()}
 
 
 def test_subkeys_and_fingerprint():
@@ -123,40 +177,37 @@ def test_vector_tokens_match_the_formula(vector):
 
 @pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: f"{v['type']}:{v['raw']!r}")
 def test_vector_reproduced_by_the_engine(vector):
+    """The engine (through the generator's engine_form) gives the stored standard forms and tokens."""
     tok = Tokeniser(ProjectKey("v", datetime(2026, 1, 1, tzinfo=UTC), KEY).subkeys())
-    raw, s, kind = vector["raw"], vector["standard"], vector["type"]
-    if kind == "forenames":
-        parts = st.forename_parts([raw])
-        assert parts == s["parts"]
-        if parts:
-            assert canonical_forename(parts[0]) == s["canonical"]
-        assert tok.forename_tokens(parts) == vector["tokens"]
-    elif kind == "surname":
-        parts = st.surname_parts(raw)
-        assert parts == s["parts"]
-        assert tok.surname_tokens(parts) == vector["tokens"]
-    elif kind == "date_of_birth":
-        d = st.parse_date(raw, [s["format"]])
-        assert d.isoformat() == s["iso"]
-        assert tok.dob_tokens(d) == vector["tokens"]
-    elif kind == "postcode":
-        inward, outward = st.standardise_postcode(raw)
-        assert (outward, inward) == (s["outward"], s["inward"])
-        assert tok.postcode_tokens(inward, outward) == vector["tokens"]
-    elif kind == "pnc":
-        assert st.standardise_pnc(raw) == s["canonical"]
-        assert {"pnc": tok.pnc_token(s["canonical"])} == vector["tokens"]
-    elif kind == "case_reference":
-        assert st.standardise_reference(raw) == s["canonical"]
-        assert {"case_ref": tok.case_ref_token(s["canonical"])} == vector["tokens"]
-    elif kind == "record_id":
-        assert {"record_key": tok.record_key(s["agency"], raw)} == vector["tokens"]
+    if vector["type"] == "record_id":
+        agency = vector["standard"]["agency"]
+        assert {"record_key": tok.record_key(agency, vector["raw"])} == vector["tokens"]
+        return
+    options = {k: v for k, v in vector.items() if k not in ("type", "raw", "standard", "tokens", "markers")}
+    standard, plaintexts = GENERATOR.engine_form(vector["type"], vector["raw"], options)
+    assert standard == vector["standard"]
+    assert GENERATOR.hashed(tok, plaintexts, options.get("country", "uk")) == (
+        vector["tokens"],
+        vector["markers"],
+    )
+
+
+def test_transliteration_table_is_the_one_the_spec_names():
+    """anyascii's whole table is part of the spec: an upgrade that changes a mapping must fail here."""
+    from importlib.metadata import version
+
+    from linkage.tokens.spec import ANYASCII_TABLE_SHA256, ANYASCII_VERSION
+
+    assert version("anyascii") == ANYASCII_VERSION
+    assert st.anyascii_table_sha256() == ANYASCII_TABLE_SHA256
+    doc = (Path(__file__).parents[1] / "docs" / "token-spec.md").read_text(encoding="utf-8")
+    assert ANYASCII_TABLE_SHA256 in doc
 
 
 def test_missing_is_null_not_the_token_of_empty():
     tok = Tokeniser(ProjectKey("v", datetime(2026, 1, 1, tzinfo=UTC), KEY).subkeys())
-    assert set(tok.forename_tokens([]).values()) == {None}
-    assert set(tok.surname_tokens([]).values()) == {None}
+    assert set(tok.hash_plaintexts(forename_plaintexts([])).values()) == {None}
+    assert set(tok.hash_plaintexts(surname_plaintexts([])).values()) == {None}
     assert tok.token(Purpose.names, "name", "") != 0  # the empty string does have a token: never emitted
 
 

@@ -19,7 +19,7 @@ from conftest import (
     write_csv,
 )
 from linkage.errors import ConfigError
-from linkage.extract.manifest import Manifest, write_manifest
+from linkage.extract.manifest import Manifest, read_manifest, write_manifest
 from linkage.extract.pseudonymise import pseudonymise
 from linkage.extract.verify import verify_extracts
 from linkage.keys import load_trusted_keys, new_project_key
@@ -135,10 +135,46 @@ def test_extracts_made_with_different_keys(extracts, trusted, keys, tmp_path):
 def test_mixed_token_spec_versions(extracts, trusted, keys):
     path = extracts / "prosecution.manifest.json"
     manifest = Manifest.model_validate_json(path.read_bytes())
-    write_manifest(manifest.model_copy(update={"token_spec_version": "2"}), path, keys.signing("prosecution"))
+    write_manifest(manifest.model_copy(update={"token_spec_version": "3"}), path, keys.signing("prosecution"))
     found = problems(extracts, trusted)
-    assert any("different token spec versions" in p for p in found)
+    assert any("different token spec versions" in p and "re-pseudonymise" in p for p in found)
     assert any("not supported" in p for p in found)
+
+
+def test_v1_manifest_is_refused_with_the_migration_hint(extracts, trusted):
+    """A v1 manifest (older layout) next to v2 ones: refused by name, with what to do."""
+    path = extracts / "prosecution.manifest.json"
+    data = json.loads(path.read_bytes())
+    data |= {"manifest_version": 1, "token_spec_version": "1", "values_blanked": {"postcode": 3}}
+    path.write_text(json.dumps(data))
+    found = problems(extracts, trusted)
+    assert any("token spec version 1 is not supported" in p and "re-pseudonymise" in p for p in found)
+    assert any("different token spec versions ['1', '2']" in p for p in found)
+
+
+def test_warns_on_an_extract_older_than_one_already_linked(extracts, trusted, tmp_path):
+    from datetime import timedelta
+
+    from linkage.runlog import EntryBuilder, append
+
+    path = extracts / "police.manifest.json"
+    log = tmp_path / "log.jsonl"
+    builder = EntryBuilder("run", [], [path], None)
+    append(builder, "ok", path=log)
+    assert verify_extracts([extracts], trusted, run_log=log).warnings == []
+    newer, _ = read_manifest(path)
+    archived = tmp_path / "archive" / "police.manifest.json"
+    archived.parent.mkdir()
+    archived.write_bytes(
+        newer.model_copy(update={"created_at": newer.created_at + timedelta(days=30)}).to_bytes()
+    )
+    linked = EntryBuilder("run", [], [], None)
+    linked.add_output(archived)  # the run folder's copy of the manifest it linked
+    append(linked, "ok", path=log)
+    (warning,) = verify_extracts([extracts], trusted, run_log=log).warnings
+    assert (
+        warning.startswith("police: this extract") and "older than one this project already linked" in warning
+    )
 
 
 def test_missing_data_file_and_row_count(extracts, trusted, keys):

@@ -49,7 +49,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "AUD104": (Severity.high, "sampled values of a pass-through column look like identifiers"),
     "AUD105": (Severity.medium, "record or case reference passed through in the clear"),
     "AUD106": (Severity.medium, "column named in the config is missing from the sample"),
-    "AUD107": (Severity.low, "invalid dates of birth are blanked, not rejected"),
+    "AUD107": (Severity.low, "a bad date of birth rejects the whole record"),
     "AUD108": (Severity.high, "category values listed in the config look like identifiers"),
     "AUD201": (Severity.high, "key or secret referenced from a secure-environment config"),
     "AUD202": (Severity.medium, "low match threshold"),
@@ -262,15 +262,15 @@ def sampled_values(file: ConfigFile, config: AgencyConfig, sample: Sample | None
             )
 
 
-def dob_blanked(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
+def dob_strict(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
     dob = config.identifiers.date_of_birth
-    if dob is not None and dob.on_invalid is OnInvalid.missing:
+    if dob is not None and dob.on_invalid is OnInvalid.reject:
         yield Finding.of(
             file,
             "AUD107",
-            "An unreadable date of birth is silently blanked instead of sending the row to the rejects "
-            "file: the record loses its strongest linkage evidence and nobody fixes the source. "
-            "Prefer `on_invalid: reject`.",
+            "An unreadable date of birth sends the whole row to the rejects file, although its name and "
+            "ids could still link it (token spec v2 blanks the value, counts it and refuses the run when "
+            "more than --max-blank-rate are blanked). Prefer the default `on_invalid: missing`.",
             ("identifiers", "date_of_birth", "on_invalid"),
         )
 
@@ -281,7 +281,7 @@ AGENCY_RULES: tuple[AgencyRule, ...] = (
     permissive_patterns,
     category_values,
     sampled_values,
-    dob_blanked,
+    dob_strict,
 )
 
 

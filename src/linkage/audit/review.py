@@ -18,6 +18,7 @@ from linkage.audit.detect import ConfigFile, ConfigKind, collect_files, read_con
 from linkage.audit.findings import Finding, Severity, check
 from linkage.audit.sample import Sample, read_sample
 from linkage.config.agency import (
+    AddressField,
     AgencyConfig,
     BooleanAttribute,
     CategoryAttribute,
@@ -26,6 +27,7 @@ from linkage.config.agency import (
     DateAttribute,
     ForenamesField,
     FullNameField,
+    IdField,
     IntegerAttribute,
     OnInvalid,
     SexField,
@@ -34,7 +36,7 @@ from linkage.config.linkage import BlockingRule, Clustering, Condition, LinkageC
 from linkage.config.release import ReleasePolicy
 from linkage.errors import ConfigError
 from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS, Measure
-from linkage.tokens.spec import RECORD_KEY, SEX, TOKEN_COLUMNS, TOKEN_SPEC_VERSION
+from linkage.tokens.spec import RECORD_KEY, SEX, TOKEN_COLUMNS, TOKEN_SPEC_VERSION, WEAK_MARKERS, columns_for
 
 
 class Section(BaseModel):
@@ -73,16 +75,6 @@ class AuditReport(BaseModel):
 _TOKEN_DESCRIPTIONS = {c.name: c.description for c in TOKEN_COLUMNS} | {
     RECORD_KEY: "the agency's record id, keyed per agency"
 }
-# Identifier -> prefixes of the token columns it becomes (docs/token-spec.md, section 4).
-_TOKEN_PREFIXES = {
-    "case_reference": ("case_ref",),
-    "full_name": ("fn", "sn"),
-    "forenames": ("fn",),
-    "surname": ("sn",),
-    "date_of_birth": ("dob",),
-    "postcode": ("pc",),
-    "pnc": ("pnc",),
-}
 _ON_INVALID = {
     OnInvalid.reject: "row rejected (kept in the agency)",
     OnInvalid.missing: "value blanked, counted",
@@ -113,41 +105,45 @@ _PLAIN = {
 }
 
 
-def _tokens_of(identifier: str) -> list[str]:
-    if identifier == "record_id":
-        return [RECORD_KEY]
-    return [c.name for c in TOKEN_COLUMNS if c.name.startswith(_TOKEN_PREFIXES[identifier])]
-
-
 def _identifier_rows(config: AgencyConfig) -> list[list[str]]:
+    """One row per identifier field; the token columns each produces come from the token spec."""
     rows = []
-    for name in type(config.identifiers).model_fields:
-        spec = getattr(config.identifiers, name)
-        if spec is None:
-            continue
-        columns = spec.columns if isinstance(spec, ForenamesField) else [spec.column]
-        if isinstance(spec, SexField):
-            recode = ", ".join(f"{raw} → {code or 'missing'}" for raw, code in spec.map.items())
-            rows.append(
-                [", ".join(columns), "kept in the clear as a code", SEX, recode, _ON_INVALID[spec.on_invalid]]
-            )
-            continue
-        tokens = _tokens_of(name)
-        details = [f"{t}: {_TOKEN_DESCRIPTIONS[t]}" for t in tokens]
-        if isinstance(spec, FullNameField):
-            details.insert(0, f"one column, layout '{spec.layout.value}'")
-        if name == "date_of_birth":
-            details.insert(0, f"read with formats {', '.join(spec.formats)}")
-        rows.append(
-            [
-                ", ".join(columns),
-                f"tokenised ({name.replace('_', ' ')})",
-                ", ".join(tokens),
-                "\n".join(details),
-                _ON_INVALID[spec.on_invalid],
-            ]
-        )
+    people = [("", config.identifiers)] + [(f"victim {i}: ", v) for i, v in enumerate(config.victims, 1)]
+    for who, identifiers in people:  # victims' columns become victim-mention rows, tokenised alike
+        for name in type(identifiers).model_fields:
+            spec = getattr(identifiers, name)
+            for item in spec if isinstance(spec, list) else [spec]:
+                if item is not None:
+                    row = _identifier_row(name, item)
+                    rows.append([row[0], who + row[1], *row[2:]])
     return rows
+
+
+def _identifier_row(name: str, spec) -> list[str]:
+    columns = spec.columns if isinstance(spec, ForenamesField | AddressField) else [spec.column]
+    if isinstance(spec, SexField):
+        recode = ", ".join(f"{raw} → {code or 'missing'}" for raw, code in spec.map.items())
+        return [", ".join(columns), "kept in the clear as a code", SEX, recode, _ON_INVALID[spec.on_invalid]]
+    if isinstance(spec, IdField):
+        name = spec.type.value
+        tokens = list(columns_for(name, spec.family))
+    else:
+        tokens = [RECORD_KEY] if name == "record_id" else list(columns_for(name))
+    details = [
+        f"{t}: {_TOKEN_DESCRIPTIONS.get(t, 'weak-evidence marker' if t in WEAK_MARKERS else t)}"
+        for t in tokens
+    ]
+    if isinstance(spec, FullNameField):
+        details.insert(0, f"one column, layouts {', '.join(repr(v.value) for v in spec.layouts)}")
+    if name == "date_of_birth":
+        details.insert(0, f"read with formats {', '.join(spec.formats)}")
+    return [
+        ", ".join(columns),
+        f"tokenised ({name.replace('_', ' ')})",
+        ", ".join(tokens),
+        "\n".join(details),
+        _ON_INVALID[spec.on_invalid],
+    ]
 
 
 def _attribute_detail(attr) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from linkage.tokens.spec import RESERVED_COLUMNS
+from linkage.tokens.spec import GENERIC_ID_FAMILY, GENERIC_ID_PREFIX, RESERVED_COLUMNS, columns_for
 
 
 class Strict(BaseModel):
@@ -23,17 +23,21 @@ class Strict(BaseModel):
 
 
 class AgencyKind(StrEnum):
+    """What the agency is; used only where journeys need it (the stage a record belongs to)."""
+
     police = "police"
     prosecution = "prosecution"
     court = "court"
     prison = "prison"
+    probation = "probation"
+    other = "other"
 
 
 class OnInvalid(StrEnum):
     """What to do with a value that is present but fails validation."""
 
-    reject = "reject"  # the whole row goes to the rejects file (default: nothing is lost silently)
-    missing = "missing"  # the value becomes missing (NULL) and is counted in the manifest
+    missing = "missing"  # default: the value is blanked and counted; the row keeps its other identifiers
+    reject = "reject"  # strict: the whole row goes to the rejects file
 
 
 class Agency(Strict):
@@ -42,6 +46,11 @@ class Agency(Strict):
     )
     kind: AgencyKind
     description: str = ""
+    extraction_period: str | None = Field(
+        None,
+        pattern=r"^\d{4}-\d{2}-\d{2}/\d{4}-\d{2}-\d{2}$",
+        description="Period the extract covers, 'YYYY-MM-DD/YYYY-MM-DD' (or `pseudonymise --period`).",
+    )
 
 
 class CsvInput(Strict):
@@ -73,30 +82,42 @@ class Field_(Strict):
     """One source column; ``on_invalid`` says what happens to a value that fails validation."""
 
     column: str
-    on_invalid: OnInvalid = OnInvalid.reject
+    on_invalid: OnInvalid = OnInvalid.missing
 
 
 class NameLayout(StrEnum):
     surname_comma_forenames = "SURNAME, Forenames"
     forenames_surname = "Forenames SURNAME"
+    surname_forenames = "SURNAME Forenames"
+    upper_case_surname = "upper-case SURNAME"  # the run of upper-case words is the surname
 
 
 class FullNameField(Field_):
-    """A single column holding the whole name, split by ``layout``."""
+    """A single column holding the whole name, split by the first of ``layouts`` that fits."""
 
-    layout: NameLayout
+    layouts: Annotated[list[NameLayout], Field(min_length=1)] = Field(
+        description="Tried in order; the manifest counts which one matched each value."
+    )
 
 
 class ForenamesField(Strict):
     """Forenames, possibly spread over several columns (first name, middle names) in order."""
 
     columns: Annotated[list[str], Field(min_length=1)]
-    on_invalid: OnInvalid = OnInvalid.reject
+    on_invalid: OnInvalid = OnInvalid.missing
+
+
+_PLACEHOLDER = r"^(\d{4}|\*)-\d{2}-\d{2}$"
 
 
 class DateField(Field_):
     formats: Annotated[list[str], Field(min_length=1)] = Field(
         description="strptime formats tried in order, e.g. '%d/%m/%Y', '%Y-%m-%d', '%d-%b-%Y'."
+    )
+    placeholders: list[Annotated[str, Field(pattern=_PLACEHOLDER)]] = Field(
+        ["*-01-01", "1900-01-01"],
+        description="Dates systems write when the real one is unknown ('YYYY-MM-DD', or '*-MM-DD' for any "
+        "year): tokenised but marked weak (dob_weak).",
     )
 
     @field_validator("formats")
@@ -114,42 +135,141 @@ class SexField(Field_):
     )
 
 
-class Identifiers(Strict):
-    """Identifier columns. Each is standardised and turned into keyed tokens; none passes in the clear
-    (sex, a small code set, is the one exception and is listed as an attribute in the output)."""
+class PostcodeField(Field_):
+    country: Literal["uk", "generic"] = Field(
+        "uk", description="uk: validated UK postcodes; generic: any country's code, alphanumerics + prefixes."
+    )
 
-    record_id: Field_ = Field(description="The agency's own record id; becomes `record_key`.")
-    case_reference: Field_ | None = None
+
+class AddressField(Strict):
+    """An address as tokens (never free text): a house number + street, the street, the town.
+
+    Give ``line`` (e.g. '12a High St', the house number is read from it) or ``house_number`` and/or
+    ``street`` columns; ``town`` is optional.
+    """
+
+    line: str | None = None
+    house_number: str | None = None
+    street: str | None = None
+    town: str | None = None
+    on_invalid: OnInvalid = OnInvalid.missing
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AddressField:
+        if self.line and (self.house_number or self.street):
+            raise ValueError("give either `line` or `house_number`/`street`, not both")
+        if not (self.line or self.street or self.town):
+            raise ValueError("an address needs `line`, `street` or `town`")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in (self.line, self.house_number, self.street, self.town) if c]
+
+
+class IdType(StrEnum):
+    pnc = "pnc"
+    cro = "cro"
+    ni_number = "ni_number"
+    nhs_number = "nhs_number"
+    generic = "generic"
+
+
+class IdField(Field_):
+    """A national or agency identifier with its own validation and tokens (docs/agency-guide.md).
+
+    A value that fails ``type`` but is valid as a type listed in ``also`` is tokenised as that type
+    (e.g. a CRO number in the PNC column). A value that parses but fails only its check character is
+    kept as an unverified token (``<type>_weak``).
+    """
+
+    type: IdType
+    also: list[IdType] = []
+    family: str | None = Field(None, description="generic ids only: family label, e.g. 'ssn' -> id_ssn.")
+    pattern: str | None = Field(None, description="generic ids only: regex the normalised value must match.")
+    normalise: Literal["alnum", "digits"] = Field(
+        "alnum", description="generic ids only: keep upper-case letters and digits, or digits only."
+    )
+
+    @model_validator(mode="after")
+    def _generic(self) -> IdField:
+        if self.type is IdType.generic:
+            if not self.family or not GENERIC_ID_FAMILY.match(self.family):
+                raise ValueError(f"a generic id needs a `family` matching {GENERIC_ID_FAMILY.pattern}")
+            if not self.pattern:
+                raise ValueError("a generic id needs a `pattern` (e.g. '^\\d{9}$' for an SSN)")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern does not compile: {exc}") from None
+            if self.also:
+                raise ValueError("`also` lists alternative typed ids; a generic id has none")
+        elif self.family or self.pattern:
+            raise ValueError("`family` and `pattern` are for `type: generic` only")
+        if IdType.generic in self.also or self.type in self.also:
+            raise ValueError("`also` may list only other typed ids (pnc, cro, ni_number, nhs_number)")
+        return self
+
+    @property
+    def token_column(self) -> str:
+        return columns_for(self.type.value, self.family)[0]
+
+
+class VictimIdentifiers(Strict):
+    """One victim's identifier columns in a subject's row; each becomes a victim-mention row."""
+
     full_name: FullNameField | None = None
     forenames: ForenamesField | None = None
     surname: Field_ | None = None
     date_of_birth: DateField | None = None
     sex: SexField | None = None
-    postcode: Field_ | None = None
-    pnc: Field_ | None = Field(None, description="Police National Computer id, check character verified.")
+    postcode: PostcodeField | None = None
+    address: AddressField | None = None
+    ids: list[IdField] = []
 
     @model_validator(mode="after")
-    def _one_name_layout(self) -> Identifiers:
+    def _one_name_layout(self) -> VictimIdentifiers:
         if self.full_name and (self.forenames or self.surname):
             raise ValueError("give either full_name or forenames/surname, not both")
         return self
 
     def columns(self) -> dict[str, str]:
-        """Source column -> identifier field name (for the audit and the dropped-column list)."""
+        """Source column -> identifier field name."""
         out: dict[str, str] = {}
         for name in type(self).model_fields:
             spec = getattr(self, name)
-            if spec is None:
+            if spec is None or spec == []:
                 continue
-            for col in spec.columns if isinstance(spec, ForenamesField) else [spec.column]:
-                out[col] = name
+            for item in spec if isinstance(spec, list) else [spec]:
+                cols = item.columns if isinstance(item, ForenamesField | AddressField) else [item.column]
+                for col in cols:
+                    out[col] = name if name != "ids" else item.type.value
         return out
+
+
+class Identifiers(VictimIdentifiers):
+    """Identifier columns. Each is standardised and turned into keyed tokens; none passes in the clear
+    (sex, a small code set, is the one exception and is listed as an attribute in the output)."""
+
+    record_id: Field_ | None = Field(
+        None, description="The agency's own record id -> `record_key`; without it the row number is used."
+    )
+    case_reference: Field_ | None = None
+
+    @model_validator(mode="after")
+    def _ids_distinct(self) -> Identifiers:
+        columns = [i.token_column for i in self.ids]
+        dupes = sorted({c for c in columns if columns.count(c) > 1 and c.startswith(GENERIC_ID_PREFIX)})
+        if dupes:
+            raise ValueError(f"generic id families declared twice: {dupes}")
+        return self
 
 
 class _Attribute(Strict):
     column: str
     name: str | None = Field(None, description="Output column name; defaults to the source column name.")
-    on_invalid: OnInvalid = OnInvalid.reject
+    on_invalid: OnInvalid = OnInvalid.missing
+    victim: bool = Field(False, description="Also passed on the victim-mention rows (e.g. victim sex).")
 
     @property
     def out_name(self) -> str:
@@ -244,12 +364,17 @@ class AgencyConfig(Strict):
         description="Values (case-insensitive, after trimming) that mean 'missing'; they become NULL.",
     )
     identifiers: Identifiers
+    victims: list[VictimIdentifiers] = Field(
+        [],
+        description="Victims named in the same row (victim 1, victim 2, ...): each present one becomes a "
+        "victim-mention row of its own (role 'victim', mention_of = the subject's record_key).",
+    )
     attributes: list[Attribute] = []
     age_band: AgeBand | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AgencyConfig:
-        id_cols = self.identifiers.columns()
+        id_cols = self.identifier_columns()
         names: set[str] = set()
         for attr in self.attributes:
             if attr.column in id_cols:
@@ -257,7 +382,7 @@ class AgencyConfig(Strict):
                     f"column {attr.column!r} is an identifier ({id_cols[attr.column]}) and cannot also "
                     "pass through as an attribute"
                 )
-            if attr.out_name in RESERVED_COLUMNS:
+            if attr.out_name in RESERVED_COLUMNS or attr.out_name.startswith(GENERIC_ID_PREFIX):
                 raise ValueError(f"attribute name {attr.out_name!r} is reserved by the token spec")
             if attr.out_name in names:
                 raise ValueError(f"attribute name {attr.out_name!r} is used twice")
@@ -272,7 +397,14 @@ class AgencyConfig(Strict):
                 raise ValueError(f"age_band name {self.age_band.name!r} clashes with another column")
         return self
 
+    def identifier_columns(self) -> dict[str, str]:
+        """Source column -> identifier field name, the subject's and every victim's."""
+        out = self.identifiers.columns()
+        for i, victim in enumerate(self.victims, start=1):
+            out |= {c: f"victim {i} {name}" for c, name in victim.columns().items() if c not in out}
+        return out
+
     def source_columns(self) -> list[str]:
         """Every source column the config reads (identifiers first, then attributes)."""
-        cols = list(self.identifiers.columns())
+        cols = list(self.identifier_columns())
         return cols + [a.column for a in self.attributes if a.column not in cols]

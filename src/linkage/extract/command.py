@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from datetime import date
 from pathlib import Path
 
 import click
@@ -45,15 +47,47 @@ log = logging.getLogger(__name__)
     show_default=True,
     help="Input read per unit of work; memory grows with it times the workers.",
 )
+@click.option(
+    "--max-reject-rate",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Refuse (exit 1, no extract) above this share of rows rejected (from 100 rows up).",
+)
+@click.option(
+    "--max-blank-rate",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Refuse (exit 1, no extract) above this share of a field's present values blanked.",
+)
+@click.option(
+    "--period",
+    metavar="YYYY-MM-DD/YYYY-MM-DD",
+    help="Period the extract covers, for the manifest [default: agency.extraction_period in the config].",
+)
 @output_options
 def pseudonymise_cmd(
-    config_path, key_path, input_path, out_dir, rejects_dir, signing_key, workers, chunk_mib, ui
+    config_path,
+    key_path,
+    input_path,
+    out_dir,
+    rejects_dir,
+    signing_key,
+    workers,
+    chunk_mib,
+    max_reject_rate,
+    max_blank_rate,
+    period,
+    ui,
 ) -> None:
     """Turn a raw agency extract into a tokens-only Parquet file with a signed manifest.
 
-    Identifiers are standardised and replaced by keyed HMAC tokens (token spec v1); only the
-    attributes the config whitelists pass; every other column is dropped. Rows that cannot be
-    processed go to the rejects file with file, line, column and reason, and read = written + rejected.
+    Identifiers are standardised and replaced by keyed HMAC tokens (token spec v2); only the
+    attributes the config whitelists pass; every other column is dropped. A value that cannot be used
+    is blanked, an id failing only its check is kept unverified; a row is rejected only when it cannot
+    be parsed or keeps no usable identifier. Rejected rows and field problems go to the rejects file
+    with file, line, column and reason, and read = written + rejected.
     """
     from linkage.config import load_config
     from linkage.config.agency import AgencyConfig
@@ -96,6 +130,9 @@ def pseudonymise_cmd(
                 workers=workers,
                 chunk_bytes=chunk_mib << 20,
                 progress=advance,
+                max_reject_rate=max_reject_rate,
+                max_blank_rate=max_blank_rate,
+                period=_period(period),
             )
         entry.add_input(input_path, result.manifest_data.source.sha256)
         for path in (result.parquet, result.manifest, signature_path(result.manifest), result.rejects):
@@ -121,6 +158,9 @@ def pseudonymise_cmd(
         "rejected": m.counts.rejected,
         "seconds": round(seconds, 3),
         "rows_per_second": round(m.counts.read / seconds) if seconds else None,
+        "victim_mentions": m.counts.victim_mentions,
+        "values_blanked": m.values_blanked,
+        "values_unverified": m.values_unverified,
         "dropped_columns": m.dropped_columns,
         "key_fingerprint": m.key_fingerprint,
         "signed": m.signer is not None,
@@ -135,10 +175,30 @@ def pseudonymise_cmd(
             c.print(f"  rejected rows are in {result.rejects} (keep it inside the agency)")
             for reason, n in m.rejects_by_reason.items():
                 c.print(f"    {n:>8,}  {reason}")
+        for title, values in (("blanked", m.values_blanked), ("kept unverified", m.values_unverified)):
+            total = sum(n for reasons in values.values() for n in reasons.values())
+            c.print(f"  values {title}: {total:,}")
+            for name, reasons in values.items():
+                for reason, n in reasons.items():
+                    c.print(f"    {n:>8,}  {name}: {reason}")
         if m.dropped_columns:
             c.print(f"  dropped columns: {', '.join(m.dropped_columns)}")
 
     ui.result(data, render)
+
+
+def _period(value: str | None) -> str | None:
+    """`--period YYYY-MM-DD/YYYY-MM-DD`, checked."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})", value)
+    try:
+        start, end = (date.fromisoformat(d) for d in m.groups()) if m else (None, None)
+    except ValueError:
+        start = end = None
+    if start is None or end is None or end < start:
+        raise click.BadParameter("expected YYYY-MM-DD/YYYY-MM-DD with start <= end", param_hint="--period")
+    return value
 
 
 @click.command("verify")
@@ -162,12 +222,16 @@ def verify_cmd(paths, trusted, expect_fingerprint, ui) -> None:
     """
     from linkage.extract.verify import verify_extracts
     from linkage.keys import load_trusted_keys
+    from linkage.runlog import log_path
 
     with logged("verify", inputs=list(paths)) as entry:
         log.info("verifying %d path(s) against %d trusted key location(s)", len(paths), len(trusted))
         with ui.status("verifying extracts"):
             report = verify_extracts(
-                list(paths), load_trusted_keys(list(trusted)), expected_fingerprint=expect_fingerprint
+                list(paths),
+                load_trusted_keys(list(trusted)),
+                expected_fingerprint=expect_fingerprint,
+                run_log=log_path(),
             )
         for e in report.extracts:
             log.info("%s: %s", e.manifest_path, "ok" if e.ok else "; ".join(e.problems))
@@ -195,7 +259,7 @@ def _show_verify(report, ui) -> None:
                 "problems": e.problems,
             }
         )
-    data = {"ok": report.ok, "extracts": rows, "problems": report.problems}
+    data = {"ok": report.ok, "extracts": rows, "problems": report.problems, "warnings": report.warnings}
 
     def render(c) -> None:
         c.print(
@@ -216,5 +280,7 @@ def _show_verify(report, ui) -> None:
         )
         for p in report.problems:
             c.print(f"[red]{p}[/]")
+        for w in report.warnings:
+            c.print(f"[yellow]warning: {w}[/]")
 
     ui.result(data, render)

@@ -27,8 +27,9 @@ class _Model(BaseModel):
 
 class RowCounts(_Model):
     read: int = Field(ge=0, description="data records in the input (blank lines excluded)")
-    written: int = Field(ge=0)
+    written: int = Field(ge=0, description="subject rows written (read = written + rejected)")
     rejected: int = Field(ge=0)
+    victim_mentions: int = Field(0, ge=0, description="victim-mention rows written besides the subject rows")
 
     @model_validator(mode="after")
     def _reconcile(self) -> RowCounts:
@@ -54,7 +55,7 @@ class OutputInfo(_Model):
 class ColumnInfo(_Model):
     name: str
     type: str
-    role: Literal["key", "row", "token", "attribute"]
+    role: Literal["key", "row", "token", "marker", "role", "attribute"]
 
 
 class SignerInfo(_Model):
@@ -63,7 +64,7 @@ class SignerInfo(_Model):
 
 
 class Manifest(_Model):
-    manifest_version: Literal[1] = 1
+    manifest_version: Literal[2] = 2
     tool_version: str
     agency: str
     kind: AgencyKind
@@ -72,11 +73,27 @@ class Manifest(_Model):
     key_fingerprint: str
     config_sha256: str
     source: SourceInfo
+    extraction_period: str | None = Field(None, description="'YYYY-MM-DD/YYYY-MM-DD' the extract covers")
+    record_id_source: Literal["column", "row_number"] = Field(
+        description="record_key from the agency's record id column, or from the row number (not stable "
+        "across re-extracts)"
+    )
+    postcode_country: Literal["uk", "generic"] | None = None
+    generic_ids: dict[str, str] = Field({}, description="generic id column -> family")
     counts: RowCounts
     rejects_by_reason: dict[str, int] = Field(
         description="reasons without values; the rows stay in the agency"
     )
-    values_blanked: dict[str, int] = Field(description="invalid values set to missing (on_invalid: missing)")
+    values_present: dict[str, int] = Field({}, description="non-missing source values per field")
+    values_blanked: dict[str, dict[str, int]] = Field(
+        description="field -> reason -> values that could not be used and were blanked"
+    )
+    values_unverified: dict[str, dict[str, int]] = Field(
+        {}, description="field -> reason -> ids kept as unverified tokens (failed only their check)"
+    )
+    value_notes: dict[str, dict[str, int]] = Field(
+        {}, description="field -> note -> values (name layout matched, transliterated, swapped date, ...)"
+    )
     token_coverage: dict[str, int] = Field(description="non-missing values per token column")
     duplicate_record_keys: int
     output: OutputInfo

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from linkage import __version__
 from linkage.config import config_sha256
 from linkage.config.agency import AgencyConfig
-from linkage.errors import ConfigError
+from linkage.errors import ConfigError, LinkageError
 from linkage.extract.manifest import (
     ColumnInfo,
     Manifest,
@@ -50,12 +50,53 @@ from linkage.extract.reader import (
     Reject,
     parse_csv_chunk,
 )
-from linkage.extract.transform import BatchResult, BatchTransformer, output_schema
+from linkage.extract.transform import (
+    ACTION_REJECTED,
+    BatchResult,
+    BatchTransformer,
+    FieldCounts,
+    generic_id_columns,
+    output_schema,
+    rekey_row_numbers,
+    without_worker_columns,
+)
 from linkage.keys import ProjectKey, SigningKey
-from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES, TOKEN_SPEC_VERSION, Purpose
+from linkage.tokens.spec import (
+    MENTION_OF,
+    RECORD_KEY,
+    ROLE,
+    SOURCE_ROW,
+    TOKEN_SPEC_VERSION,
+    WEAK_MARKERS,
+    Purpose,
+    is_token_column,
+)
+from linkage.tokens.tokenise import Tokeniser
 from linkage.util import atomic_path, sha256_file
 
-REJECT_COLUMNS = ["file", "line", "source_row", "column", "reason", "record"]
+REJECT_COLUMNS = ["file", "line", "source_row", "column", "reason", "action", "record"]
+DEFAULT_MAX_REJECT_RATE = 0.01
+DEFAULT_MAX_BLANK_RATE = 0.5
+MIN_ROWS_FOR_LIMITS = 100  # below this, a few bad rows are not a rate worth refusing over
+
+# CSV injection (OWASP): a cell starting with one of these is run as a formula by spreadsheet tools.
+# Such a cell gets a leading apostrophe, and so does a cell already starting with one, so the raw text
+# is always recovered by removing one leading apostrophe (``recover_cell``).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+class ExtractRefused(LinkageError):
+    """Too many rows rejected or values blanked: no extract is written (the rejects file is)."""
+
+
+def neutralise_cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def recover_cell(text: str) -> str:
+    """The raw text of a rejects-file cell written by ``neutralise_cell``."""
+    return text[1:] if text.startswith("'") else text
+
 
 # progress(bytes_done, rows_done)
 Progress = Callable[[int, int], None]
@@ -72,14 +113,27 @@ class PseudonymiseResult:
 # --- worker processes --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A field-level problem in a row that was kept (value blanked or kept unverified)."""
+
+    source_row: int
+    line: int | None
+    column: str
+    reason: str
+    action: str
+
+
 @dataclass
 class UnitResult:
-    """A unit of work done: output rows, every reject (structural and value), and counters."""
+    """A unit of work done: output rows, every reject (structural and value), problems and counters."""
 
     batch: pa.RecordBatch
     rejects: list[Reject]
+    problems: list[Problem]
     records: int
-    nulled: Counter
+    counts: FieldCounts
+    victim_rows: int
     local_rows: bool  # source_row counts from the unit's start (CSV chunks)
     nbytes: int  # input bytes this unit covered (for progress)
 
@@ -95,9 +149,9 @@ class _Worker:
         local = isinstance(unit, CsvChunk)
         raw = parse_csv_chunk(unit, self.layout) if local else unit
         result: BatchResult = self.transformer.transform(raw.columns, raw.source_rows)
-        problems: dict[int, list[tuple[str, str]]] = {}
+        by_row: dict[int, list[tuple[str, str]]] = {}
         for i, column, reason in result.rejects:
-            problems.setdefault(i, []).append((column, reason))
+            by_row.setdefault(i, []).append((column, reason))
         value_rejects = [
             Reject(
                 raw.source_rows[i],
@@ -106,11 +160,17 @@ class _Worker:
                 "; ".join(r for _, r in p),
                 raw.raw(i),
             )
-            for i, p in problems.items()
+            for i, p in by_row.items()
         ]
         rejects = sorted([*raw.rejects, *value_rejects], key=lambda r: r.source_row or 0)
+        problems = [
+            Problem(raw.source_rows[i], raw.lines[i], column, reason, action)
+            for i, column, reason, action in sorted(result.problems)
+        ]
         nbytes = len(unit.data) if local else unit.nbytes
-        return UnitResult(result.batch, rejects, raw.records, result.nulled, local, nbytes)
+        return UnitResult(
+            result.batch, rejects, problems, raw.records, result.counts, result.victim_rows, local, nbytes
+        )
 
 
 _worker: _Worker | None = None
@@ -191,16 +251,21 @@ def pseudonymise(
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     progress: Progress | None = None,
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
+    max_blank_rate: float = DEFAULT_MAX_BLANK_RATE,
+    period: str | None = None,
 ) -> PseudonymiseResult:
-    """Pseudonymise one extract. Raises InputError before writing anything if the input is unusable."""
+    """Pseudonymise one extract. Raises InputError before writing anything if the input is unusable,
+    and ExtractRefused (writing only the rejects file) if the reject or blank limits are exceeded."""
     agency = config.agency.name
     out_dir = Path(out_dir)
     rejects_path = default_rejects_path(input_path, agency, rejects_dir)
-    if out_dir.resolve() in rejects_path.resolve().parents:
-        raise ConfigError(
-            f"rejects file {rejects_path} would be inside the output directory {out_dir}: rejected rows hold "
-            "identifiers and must stay in the agency; choose another --rejects directory"
-        )
+    for what, path in (("rejects file", rejects_path), ("input file", Path(input_path))):
+        if out_dir.resolve() in path.resolve().parents:
+            raise ConfigError(
+                f"{what} {path} would be inside the output directory {out_dir}: raw rows hold identifiers "
+                "and must stay in the agency; choose another --out (or --rejects) directory"
+            )
     if signing_key is not None and signing_key.agency != agency:
         raise ConfigError(f"signing key belongs to agency {signing_key.agency!r}, config is for {agency!r}")
     reader = ExtractReader(config, input_path, chunk_bytes=chunk_bytes)
@@ -212,69 +277,100 @@ def pseudonymise(
     _remove_stale_temporaries(
         [parquet_path, rejects_path, mpath := manifest_path(out_dir, agency), signature_path(mpath)]
     )
-    read = written = 0
+    read = written = victim_rows = 0
     reasons: Counter = Counter()
-    blanked: Counter = Counter()
+    counts = FieldCounts()
     coverage: Counter = Counter()
     input_name = str(input_path)
-    worker_args = (config, key.subkeys(), reader.layout)
-    with atomic_path(parquet_path) as tmp_parquet, atomic_path(rejects_path) as tmp_rejects:
-        with open(tmp_rejects, "w", newline="", encoding="utf-8") as rej_fh:
-            rejects_out = csv.writer(rej_fh)
-            rejects_out.writerow(REJECT_COLUMNS)
-            schema = output_schema(config)
-            with pq.ParquetWriter(tmp_parquet, schema, compression=_compression(schema)) as writer:
-                for unit in _results(units, worker_args, workers):
-                    offset = read if unit.local_rows else 0
-                    for r in unit.rejects:
-                        row = r.source_row + offset if r.source_row else ""
-                        rejects_out.writerow([input_name, r.line or "", row, r.column, r.reason, r.raw])
-                        reasons[_reason_class(r.reason)] += 1
-                    batch = unit.batch
-                    if offset:
-                        i = batch.schema.get_field_index(SOURCE_ROW)
-                        batch = batch.set_column(i, batch.schema.field(i), pc.add(batch.column(i), offset))
-                    if batch.num_rows:
-                        writer.write_batch(batch)
-                    for name in TOKEN_COLUMN_NAMES:
-                        coverage[name] += batch.num_rows - batch.column(name).null_count
-                    blanked.update(unit.nulled)
-                    read += unit.records
-                    written += batch.num_rows
-                    if progress:
-                        progress(unit.nbytes, unit.records)
-        rejected = sum(reasons.values())
-        duplicates = _duplicate_keys(tmp_parquet)
-        schema = pq.read_schema(tmp_parquet)
-        manifest = Manifest(
-            tool_version=__version__,
-            agency=agency,
-            kind=config.agency.kind,
-            created_at=datetime.now(UTC).replace(microsecond=0),
-            token_spec_version=TOKEN_SPEC_VERSION,
-            key_fingerprint=key.fingerprint,
-            config_sha256=config_sha256(config_path),
-            source=SourceInfo(
-                file_name=Path(input_path).name,
-                format=config.input.format,
-                bytes=reader.size,
-                sha256=reader.sha256,
-            ),
-            counts=RowCounts(read=read, written=written, rejected=rejected),
-            rejects_by_reason=dict(sorted(reasons.items())),
-            values_blanked=dict(sorted(blanked.items())),
-            token_coverage={name: coverage[name] for name in TOKEN_COLUMN_NAMES},
-            duplicate_record_keys=duplicates,
-            output=OutputInfo(
-                file=parquet_path.name,
-                bytes=tmp_parquet.stat().st_size,
-                rows=written,
-                sha256=sha256_file(tmp_parquet),
-            ),
-            columns=[ColumnInfo(name=f.name, type=str(f.type), role=_role(f.name)) for f in schema],
-            dropped_columns=reader.dropped_columns,
-            signer=SignerInfo(agency=signing_key.agency, key_id=signing_key.key_id) if signing_key else None,
-        )
+    subkeys = key.subkeys()
+    worker_args = (config, subkeys, reader.layout)
+    row_numbers = config.identifiers.record_id is None
+    rekey = Tokeniser({Purpose.record_keys: subkeys[Purpose.record_keys]}) if row_numbers else None
+    schema = output_schema(config)
+    token_columns = [f.name for f in schema if is_token_column(f.name)]
+    refused: ExtractRefused | None = None
+    with atomic_path(rejects_path) as tmp_rejects:
+        try:
+            with atomic_path(parquet_path) as tmp_parquet:
+                with open(tmp_rejects, "w", newline="", encoding="utf-8") as rej_fh:
+                    rejects_out = csv.writer(rej_fh)
+                    rejects_out.writerow(REJECT_COLUMNS)
+                    with pq.ParquetWriter(tmp_parquet, schema, compression=_compression(schema)) as writer:
+                        for unit in _results(units, worker_args, workers):
+                            offset = read if unit.local_rows else 0
+                            _write_problems(rejects_out, input_name, offset, unit)
+                            for r in unit.rejects:
+                                reasons[_reason_class(r.reason)] += 1
+                            batch = unit.batch
+                            if offset:
+                                i = batch.schema.get_field_index(SOURCE_ROW)
+                                rows = pc.add(batch.column(i), offset)
+                                batch = batch.set_column(i, batch.schema.field(i), rows)
+                                if rekey is not None:
+                                    batch = rekey_row_numbers(rekey, agency, batch)
+                            batch = without_worker_columns(batch)
+                            if batch.num_rows:
+                                writer.write_batch(batch)
+                            for name in token_columns:
+                                coverage[name] += batch.num_rows - batch.column(name).null_count
+                            counts.update(unit.counts)
+                            read += unit.records
+                            written += batch.num_rows - unit.victim_rows
+                            victim_rows += unit.victim_rows
+                            if progress:
+                                progress(unit.nbytes, unit.records)
+                rejected = sum(reasons.values())
+                problem = _over_limits(read, rejected, counts, max_reject_rate, max_blank_rate)
+                if problem:
+                    raise ExtractRefused(f"{agency}: refused, no extract written: {problem}")
+                duplicates = _duplicate_keys(tmp_parquet)
+                schema = pq.read_schema(tmp_parquet)
+                manifest = Manifest(
+                    tool_version=__version__,
+                    agency=agency,
+                    kind=config.agency.kind,
+                    created_at=datetime.now(UTC).replace(microsecond=0),
+                    token_spec_version=TOKEN_SPEC_VERSION,
+                    key_fingerprint=key.fingerprint,
+                    config_sha256=config_sha256(config_path),
+                    source=SourceInfo(
+                        file_name=Path(input_path).name,
+                        format=config.input.format,
+                        bytes=reader.size,
+                        sha256=reader.sha256,
+                    ),
+                    extraction_period=period or config.agency.extraction_period,
+                    record_id_source="row_number" if row_numbers else "column",
+                    postcode_country=config.identifiers.postcode.country
+                    if config.identifiers.postcode
+                    else None,
+                    generic_ids=generic_id_columns(config),
+                    counts=RowCounts(
+                        read=read, written=written, rejected=rejected, victim_mentions=victim_rows
+                    ),
+                    rejects_by_reason=dict(sorted(reasons.items())),
+                    values_present=dict(sorted(counts.present.items())),
+                    values_blanked=_nested(counts.blanked),
+                    values_unverified=_nested(counts.unverified),
+                    value_notes=_nested(counts.notes),
+                    token_coverage={name: coverage[name] for name in token_columns},
+                    duplicate_record_keys=duplicates,
+                    output=OutputInfo(
+                        file=parquet_path.name,
+                        bytes=tmp_parquet.stat().st_size,
+                        rows=written + victim_rows,
+                        sha256=sha256_file(tmp_parquet),
+                    ),
+                    columns=[ColumnInfo(name=f.name, type=str(f.type), role=_role(f.name)) for f in schema],
+                    dropped_columns=reader.dropped_columns,
+                    signer=SignerInfo(agency=signing_key.agency, key_id=signing_key.key_id)
+                    if signing_key
+                    else None,
+                )
+        except ExtractRefused as exc:
+            refused = exc  # the rejects file is still written, for the agency to read
+    if refused is not None:
+        raise refused
     mpath = manifest_path(out_dir, agency)
     write_manifest(manifest, mpath, signing_key)
     return PseudonymiseResult(parquet_path, mpath, rejects_path, manifest)
@@ -288,6 +384,54 @@ def _remove_stale_temporaries(targets: list[Path]) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _write_problems(out, input_name: str, offset: int, unit: UnitResult) -> None:
+    """Rejected rows (with their raw record) and field problems of kept rows, in row order; every cell
+    neutralised against CSV injection."""
+    rows = [
+        (
+            r.source_row + offset if r.source_row else "",
+            r.line or "",
+            r.column,
+            r.reason,
+            ACTION_REJECTED,
+            r.raw,
+        )
+        for r in unit.rejects
+    ]
+    rows += [(p.source_row + offset, p.line or "", p.column, p.reason, p.action, "") for p in unit.problems]
+    rows.sort(key=lambda r: r[0] or 0)
+    for row, line, column, reason, action, raw in rows:
+        cells = [input_name, line, row, column, reason, action, raw]
+        out.writerow([neutralise_cell(c) if isinstance(c, str) else c for c in cells])
+
+
+def _over_limits(read: int, rejected: int, counts: FieldCounts, max_reject: float, max_blank: float) -> str:
+    """Why the run must be refused ('' if it need not): too many rows rejected or a field mostly blanked."""
+    if read < MIN_ROWS_FOR_LIMITS:
+        return ""
+    problems = []
+    if rejected / read > max_reject:
+        problems.append(f"{rejected:,} of {read:,} rows rejected ({rejected / read:.1%} > {max_reject:.1%})")
+    blanked: Counter = Counter()
+    for (name, _), n in counts.blanked.items():
+        blanked[name] += n
+    for name, n in sorted(blanked.items()):
+        present = counts.present[name]
+        if present and n / present > max_blank:
+            problems.append(
+                f"{name}: {n:,} of {present:,} values blanked ({n / present:.1%} > {max_blank:.0%})"
+            )
+    return "; ".join(problems)
+
+
+def _nested(counter: Counter) -> dict[str, dict[str, int]]:
+    """(field, reason) -> n as {field: {reason: n}}, sorted."""
+    out: dict[str, dict[str, int]] = {}
+    for (name, reason), n in sorted(counter.items()):
+        out.setdefault(name, {})[reason] = n
+    return out
+
+
 def _compression(schema: pa.Schema) -> dict[str, str]:
     """zstd for attributes; none for keyed tokens, which are random bits that do not compress
     (compressing them doubled the writer's CPU time for a 1 % smaller file)."""
@@ -295,11 +439,15 @@ def _compression(schema: pa.Schema) -> dict[str, str]:
 
 
 def _role(column: str) -> str:
-    if column == RECORD_KEY:
+    if column in (RECORD_KEY, MENTION_OF):
         return "key"
     if column == SOURCE_ROW:
         return "row"
-    return "token" if column in TOKEN_COLUMN_NAMES else "attribute"
+    if column in WEAK_MARKERS:
+        return "marker"
+    if column == ROLE:
+        return "role"
+    return "token" if is_token_column(column) else "attribute"
 
 
 def _reason_class(reason: str) -> str:

@@ -146,9 +146,13 @@ class ExtractReader:
         return [c for c in self.header if c not in set(self.needed)]
 
     def _check_header(self, header: list[str]) -> None:
-        dupes = sorted({c for c in header if header.count(c) > 1})
+        # Positions, never names: a file without a header line has data in its first line, and this
+        # message reaches the terminal and the run log.
+        dupes = [i for i, c in enumerate(header, start=1) if header.count(c) > 1]
         if dupes:
-            raise InputError(f"{self.path}: duplicated column names in the header: {dupes}")
+            raise InputError(
+                f"{self.path}: the header line repeats column names (columns {dupes}); is the header missing?"
+            )
         missing = [c for c in self.needed if c not in header]
         if missing:
             raise InputError(
@@ -193,30 +197,27 @@ class ExtractReader:
         return self._chunks_after_header(fh, quote, header_lines + 1)
 
     def _chunks_after_header(self, fh, quote: bytes, first_line: int) -> Iterator[CsvChunk]:
+        """Chunks of whole records: each ends at the last newline where the count of quotes since the
+        header is even, wherever the read blocks end. The bytes after that newline (an unfinished
+        record, e.g. a quoted field spanning lines) are carried into the next chunk."""
         with fh:
-            pending: list[bytes] = []
-            parity, size = 0, 0
-            while True:
-                lines = fh.readlines(self.chunk_bytes)
-                if not lines:
-                    break
+            carry = b""
+            while lines := fh.readlines(self.chunk_bytes):
                 block = b"".join(lines)
                 self._hash.update(block)
-                pending.append(block)
-                size += len(block)
-                parity = (parity + block.count(quote)) % 2
-                # Emit at a record boundary (even quote count). A stray unclosed quote would make
-                # the rest of the file one "record": past MAX_RECORD_BYTES the chunk is emitted
-                # anyway (the parser rejects the unclosed record, raw text kept) and counting
-                # restarts, so memory stays bounded whatever the input.
-                if parity == 0 or size > MAX_RECORD_BYTES:
-                    data = b"".join(pending)
-                    pending.clear()
-                    parity, size = 0, 0
-                    yield CsvChunk(data, first_line)
-                    first_line += data.count(b"\n")
-            if pending:  # an unclosed quote runs to the end of the file: the parser reports it
-                yield CsvChunk(b"".join(pending), first_line)
+                data = carry + block
+                cut = _last_record_end(data, quote)
+                if cut == 0 and len(data) > MAX_RECORD_BYTES:
+                    # A stray unclosed quote would make the rest of the file one "record": past
+                    # MAX_RECORD_BYTES the data is emitted anyway (the parser rejects the unclosed
+                    # record, raw text kept) and counting restarts, so memory stays bounded.
+                    cut = len(data)
+                if cut:
+                    yield CsvChunk(data[:cut], first_line)
+                    first_line += data.count(b"\n", 0, cut)
+                carry = data[cut:]
+            if carry:  # an unclosed quote runs to the end of the file: the parser reports it
+                yield CsvChunk(carry, first_line)
 
     # --- Parquet -------------------------------------------------------------------------------
 
@@ -241,6 +242,26 @@ class ExtractReader:
             row_no += n
 
 
+def _last_record_end(data: bytes, quote: bytes) -> int:
+    """Offset just after the last newline where the quotes before it are even (0 if there is none).
+
+    Exact for RFC 4180 quoting: an escaped quote is doubled and does not change the parity. Walks
+    back one line at a time from the end, counting quotes in C; a quoted field rarely spans many lines.
+    """
+    parity = data.count(quote) % 2
+    end = len(data)
+    if not data.endswith(b"\n"):  # the last line is unfinished (end of file without a newline)
+        end = data.rfind(b"\n") + 1
+        parity = data.count(quote, 0, end) % 2
+    while end > 0:
+        if parity == 0:
+            return end
+        start = data.rfind(b"\n", 0, end - 1) + 1
+        parity = (parity - data.count(quote, start, end)) % 2
+        end = start
+    return 0
+
+
 def _read_record(fh, quote: bytes) -> tuple[bytes, int]:
     """Read physical lines until the quote count is even: one whole record (the header)."""
     lines: list[bytes] = []
@@ -261,6 +282,10 @@ def _parse_with_arrow(chunk: CsvChunk, layout: CsvLayout) -> RawBatch | None:
     """
     data = chunk.data
     if layout.quotechar.encode() in data and not layout.quotes_look_well_formed(data):
+        return None
+    # Blank lines are not records: the record-by-record path skips them (Arrow would read each as a
+    # row of empty fields, whatever the width). Two memchr-speed scans; blank lines are rare.
+    if data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data:
         return None
     try:
         table = pacsv.read_csv(

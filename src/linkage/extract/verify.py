@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import pyarrow.parquet as pq
 from linkage.errors import ConfigError, VerificationError
 from linkage.extract.manifest import Manifest, read_manifest, read_signature
 from linkage.keys import TrustedKey
-from linkage.tokens.spec import SUPPORTED_TOKEN_SPEC_VERSIONS
+from linkage.runlog import LogEntry
+from linkage.tokens.spec import MIGRATION_HINT, SUPPORTED_TOKEN_SPEC_VERSIONS
 from linkage.util import sha256_file
 
 
@@ -41,6 +43,7 @@ class ExtractCheck:
 class VerifyReport:
     extracts: list[ExtractCheck]
     problems: list[str]  # problems across extracts
+    warnings: list[str] = field(default_factory=list)  # not failures, but a person should look
 
     @property
     def ok(self) -> bool:
@@ -104,10 +107,9 @@ def _check_parquet(check: ExtractCheck) -> None:
     except (OSError, pa.ArrowException):
         check.problems.append(f"{manifest.output.file}: not a readable Parquet file")
         return
-    if meta.num_rows != manifest.output.rows or meta.num_rows != manifest.counts.written:
-        check.problems.append(
-            f"row count {meta.num_rows} differs from the manifest ({manifest.counts.written})"
-        )
+    expected = manifest.counts.written + manifest.counts.victim_mentions
+    if meta.num_rows != manifest.output.rows or meta.num_rows != expected:
+        check.problems.append(f"row count {meta.num_rows} differs from the manifest ({expected})")
     declared = [(c.name, c.type) for c in manifest.columns]
     actual = [(f.name, str(f.type)) for f in schema]
     if declared != actual:
@@ -115,7 +117,11 @@ def _check_parquet(check: ExtractCheck) -> None:
 
 
 def verify_extracts(
-    paths: list[Path], trusted: dict[str, TrustedKey], *, expected_fingerprint: str | None = None
+    paths: list[Path],
+    trusted: dict[str, TrustedKey],
+    *,
+    expected_fingerprint: str | None = None,
+    run_log: Path | None = None,
 ) -> VerifyReport:
     """Check every extract found under ``paths``; never raises for a bad extract, reports it."""
     if not trusted:
@@ -126,6 +132,10 @@ def verify_extracts(
     for mpath in find_manifests(paths):
         check = ExtractCheck(mpath)
         checks.append(check)
+        old = _unsupported_spec(mpath)
+        if old is not None:  # an older manifest layout: say why, not which field fails to parse
+            check.problems.append(f"token spec version {old} is not supported by this tool: {MIGRATION_HINT}")
+            continue
         try:
             check.manifest, data = read_manifest(mpath)
         except VerificationError as exc:
@@ -136,7 +146,7 @@ def verify_extracts(
         if check.manifest.token_spec_version not in SUPPORTED_TOKEN_SPEC_VERSIONS:
             check.problems.append(
                 f"token spec version {check.manifest.token_spec_version} is not supported by this tool "
-                f"(supports {sorted(SUPPORTED_TOKEN_SPEC_VERSIONS)})"
+                f"(supports {sorted(SUPPORTED_TOKEN_SPEC_VERSIONS)}): {MIGRATION_HINT}"
             )
 
     problems: list[str] = []
@@ -147,11 +157,78 @@ def verify_extracts(
         problems.append(f"extracts were made with different project keys: {by_fp}")
     if expected_fingerprint and fingerprints and fingerprints != [expected_fingerprint.replace("-", "")]:
         problems.append("key fingerprint differs from the expected fingerprint")
-    versions = sorted({m.token_spec_version for m in manifests})
+    versions = sorted(
+        {m.token_spec_version for m in manifests}
+        | {v for c in checks if c.manifest is None and (v := _unsupported_spec(c.manifest_path))}
+    )
     if len(versions) > 1:
-        problems.append(f"extracts use different token spec versions: {versions}")
+        problems.append(
+            f"extracts use different token spec versions {versions}, which cannot be linked: {MIGRATION_HINT}"
+        )
     agencies = [m.agency for m in manifests]
     dupes = sorted({a for a in agencies if agencies.count(a) > 1})
     if dupes:
         problems.append(f"more than one extract for agency {dupes}")
-    return VerifyReport(checks, problems)
+    warnings = _older_than_linked(manifests, run_log) if run_log is not None else []
+    return VerifyReport(checks, problems, warnings)
+
+
+def _unsupported_spec(path: Path) -> str | None:
+    """The token spec version of a manifest this tool cannot read, or None."""
+    try:
+        version = json.loads(Path(path).read_bytes()).get("token_spec_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(version) if version is not None and str(version) not in SUPPORTED_TOKEN_SPEC_VERSIONS else None
+
+
+def _older_than_linked(manifests: list[Manifest], run_log: Path) -> list[str]:
+    """Warn when an extract is older than one of the same agency and project that a `linkage run`
+    already used. The run log is the record: each run lists its input manifests, and the copies it
+    keeps in its run folder (inputs/manifests/), by path and SHA-256; those still on disk with that
+    hash are read back for their agency, period and creation time."""
+    if not Path(run_log).is_file():
+        return []
+    linked: dict[str, Manifest] = {}  # agency -> newest linked extract
+    for line in Path(run_log).read_text(encoding="utf-8").splitlines():
+        try:
+            entry = LogEntry.model_validate_json(line)
+        except ValueError:
+            continue  # `linkage audit log` reports a broken log; here it only loses a warning
+        if entry.command != "run" or entry.outcome != "ok":
+            continue
+        for item in [*entry.inputs, *entry.outputs]:  # outputs: the copies kept in the run folder
+            path = Path(item.path)
+            if (
+                not path.name.endswith(".manifest.json")
+                or not path.is_file()
+                or sha256_file(path) != item.sha256
+            ):
+                continue
+            try:
+                m, _ = read_manifest(path)
+            except VerificationError:
+                continue
+            if _newness(m) > _newness(linked.get(m.agency)):
+                linked[m.agency] = m
+    warnings = []
+    for m in manifests:
+        seen = linked.get(m.agency)
+        if seen is not None and m.key_fingerprint == seen.key_fingerprint and _newness(m) < _newness(seen):
+            warnings.append(
+                f"{m.agency}: this extract ({_describe(m)}) is older than one this project already linked "
+                f"({_describe(seen)})"
+            )
+    return warnings
+
+
+def _newness(m: Manifest | None) -> tuple[str, str]:
+    """Order extracts by the end of their period, then by creation time."""
+    if m is None:
+        return ("", "")
+    return ((m.extraction_period or "").rpartition("/")[2], m.created_at.isoformat())
+
+
+def _describe(m: Manifest) -> str:
+    period = f"period {m.extraction_period}, " if m.extraction_period else ""
+    return f"{period}created {m.created_at:%Y-%m-%d %H:%M}"

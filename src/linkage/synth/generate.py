@@ -272,9 +272,9 @@ class _Run:
         for pos, row in zip(good_pos.tolist(), zip(*lists, strict=True), strict=True):
             rows[pos] = list(row)
         pidx = sub.pidx[order]
-        for j, pos in enumerate(bad_pos.tolist()):
+        for pos in bad_pos.tolist():
             src = int(rng.integers(0, m))
-            kind = BAD_ROW_KINDS[(len(self.bad) + j) % len(BAD_ROW_KINDS)]
+            kind = BAD_ROW_KINDS[len(self.bad) % len(BAD_ROW_KINDS)]  # self.bad grows by one a row
             p = int(pidx[src])
             template = list(rows[good_pos[src]])
             template[id_col] = f"{prefix[src]}{rownum[pos]:0{layout.id_width}d}"

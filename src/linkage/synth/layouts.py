@@ -267,10 +267,13 @@ def prosecution(
 ) -> dict[str, np.ndarray]:
     """Columns of prosecution.csv (pipe-delimited; one "SURNAME, Forenames" name column)."""
     fmt, n = LAYOUTS["prosecution"].date_format, len(cases)
+    # ~3 % typed without the comma ("John SMITH"), read by the config's second layout; chosen by the
+    # case id, not the random stream, so every other value stays as before
+    no_comma = cases.case_id % 97 < 3
     name = np.array(
         [
-            f"{s.upper()}, {f} {m}".strip()
-            for s, f, m in zip(ident.surname, ident.forename, ident.middle, strict=True)
+            f"{f} {m} {s.upper()}".replace("  ", " ") if nc else f"{s.upper()}, {f} {m}".strip()
+            for s, f, m, nc in zip(ident.surname, ident.forename, ident.middle, no_comma, strict=True)
         ],
         dtype=object,
     )
@@ -419,15 +422,23 @@ class CsvSink:
 def bad_row(
     row: list[str], header: Sequence[str], layout: Layout, kind: str, pnc_year: int, pnc_serial: int
 ) -> list[str]:
-    """A deliberately bad copy of a good row: wrong column count, impossible date, or bad PNC check."""
+    """A deliberately bad copy of a good row that the agency config must reject: a wrong column count,
+    or no usable identifier left (surname missing, impossible date, PNC id with a wrong check letter;
+    token spec v2 keeps a row while a surname with a forename or date of birth, or a valid id, remains)."""
     out = list(row)
     if kind == "column_count":
         return out[:-3]
-    if kind == "bad_date":
-        out[header.index(layout.dob_column)] = layout.bad_date
-    else:
-        out[header.index(layout.pnc_column)] = pnc_with_bad_check(pnc_year, pnc_serial)
+    out[header.index(SURNAME_COLUMN[layout.agency])] = ""
+    out[header.index(layout.dob_column)] = layout.bad_date
+    out[header.index(layout.pnc_column)] = pnc_with_bad_check(pnc_year, pnc_serial)
     return out
 
 
-BAD_ROW_KINDS = ("column_count", "bad_date", "bad_pnc")
+# The column holding the surname (or the whole name) in each layout: blanked in a no_identifier bad row.
+SURNAME_COLUMN = {
+    "police": "surname",
+    "prosecution": "defendant_name",
+    "court": "defendant_surname",
+    "prison": "last_name",
+}
+BAD_ROW_KINDS = ("column_count", "no_identifier")

@@ -1,1 +1,1 @@
-"""Token spec v1: standardisation and keyed tokenisation shared by every agency."""
+"""Token spec v2: standardisation and keyed tokenisation shared by every agency."""

@@ -21,11 +21,10 @@ from importlib import resources
 import pyarrow as pa
 
 from linkage.tokens.hmac64 import hmac_key
-from linkage.tokens.spec import TOKEN_COLUMNS, Purpose
+from linkage.tokens.spec import Purpose, token_family
 from linkage.tokens.standardise import phonetic, swapped_date
 
 _SEP = b"\x1f"
-_COLUMN_FAMILY: dict[str, tuple[Purpose, str]] = {c.name: (c.purpose, c.family) for c in TOKEN_COLUMNS}
 
 Plaintexts = dict[str, str | None]  # token column -> standardised value to hash (None: NULL token)
 
@@ -56,9 +55,11 @@ class Tokeniser:
         """The token of one ``value`` in ``family`` under the ``purpose`` subkey (the spec's definition)."""
         return self.tokens(purpose, family, [value])[0].as_py()
 
-    def column_tokens(self, column: str, values: pa.Array | Sequence[str | None]) -> pa.Array:
+    def column_tokens(
+        self, column: str, values: pa.Array | Sequence[str | None], *, postcode_country: str = "uk"
+    ) -> pa.Array:
         """Tokens of a token column's standardised values (purpose and family from the spec)."""
-        return self.tokens(*_COLUMN_FAMILY[column], values)
+        return self.tokens(*token_family(column, postcode_country=postcode_country), values)
 
     def record_keys(self, agency: str, record_ids: pa.Array | Sequence[str | None]) -> pa.Array:
         """Keyed per agency, so two agencies' record id '123' give different keys."""
@@ -67,30 +68,16 @@ class Tokeniser:
     def record_key(self, agency: str, record_id: str) -> int:
         return self.record_keys(agency, [record_id])[0].as_py()
 
-    def hash_plaintexts(self, plaintexts: Plaintexts) -> dict[str, int | None]:
-        """Tokens of one identifier's plaintexts (the ``*_tokens`` helpers; batches use column_tokens)."""
-        return {column: None if v is None else self.column_tokens(column, [v])[0].as_py()
-                for column, v in plaintexts.items()}  # fmt: skip
-
-    # --- one identifier's tokens (spec examples, test vectors) --------------------------------------
-
-    def forename_tokens(self, parts: list[str]) -> dict[str, int | None]:
-        return self.hash_plaintexts(forename_plaintexts(parts))
-
-    def surname_tokens(self, parts: list[str]) -> dict[str, int | None]:
-        return self.hash_plaintexts(surname_plaintexts(parts))
-
-    def dob_tokens(self, d: date) -> dict[str, int | None]:
-        return self.hash_plaintexts(dob_plaintexts(d))
-
-    def postcode_tokens(self, inward: str | None, outward: str) -> dict[str, int | None]:
-        return self.hash_plaintexts(postcode_plaintexts(inward, outward))
-
-    def pnc_token(self, canonical_pnc: str) -> int:
-        return self.token(*_COLUMN_FAMILY["pnc"], canonical_pnc)
-
-    def case_ref_token(self, reference: str) -> int:
-        return self.token(*_COLUMN_FAMILY["case_ref"], reference)
+    def hash_plaintexts(
+        self, plaintexts: Plaintexts, *, postcode_country: str = "uk"
+    ) -> dict[str, int | None]:
+        """Tokens of one identifier's plaintexts (vectors and examples; batches use column_tokens)."""
+        return {
+            column: None
+            if v is None
+            else self.column_tokens(column, [v], postcode_country=postcode_country)[0].as_py()
+            for column, v in plaintexts.items()
+        }
 
 
 # --- the message each token column hashes, per identifier type ----------------------------------------
@@ -123,7 +110,10 @@ def surname_plaintexts(parts: list[str]) -> Plaintexts:
     }
 
 
-def dob_plaintexts(d: date) -> Plaintexts:
+def dob_plaintexts(d: date, *, swapped_only: bool = False) -> Plaintexts:
+    """A date valid only with day and month swapped fills ``dob_swap`` alone (weak evidence)."""
+    if swapped_only:
+        return dict.fromkeys(("dob", "dob_ym", "dob_yd", "dob_md")) | {"dob_swap": d.isoformat()}
     swap = swapped_date(d)
     return {
         "dob": d.isoformat(),
@@ -139,6 +129,19 @@ def postcode_plaintexts(inward: str | None, outward: str) -> Plaintexts:
         "pc": f"{outward} {inward}" if inward else None,
         "pc_sector": f"{outward} {inward[0]}" if inward else None,
         "pc_district": outward,
+    }
+
+
+def generic_postcode_plaintexts(code: str, sector: str | None, district: str | None) -> Plaintexts:
+    return {"pc": code, "pc_sector": sector, "pc_district": district}
+
+
+def address_plaintexts(house: str | None, street: str | None, town: str | None) -> Plaintexts:
+    """addr_house needs both a house number and a street: a number alone identifies nothing."""
+    return {
+        "addr_house": f"{house} {street}" if house and street else None,
+        "addr_street": street,
+        "addr_town": town,
     }
 
 
