@@ -118,7 +118,8 @@ def test_unknown_key_in_a_tagged_item_points_at_its_own_line_and_suggests():
 
 
 def test_unknown_nested_key_suggests_the_nearest_valid_one():
-    text = POLICE_TEXT.replace('    formats: ["%d/%m/%Y"]\n', '    formats: ["%d/%m/%Y"]\n    on_invalide: reject\n', 1)
+    dob_formats = '    formats: ["%d/%m/%Y"]\n'
+    text = POLICE_TEXT.replace(dob_formats, dob_formats + "    on_invalide: reject\n", 1)
     message = _error(text)
     assert f"line {_line_of(text, 'on_invalide')}, " in message and "did you mean 'on_invalid'?" in message
 
