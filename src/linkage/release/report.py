@@ -119,7 +119,7 @@ def _svg(
     return (
         f'<figure><svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'style="min-width:{round(width * MIN_SCALE)}px" '
-        f'aria-labelledby="{uid}-title {uid}-desc" xmlns="http://www.w3.org/2000/svg">'
+        f'aria-labelledby="{uid}-title {uid}-desc">'
         f'<title id="{uid}-title">{escape(title)}</title><desc id="{uid}-desc">{escape(desc)}</desc>'
         f"{''.join(body)}</svg>{cap}</figure>"
     )
