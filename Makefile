@@ -17,6 +17,9 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(STAMP): pyproject.toml src/linkage/tokens/_hmac64.c
 	if command -v dpkg >/dev/null && ! dpkg -s libssl-dev >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q libssl-dev; fi
+	# tests/test_report_browser.py renders report.html in Debian's chromium (driven by playwright)
+	if command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,spark]'

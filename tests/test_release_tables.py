@@ -244,7 +244,9 @@ def test_every_cell_before_disclosure_control_equals_the_truth(cube, truth, name
 @pytest.fixture(scope="module")
 def published(linked_run, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("demo-policy") / "r"
-    build_release(linked_run.run, POLICY, out)
+    with pytest.MonkeyPatch.context() as mp:  # a module fixture runs before the per-test run log is set
+        mp.setenv("LINKAGE_LOG", str(out.with_name("log.jsonl")))
+        build_release(linked_run.run, POLICY, out)
     tables = {}
     for p in sorted((out / "tables").glob("*.csv")):
         with open(p, newline="", encoding="utf-8") as fh:
