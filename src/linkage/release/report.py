@@ -18,7 +18,7 @@ from typing import Any
 
 from linkage.release.lookups import force_area_names, force_label
 from linkage.release.tables import ALL, NOT_APPLICABLE, NOT_AVAILABLE, QUANTILES, SUPPRESSED, Published
-from linkage.release.vocabulary import MEASURES, STATISTICS, label
+from linkage.release.vocabulary import MEASURES, OUTCOME_GROUPS, STATISTICS, label
 
 FUNNEL = (
     "recorded",
@@ -33,6 +33,7 @@ FUNNEL = (
 # A stage can never hold more journeys than the stage before it: the upper bound for a withheld count.
 NESTED = {"cps_charged": ("cps_referral", "recorded"), "convicted": ("prosecuted", "recorded")}
 MIN_SCALE = 0.7  # a chart shrinks to fit a narrow screen down to this, then scrolls inside its figure
+OUTCOME_16 = next(g for g, codes in OUTCOME_GROUPS.items() if codes == (16,))
 INLINE_ROWS = 15  # tables longer than this are collapsed in <details>
 HTML_ROWS = 200  # tables longer than this are left to their CSV
 QUANTILE_WORDS = {"q1": "lower quartile", "median": "median", "q3": "upper quartile", "mean": "mean"}
@@ -47,7 +48,7 @@ p,li{max-width:45rem}.note{color:#444;font-size:.9rem}
 .key{background:#eef3f9;border-left:6px solid #1f5a96;padding:.6rem 1rem;margin:1rem 0}
 nav ol{columns:2;column-gap:2rem;padding-left:1.2rem}nav li{break-inside:avoid}
 figure{margin:1rem 0;overflow-x:auto}svg{display:block;max-width:100%;height:auto}
-figcaption{font-size:.9rem;color:#444}
+figcaption{font-size:.9rem;color:#444}.chart-title{font-weight:600;margin:.2rem 0 .4rem}
 svg text{font-family:system-ui,Arial,sans-serif;font-size:13px;fill:#1b1b1b}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.85rem}
@@ -118,7 +119,7 @@ def _svg(
     uid = ids.next()
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return (
-        f'<figure><svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'<figure><p class="chart-title" aria-hidden="true">{escape(title)}</p><svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'style="min-width:{round(width * MIN_SCALE)}px" '
         f'aria-labelledby="{uid}-title {uid}-desc">'
         f'<title id="{uid}-title">{escape(title)}</title><desc id="{uid}-desc">{escape(desc)}</desc>'
@@ -238,35 +239,58 @@ def _trend_chart(ids: _Ids, t: Published, period: str) -> str:
     return _svg(ids, width, height, title, f"Line chart. {words}.", body, caption)
 
 
-def _rate_interval(t: Published, row: list, num: str, den: str, b: int) -> tuple[float, float, float | None]:
-    """(low, high, point) of 100*num/den allowing for the published noise (each count within b-1 of
-    the truth) and, when num is withheld, for everything from 0 to the next stage up that is published."""
-    d = _value(t, row, den)
-    n = _value(t, row, num)
+# (force code, numerator, denominator, upper bound of the numerator when it is withheld): published values
+Rate = tuple[str, Any, Any, Any]
+
+
+def _rate_interval(n: Any, d: int, bound: Any, b: int) -> tuple[float, float, float | None]:
+    """(low, high, point) of 100*n/d allowing for the published noise (each count within b-1 of the
+    truth) and, when n is withheld, for anything from 0 to its published upper bound (else d)."""
     if isinstance(n, int):
         low = 100 * max(0, n - b + 1) / (d + b - 1)
         high = min(100.0, 100 * (n + b - 1) / max(1, d - b + 1))
         return low, high, 100 * n / d
-    bound = next((_value(t, row, m) for m in NESTED.get(num, ()) if isinstance(_value(t, row, m), int)), d)
-    return 0.0, min(100.0, 100 * (bound + b - 1) / max(1, d - b + 1)), None
+    upper = bound if isinstance(bound, int) else d
+    return 0.0, min(100.0, 100 * (upper + b - 1) / max(1, d - b + 1)), None
 
 
-def _force_chart(ids: _Ids, t: Published, num: str, b: int) -> str:
-    """Forces ranked by the rate num/recorded with an interval per force; withheld values as ranges."""
-    names = force_area_names()
-    forces = [r for r in t.rows if r[0] != ALL]
-    ranked, ranges, withheld = [], [], []
-    for r in forces:
-        if not isinstance(_value(t, r, "recorded"), int):
-            withheld.append(r[0])
+def _force_rates(t: Published, num: str) -> tuple[list[Rate], float | None]:
+    """Per force: num per recorded DA crime (funnel_by_force), with the nearest published upper stage."""
+    out = []
+    for r in t.rows:
+        if r[0] == ALL:
             continue
-        low, high, point = _rate_interval(t, r, num, "recorded", b)
-        (ranked if point is not None else ranges).append((point, low, high, r[0]))
+        bound = next((_value(t, r, m) for m in NESTED.get(num, ()) if isinstance(_value(t, r, m), int)), None)
+        out.append((r[0], _value(t, r, num), _value(t, r, "recorded"), bound))
+    total = _row(t)
+    return out, _pct(_value(t, total, num), _value(t, total, "recorded")) if total else None
+
+
+def _outcome_rates(t: Published, group: str) -> tuple[list[Rate], float | None]:
+    """Per force: crimes with this outcome group per recorded crime (police_outcomes_by_force)."""
+    out = []
+    for code in sorted({r[0] for r in t.rows} - {ALL}):
+        row, total = _row(t, force_area=code, police_outcome_group=group), _row(t, force_area=code)
+        out.append(
+            (code, _value(t, row, "recorded") if row else SUPPRESSED, _value(t, total, "recorded"), None)
+        )
+    row, total = _row(t, police_outcome_group=group), _row(t)
+    return out, _pct(_value(t, row, "recorded"), _value(t, total, "recorded")) if row and total else None
+
+
+def _force_chart(ids: _Ids, title: str, rates: list[Rate], national: float | None, b: int) -> str:
+    """Forces ranked by a rate with an interval per force; a withheld numerator as an unranked range."""
+    names = force_area_names()
+    ranked, ranges, withheld = [], [], []
+    for code, n, d, bound in rates:
+        if not isinstance(d, int) or not d:
+            withheld.append(code)
+            continue
+        low, high, point = _rate_interval(n, d, bound, b)
+        (ranked if point is not None else ranges).append((point, low, high, code))
     ranked.sort(key=lambda x: (-x[0], x[3]))
     ranges.sort(key=lambda x: (-x[2], x[3]))
     rows = ranked + ranges
-    total = _row(t)
-    national = _pct(_value(t, total, num), _value(t, total, "recorded")) if total else None
     label_w, bar_w, row_h = _label_width(names.get(c, c) for *_, c in rows), 420, 19
     width, height = label_w + bar_w + 110, row_h * len(rows) + 50
     ticks = _ticks(max([h for _, _, h, _ in rows] + [1.0]))
@@ -307,7 +331,6 @@ def _force_chart(ids: _Ids, t: Published, num: str, b: int) -> str:
         words.append(f"{name}: {point:.1f}% (between {low:.1f}% and {high:.1f}%)")
     if withheld:
         words.append(f"{len(withheld)} force area(s) with every value withheld")
-    title = f"Police force areas ranked by {MEASURES[num].label.lower()} per 100 DA crimes recorded"
     caption = (
         "Dot: published rate; line: the range the rounding of both counts allows. Grey dashed bars: "
         "the count is withheld ([c]), so the rate can be anywhere in the range shown; these forces are "
@@ -527,8 +550,20 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
         num = next(
             m for m in ("cps_charged", "convicted", "police_charge_summons") if m in force.spec.measures
         )
-        html = _force_chart(ids, force, num, base) + _table_block(force)
-        sections.append(("forces", "Police force areas compared", html))
+        title = f"Police force areas ranked by {MEASURES[num].label.lower()}, per 100 DA crimes recorded"
+        html = _force_chart(ids, title, *_force_rates(force, num), base)
+        by_outcome = _find(
+            tables,
+            lambda t: (
+                t.spec.by == ["force_area", "police_outcome_group"] and t.spec.where.get("da_flag") == "DA"
+            ),
+        )
+        if by_outcome:
+            title = (
+                "Police force areas ranked by outcome 16 (victim does not support action), per 100 DA crimes"
+            )
+            html += _force_chart(ids, title, *_outcome_rates(by_outcome, OUTCOME_16), base)
+        sections.append(("forces", "Police force areas compared", html + _table_block(force)))
     outcomes = _find(
         tables, lambda t: "police_outcome_group" in t.spec.by and "force_area" in t.spec.by
     ) or _find(tables, lambda t: "police_outcome" in t.spec.by)
