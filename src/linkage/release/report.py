@@ -119,7 +119,8 @@ def _svg(
     uid = ids.next()
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return (
-        f'<figure><p class="chart-title" aria-hidden="true">{escape(title)}</p><svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'<figure><p class="chart-title" aria-hidden="true">{escape(title)}</p>'
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'style="min-width:{round(width * MIN_SCALE)}px" '
         f'aria-labelledby="{uid}-title {uid}-desc">'
         f'<title id="{uid}-title">{escape(title)}</title><desc id="{uid}-desc">{escape(desc)}</desc>'
