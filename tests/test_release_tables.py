@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -242,13 +243,19 @@ def test_every_cell_before_disclosure_control_equals_the_truth(cube, truth, name
 
 
 @pytest.fixture(scope="module")
-def published(linked_run, tmp_path_factory):  # noqa: F811
+def bundle(linked_run, tmp_path_factory) -> Path:  # noqa: F811
+    """The demo policy released from the perfect-linkage run."""
     out = tmp_path_factory.mktemp("demo-policy") / "r"
     with pytest.MonkeyPatch.context() as mp:  # a module fixture runs before the per-test run log is set
         mp.setenv("LINKAGE_LOG", str(out.with_name("log.jsonl")))
         build_release(linked_run.run, POLICY, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def published(bundle) -> dict[str, list[dict[str, str]]]:
     tables = {}
-    for p in sorted((out / "tables").glob("*.csv")):
+    for p in sorted((bundle / "tables").glob("*.csv")):
         with open(p, newline="", encoding="utf-8") as fh:
             tables[p.stem] = list(csv.DictReader(fh))
     return tables
@@ -302,3 +309,24 @@ def test_the_lookup_files_cite_their_source():
     head = (data / "force_areas.csv").read_text().split("\ncode,name\n")[0]
     assert "Office for National Statistics" in head and "Police Force Areas (December 2023)" in head
     assert "Crime in England and Wales" in (data / "offence_groups.csv").read_text()
+
+
+def test_report_puts_domestic_abuse_first_with_names_symbols_and_labelled_charts(bundle):
+    html = (bundle / "report.html").read_text(encoding="utf-8")
+    sections = re.findall(r'<section id="([a-z]+)">', html)
+    assert sections[:3] == ["funnel", "trend", "forces"] and sections[-2:] == ["gaps", "about"]
+    assert html.index("<nav") < html.index('<section id="funnel"')  # contents before the first section
+    assert "Domestic abuse" in html and "Other crimes" in html  # DA and non-DA side by side
+    assert "Metropolitan Police (E23000001)" in html  # names beside codes
+    for symbol in ("[c]", "[z]", "[x]"):
+        assert symbol in html
+    svgs = re.findall(r"<svg [^>]*>.*?</svg>", html, flags=re.S)
+    assert len(svgs) >= 5
+    for svg in svgs:
+        ids = re.search(r'aria-labelledby="([^"]+)"', svg).group(1).split()
+        assert 'role="img"' in svg and all(f'id="{i}"' in svg for i in ids)
+        assert re.search(r"<title id=[^>]+>[^<]+</title><desc id=[^>]+>[^<]+</desc>", svg)
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    assert headers and not [h for h in headers if re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", h)]
+    assert "<script" not in html and "http" not in html
+    assert '<meta name="viewport"' in html and "@media print" in html
