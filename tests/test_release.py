@@ -54,7 +54,9 @@ def write_policy(tmp_path: Path, text: str = POLICY) -> Path:
 @pytest.fixture(scope="module")
 def bundle(linked_run, tmp_path_factory):  # noqa: F811
     d = tmp_path_factory.mktemp("release")
-    result = build_release(linked_run.run, write_policy(d), d / "out" / "r1")
+    with pytest.MonkeyPatch.context() as mp:  # a module fixture runs before the per-test run log is set
+        mp.setenv("LINKAGE_LOG", str(d / "log.jsonl"))
+        result = build_release(linked_run.run, write_policy(d), d / "out" / "r1")
     return result.out_dir
 
 

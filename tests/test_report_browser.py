@@ -90,11 +90,11 @@ def report(keys, tmp_path_factory) -> Path:
     """The report of a demo-size release (perfect linkage of DEMO_PERSONS synthetic persons)."""
     base = tmp_path_factory.mktemp("browser")
     raw, extracts = base / "raw", base / "extracts"
-    generate(DEMO_PERSONS, 42, raw)
-    pseudonymise_all(keys, raw, extracts)
-    run = perfect_run(extracts, raw / "truth", base / "run", keys.signing_dir)
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp:  # a module fixture runs before the per-test run log is set
         mp.setenv("LINKAGE_LOG", str(base / "log.jsonl"))
+        generate(DEMO_PERSONS, 42, raw)
+        pseudonymise_all(keys, raw, extracts)
+        run = perfect_run(extracts, raw / "truth", base / "run", keys.signing_dir)
         build_journeys(run)
         out = build_release(run, ROOT / "configs" / "release.yaml", base / "release" / "r1").out_dir
     return out / "report.html"
