@@ -84,8 +84,11 @@ def _days(a: date | None, b: date | None) -> int | None:
 
 @pytest.fixture(scope="module")
 def truth(linked_run) -> list[dict]:  # noqa: F811
+    return truth_cases(linked_run.raw / "truth", linked_run.extracts)
+
+
+def truth_cases(t: Path, extracts: Path) -> list[dict]:
     """One dict per true case: its true attributes, the breakdown values and the stage facts."""
-    t = linked_run.raw / "truth"
     con = duckdb.connect()
 
     def from_extract(agency: str, col: str) -> dict:
@@ -94,7 +97,7 @@ def truth(linked_run) -> list[dict]:  # noqa: F811
             con.execute(f"""
                 SELECT r.case_id, any_value(e.{col})
                 FROM read_parquet('{t / "records.parquet"}') r
-                JOIN read_parquet('{linked_run.extracts / agency}.parquet') e USING (source_row)
+                JOIN read_parquet('{extracts / agency}.parquet') e USING (source_row)
                 WHERE r.source_dataset = '{agency}' GROUP BY 1""").fetchall()
         )
 

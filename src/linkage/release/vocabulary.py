@@ -380,13 +380,11 @@ MEASURES: dict[str, Measure] = {
     ),
 }
 
-_NOT_SENTENCED = {"verdict": NOT_CONVICTED}
-
 STATISTICS: dict[str, Statistic] = {
     "days_to_outcome": Statistic(
         "police_outcome_date - recorded_date",
         "days from police recording to the police outcome",
-        label="Days from recording to police outcome",
+        label="Police record to outcome (days)",
         not_applicable={"police_outcome": (OPEN,), "police_outcome_group": (OPEN,)},
     ),
     "days_to_charge": Statistic(
@@ -398,7 +396,7 @@ STATISTICS: dict[str, Statistic] = {
     "days_to_verdict": Statistic(
         "verdict_date - recorded_date",
         "days from police recording to the verdict",
-        label="Days from recording to verdict",
+        label="Police record to verdict (days)",
         not_applicable={"verdict": NO_VERDICT},
     ),
     "days_offence_to_report": Statistic(
@@ -422,7 +420,7 @@ STATISTICS: dict[str, Statistic] = {
         "CASE WHEN verdict IN ('Guilty plea', 'Convicted') THEN sentence_date - verdict_date END",
         "days from conviction to sentence",
         label="Verdict to sentence (days)",
-        not_applicable=_NOT_SENTENCED,
+        not_applicable={"verdict": NOT_CONVICTED},
     ),
     "days_offence_to_verdict": Statistic(
         "verdict_date - offence_date",
