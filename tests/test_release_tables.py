@@ -1,6 +1,7 @@
 """The demo policy's tables (configs/release.yaml) built from the TRUE clusters, cell by cell against
-counts computed here independently from the synthetic truth (truth/journeys.parquet and
-truth/persons.parquet), before disclosure control; then the published values against the same truth.
+counts computed here independently from the synthetic truth (the true cases of truth/journeys.parquet,
+with the attributes each agency recorded for them: the CPS's DA flag and offence, the recorded sex,
+ethnicity, age band and victim details), before disclosure control; then the published values.
 
 The expected counts never use the release vocabulary's SQL: each breakdown and measure is restated
 below in Python from its published definition (docs/release-guide.md), over the true cases.
@@ -51,6 +52,11 @@ CHECKED = (
     "funnel",
     "trend_quarterly",
     "funnel_by_force",
+    "funnel_by_relationship",
+    "funnel_by_age_band",
+    "funnel_by_suspect_sex",
+    "funnel_by_ethnicity",
+    "funnel_by_victim_sex",
     "police_outcomes_by_force",
     "timeliness_by_force",
     "sentencing",
@@ -60,6 +66,7 @@ CHECKED = (
     "prisoners",
     "prisoners_by_force",
     "prisoners_by_sex",
+    "prisoners_by_age_band",
     "prisoners_by_ethnicity",
 )
 
@@ -108,12 +115,17 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
     offence = {**from_extract("prosecution", "offence_code"), **from_extract("court", "offence_code")}
     police_eth, prison_eth = from_extract("police", "ethnicity"), from_extract("prison", "ethnicity")
     ethnicity = {k: police_eth.get(k) or prison_eth.get(k) for k in police_eth.keys() | prison_eth.keys()}
-    persons = {
-        r[0]: r[1:]
-        for r in con.execute(
-            f"SELECT person_id, sex, ethnicity FROM read_parquet('{t / 'persons.parquet'}')"
-        ).fetchall()
-    }
+    relationship = from_extract("police", "victim_relationship")
+    victim_sex = from_extract("police", "victim_sex")
+
+    def first_stage(col: str) -> dict:
+        """The value of the first stage (police, CPS, court, prison) that records it."""
+        found = [from_extract(a, col) for a in ("police", "prosecution", "court", "prison")]
+        return {k: next((f[k] for f in found if f.get(k)), None) for k in set().union(*found)}
+
+    # the suspect's sex as recorded (some records differ from the person's) and the age band each
+    # agency derived (no date of birth passes), from the first stage that records them
+    suspect_sex, age_band = first_stage("sex"), first_stage("age_band")
     cur = con.execute(f"SELECT * FROM read_parquet('{t / 'journeys.parquet'}') ORDER BY case_id")
     names = [d[0] for d in cur.description]
     cases = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -128,7 +140,6 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
         history = reception is not None and any(
             d < reception and cid != c["case_id"] for d, cid in da_crimes.get(c["person_id"], [])
         )
-        sex, _ = persons[c["person_id"]]
         sentenced = c["sentence_date"] is not None
         charged = c["charging_decision"] == "Charge"
         convicted = c["verdict"] in CONVICTED
@@ -150,8 +161,13 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
                     "da_prisoner": "DA index offence"
                     if da
                     else ("DA history only" if history else "Neither"),
-                    "suspect_sex": {"M": "Male", "F": "Female"}.get(sex, sex),
+                    "suspect_sex": {"M": "Male", "F": "Female", "X": "Other"}.get(
+                        suspect_sex.get(c["case_id"]), NOT_KNOWN
+                    ),
                     "ethnicity": ethnicity.get(c["case_id"]) or NOT_KNOWN,
+                    "age_band": age_band.get(c["case_id"]) or NOT_KNOWN,
+                    "victim_relationship": relationship.get(c["case_id"]) or NOT_KNOWN,
+                    "victim_sex": {"M": "Male", "F": "Female"}.get(victim_sex.get(c["case_id"]), NOT_KNOWN),
                 },
                 "facts": {
                     "police_record": True,
