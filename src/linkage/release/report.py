@@ -64,7 +64,7 @@ dl.symbols dt{font-weight:700;float:left;width:2.5rem}dl.symbols dd{margin:0 0 .
  h2{break-after:avoid}figure,table,.key{break-inside:avoid}
  details>summary{list-style:none}details:not([open])>summary::after{content:" (see the CSV)";color:#444}
  a{color:inherit;text-decoration:none}.scroll{overflow:visible}
- table{font-size:7pt;max-width:100%}td,th{padding:1px 3px;overflow-wrap:anywhere}
+ table{font-size:7pt;width:100%;table-layout:fixed}td,th{padding:1px 3px;overflow-wrap:break-word}
 }
 @page{size:A4;margin:15mm}
 """
