@@ -19,14 +19,18 @@ from statistics import quantiles
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT
 from fixtures_journeys import linked_run  # noqa: F401 (fixture)
 from linkage.config import load_config
 from linkage.config.release import ReleasePolicy
+from linkage.errors import ConfigError
 from linkage.release.build import build_release
 from linkage.release.lookups import force_area_names
 from linkage.release.tables import ALL, NOT_APPLICABLE, NOT_AVAILABLE, SYMBOLS, build_cube, open_journeys
+from linkage.release.vocabulary import DIMENSIONS
 
 POLICY = ROOT / "configs" / "release.yaml"
 NOT_KNOWN = "Not known"
@@ -349,3 +353,38 @@ def test_report_puts_domestic_abuse_first_with_names_symbols_and_labelled_charts
     assert headers and not [h for h in headers if re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", h)]
     assert "<script" not in html and "http" not in html
     assert '<meta name="viewport"' in html and "@media print" in html
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dates(min_value=date(1990, 1, 1), max_value=date(2099, 12, 31)))
+def test_quarter_and_year_of_a_date_match_the_financial_calendar(d):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE j AS SELECT ?::DATE AS recorded_date", [d])
+    quarter, year = con.execute(
+        f"SELECT {DIMENSIONS['recorded_quarter'].sql}, {DIMENSIONS['recorded_year'].sql} FROM j"
+    ).fetchall()[0]
+    assert (quarter, year) == (_quarter(d), _year(d))
+    assert DIMENSIONS["recorded_quarter"].allows(quarter)
+
+
+@pytest.mark.parametrize(
+    ("name", "row"),
+    [
+        ("force_areas.csv", ["E23000001", "Met'; DROP TABLE x; --"]),
+        ("force_areas.csv", ["X1", "Nowhere"]),
+        ("offence_groups.csv", ["105/01' OR '1'='1", "Violence without injury"]),
+        ("offence_groups.csv", ["105/01", "Made-up group"]),
+        ("offence_groups.csv", ["105/01"]),
+    ],
+)
+def test_a_tampered_lookup_row_is_refused_before_it_reaches_sql(monkeypatch, name, row):
+    from linkage.release import lookups
+
+    monkeypatch.setattr(lookups, "_rows", lambda _name, _header: [row])
+    load = lookups.force_area_names if name == "force_areas.csv" else lookups.offence_groups
+    load.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=f"{name}: data row 2"):
+            load()
+    finally:
+        load.cache_clear()
