@@ -33,6 +33,11 @@ FUNNEL = (
 # A stage can never hold more journeys than the stage before it: the upper bound for a withheld count.
 NESTED = {"cps_charged": ("cps_referral", "recorded"), "convicted": ("prosecuted", "recorded")}
 MIN_SCALE = 0.7  # a chart shrinks to fit a narrow screen down to this, then scrolls inside its figure
+RATE_WORDS = {
+    "cps_charged": "charged by the CPS",
+    "convicted": "ending in a conviction",
+    "police_charge_summons": "charged or summonsed by the police",
+}
 OUTCOME_16 = next(g for g, codes in OUTCOME_GROUPS.items() if codes == (16,))
 INLINE_ROWS = 15  # tables longer than this are collapsed in <details>
 HTML_ROWS = 200  # tables longer than this are left to their CSV
@@ -548,10 +553,8 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
         lambda t: t.spec.by == ["force_area"] and t.spec.where.get("da_flag") == "DA" and _is_funnel(t),
     )
     if force:
-        num = next(
-            m for m in ("cps_charged", "convicted", "police_charge_summons") if m in force.spec.measures
-        )
-        title = f"Police force areas ranked by {MEASURES[num].label.lower()}, per 100 DA crimes recorded"
+        num = next(m for m in RATE_WORDS if m in force.spec.measures)
+        title = f"Police force areas ranked by DA crimes {RATE_WORDS[num]} per 100 recorded"
         html = _force_chart(ids, title, *_force_rates(force, num), base)
         by_outcome = _find(
             tables,
