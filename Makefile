@@ -31,6 +31,9 @@ define install
 endef
 
 $(VENV)/.installed-test: pyproject.toml src/linkage/tokens/_hmac64.c
+	# tests/test_report_browser.py renders report.html in Debian's chromium (driven by playwright)
+	if command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; fi
 	$(call install,$(TEST_EXTRAS))
 
 $(VENV)/.installed-demo: pyproject.toml src/linkage/tokens/_hmac64.c

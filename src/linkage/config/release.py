@@ -120,6 +120,8 @@ class TableSpec(_Model):
             raise ValueError("a dimension cannot be both a 'where' condition and a 'by' breakdown")
         if self.statistics and len(self.measures) != 1:
             raise ValueError("statistics need a table with exactly one measure")
+        if self.statistics and MEASURES[self.measures[0]].not_recorded:
+            raise ValueError(f"statistics need a measure some source records ({self.measures[0]} is not)")
         for d in self.by:
             req = DIMENSIONS[d].requires
             if req and self.where.get(req[0]) != req[1]:

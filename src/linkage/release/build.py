@@ -23,9 +23,13 @@ from linkage.config.release import ReleasePolicy, below_floors
 from linkage.errors import ConfigError
 from linkage.extract.manifest import read_manifest
 from linkage.release import acro_bundle, bundle, sdc
+from linkage.release.lookups import with_force_names
 from linkage.release.report import render_report
 from linkage.release.tables import (
     ALL,
+    NOT_APPLICABLE,
+    NOT_AVAILABLE,
+    SUPPRESSED,
     Cube,
     DisclosureRefused,
     Published,
@@ -36,7 +40,7 @@ from linkage.release.tables import (
     publish,
     published_counts,
 )
-from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS
+from linkage.release.vocabulary import DIMENSIONS, MEASURES, STATISTICS, label
 from linkage.runfolder import open_run
 from linkage.runlog import logged
 from linkage.util import sha256_file
@@ -111,6 +115,18 @@ def _table_meta(t: Published, policy: ReleasePolicy, meta: dict[str, Any]) -> di
             for m in spec.measures
         },
         "statistics": {s: STATISTICS[s].description for s in spec.statistics},
+        "labels": {c: label(c) for c in [*spec.by, *spec.measures, *spec.statistics]},
+        "symbols": {
+            SUPPRESSED: "confidential: withheld by disclosure control",
+            NOT_APPLICABLE: "not applicable: the table definition says the value cannot exist",
+            NOT_AVAILABLE: "not available: no source of this release records it",
+        },
+        "not_available": {m: MEASURES[m].not_recorded for m in spec.measures if MEASURES[m].not_recorded},
+        "not_applicable": {
+            s: {d: list(v) for d, v in STATISTICS[s].not_applicable.items() if d in spec.by}
+            for s in spec.statistics
+            if any(d in spec.by for d in STATISTICS[s].not_applicable)
+        },
         "margins": f"every combination of the breakdowns, with '{ALL}' for a margin",
         "sdc": policy.sdc.model_dump(),
         "floors_overridden": meta["floors_overridden"],
@@ -232,7 +248,7 @@ def build_release(
 def _write_bundle(stage: Path, tables: list[Published], policy: ReleasePolicy, meta: dict[str, Any]) -> None:
     (stage / "tables").mkdir()
     for t in tables:
-        bundle.write_csv(stage / "tables" / f"{t.spec.name}.csv", t.header, t.rows)
+        bundle.write_csv(stage / "tables" / f"{t.spec.name}.csv", *with_force_names(t.header, t.rows))
         bundle.write_json(stage / "tables" / f"{t.spec.name}.json", _table_meta(t, policy, meta))
     (stage / "report.html").write_text(render_report(tables, meta), encoding="utf-8")
     bundle.write_json(stage / "release.json", meta)

@@ -25,7 +25,11 @@ from linkage.release import perturb, sdc
 from linkage.release.vocabulary import DIMENSIONS, IDENTIFYING, MEASURES, STATISTICS, Key, canonical
 
 ALL = "All"
-SUPPRESSED = "[c]"  # GSS symbol for a value withheld to protect confidentiality
+# GSS symbols (Government Statistical Service guidance on symbols in tables)
+SUPPRESSED = "[c]"  # confidential: withheld to protect confidentiality
+NOT_APPLICABLE = "[z]"  # not applicable: the table definition says the value cannot exist
+NOT_AVAILABLE = "[x]"  # not available: no source of this release records it
+SYMBOLS = (SUPPRESSED, NOT_APPLICABLE, NOT_AVAILABLE)
 QUANTILES = (("q1", 0.25), ("median", 0.5), ("q3", 0.75))
 ANCHORS = ["police_record_key", "cps_record_key", "court_record_key", "prison_record_key"]
 
@@ -146,8 +150,8 @@ def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) ->
     for d in spec.by:
         sql = f"SELECT DISTINCT {column('dim', d)} FROM rv WHERE {where} ORDER BY 1"
         domains[d] = [r[0] for r in con.execute(sql, params.values).fetchall()]
-    aggs = []
-    for m in spec.measures:
+    aggs, recorded = [], recorded_measures(spec)
+    for m in recorded:
         cond = params.where(MEASURES[m].conditions)
         aggs += [
             f"count(*) FILTER (WHERE {cond})",
@@ -173,11 +177,11 @@ def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) ->
     for r in con.execute(sql, params.values).fetchall():
         labels = tuple(ALL if r[len(dims) + i] else r[i] for i in range(len(dims)))
         found[labels] = r[2 * len(dims) :]
-    rows, n_m = [], len(spec.measures)
+    rows, n_m = [], len(recorded)
     for labels in itertools.product(*[[*domains[d], ALL] for d in spec.by]):
         agg = found.get(labels)
         keys = {}
-        for i, m in enumerate(spec.measures):
+        for i, m in enumerate(recorded):
             conds = {**spec.where, **MEASURES[m].conditions}
             conds.update({d: v for d, v in zip(spec.by, labels, strict=True) if v != ALL})
             key = canonical(conds)
@@ -194,6 +198,17 @@ def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) ->
     return TableData(spec, rows, _lines(spec, rows, domains))
 
 
+def recorded_measures(spec: TableSpec) -> list[str]:
+    """The table's measures some source records (the others are published as [x])."""
+    return [m for m in spec.measures if not MEASURES[m].not_recorded]
+
+
+def not_applicable(stat: str, labels: dict[str, str]) -> bool:
+    """Whether the vocabulary defines ``stat`` as impossible in a row with these labels ([z])."""
+    rule = STATISTICS[stat].not_applicable
+    return any(labels.get(d) in values for d, values in rule.items())
+
+
 def _lines(spec: TableSpec, rows: list[Row], domains: dict[str, list[str]]) -> list[sdc.Line]:
     """For each measure and dimension d: the cells over d's values, with d = All as their total."""
     by_labels = {tuple(r.labels[d] for d in spec.by): r for r in rows}
@@ -205,7 +220,7 @@ def _lines(spec: TableSpec, rows: list[Row], domains: dict[str, list[str]]) -> l
             def at(value: str, rest: tuple = rest, pos: int = pos) -> Row:
                 return by_labels[(*rest[:pos], value, *rest[pos:])]
 
-            for m in spec.measures:
+            for m in recorded_measures(spec):
                 details = tuple(at(v).keys[m] for v in domains[d])
                 lines.append(sdc.Line(details, at(ALL).keys[m]))
     return lines
@@ -264,12 +279,18 @@ def publish(
         for row in table.rows:
             cells: list[str | int] = [row.labels[d] for d in spec.by]
             for m in spec.measures:
+                if MEASURES[m].not_recorded:
+                    cells.append(NOT_AVAILABLE)
+                    continue
                 key = row.keys[m]
                 keys_seen.add(key)
                 cells.append(SUPPRESSED if key in counts.suppressed else values[key])
             for s in spec.statistics:
                 key = row.keys[spec.measures[0]]
                 st = cube.stats[(key, s)]
+                if not_applicable(s, row.labels):
+                    cells += [NOT_APPLICABLE] * (len(QUANTILES) + STATISTICS[s].magnitude)
+                    continue
                 if sdc.count_reason(st.n, st.persons, rules) or st.n == 0:
                     cells += [SUPPRESSED] * len(QUANTILES)
                     withheld += 1
@@ -340,10 +361,10 @@ def check_published(tables: list[Published], policy: ReleasePolicy) -> None:
         n_dims = len(t.spec.by)
         for row in t.rows:
             for v in row[n_dims : n_dims + len(t.spec.measures)]:
-                if v == SUPPRESSED or (v == 0 and not rules.zeros_disclosive):
+                if v in SYMBOLS or (v == 0 and not rules.zeros_disclosive):
                     continue
                 if not isinstance(v, int) or v < rules.threshold or v % rules.rounding_base:
                     raise DisclosureRefused(f"table {t.spec.name}: a count escaped disclosure control")
-        published = [v for row in t.rows for v in row[n_dims:] if v != SUPPRESSED]
+        published = [v for row in t.rows for v in row[n_dims:] if v not in SYMBOLS]
         if t.cells > 1 and published and all(v in (0, 1) for v in published):
             raise DisclosureRefused(f"table {t.spec.name}: record-level table (every cell 0 or 1)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from linkage.release.lookups import OFFENCE_GROUPS, OTHER_OFFENCES, offence_group_sql
 from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES
 
 # Columns that identify people or records: a policy naming one is refused, and no published table
@@ -30,6 +31,12 @@ def _fy(col: str) -> str:
         f"CASE WHEN {col} IS NULL THEN 'Not known' ELSE "
         f"{y}::VARCHAR || '/' || lpad((({y} + 1) % 100)::VARCHAR, 2, '0') END"
     )
+
+
+def _fq(col: str) -> str:
+    """Quarter of the financial year of a date column, e.g. '2019/20 Q1' (April-June 2019)."""
+    q = f"((month({col}) + 8) % 12) // 3 + 1"
+    return f"CASE WHEN {col} IS NULL THEN 'Not known' ELSE {_fy(col)} || ' Q' || ({q})::VARCHAR END"
 
 
 def _yes_no(cond: str) -> str:
@@ -66,6 +73,23 @@ _OUTCOME_SQL = (
     + " ELSE lpad(police_outcome::VARCHAR, 2, '0') || ' Other' END"
 )
 
+# Outcome types grouped as the Home Office outcomes bulletin reports them; 15 and 16 stay apart.
+OUTCOME_GROUPS = {
+    "Charged/summonsed": (1,),
+    "Out-of-court resolution or diversion": (2, 3, 4, 6, 7, 8, 22),
+    "Evidential difficulties - victim supports action (15)": (15,),
+    "Evidential difficulties - victim does not support action (16)": (16,),
+    "Evidential difficulties - suspect not identified, or no suspect": (14, 18),
+    "Prosecution prevented or not in the public interest": (5, 9, 10, 11, 12, 13, 17, 20, 21),
+}
+OPEN = "Open (no outcome yet)"
+_OUTCOME_GROUP_SQL = (
+    f"CASE WHEN police_outcome IS NULL THEN '{OPEN}' "
+    + " ".join(
+        f"WHEN police_outcome IN ({', '.join(map(str, v))}) THEN '{k}'" for k, v in OUTCOME_GROUPS.items()
+    )
+    + " ELSE 'Other' END"
+)
 
 SENTENCE_TYPES = ("Immediate custody", "Suspended sentence", "Community order", "Fine", "Discharge", "Other")
 
@@ -81,6 +105,7 @@ class Dimension:
     values: tuple[str, ...] = YES_NO
     pattern: str | None = None  # values also allowed: a full match of this (anchored, no quotes)
     requires: tuple[str, str] | None = None  # (stage dimension, 'Yes'): only journeys at that stage
+    label: str = ""  # what a reader sees (report headings); the name when empty
 
     def allows(self, value: str) -> bool:
         return value in self.values or bool(self.pattern and re.fullmatch(self.pattern, value))
@@ -93,6 +118,8 @@ class Measure:
     label: str
     description: str
     conditions: dict[str, str] = field(default_factory=dict)
+    # Why no source here records it: the measure is published as [x] (not available) in every cell.
+    not_recorded: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,96 +129,156 @@ class Statistic:
     sql: str
     description: str
     magnitude: bool = False
+    label: str = ""
+    # The table definitions, not the data, decide [z] (not applicable): in a row whose breakdown has
+    # one of these values the statistic cannot exist (e.g. no custody length for a fine).
+    not_applicable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 YEAR = r"(19|20)\d{2}/\d{2}"  # a financial year as _fy writes it, e.g. 2019/20
+QUARTER = YEAR + r" Q[1-4]"  # a quarter of a financial year as _fq writes it, e.g. 2019/20 Q1
+OFFENCE = "coalesce(court_offence_code, cps_offence_code, police_offence_code)"
+NO_CHARGE = ("NFA evidential", "NFA public interest", "Caution", "Other", "No decision yet")
+NO_VERDICT = ("No verdict yet",)
+NOT_CONVICTED = ("Acquitted", "Dismissed", "Withdrawn", "Discontinued", "No verdict yet")
 
 DIMENSIONS: dict[str, Dimension] = {
     # stages reached (Yes/No), the building blocks of the funnel
-    "police_record": Dimension(_yes_no("police_record_key IS NOT NULL"), "a police crime record is linked"),
-    "cps_record": Dimension(_yes_no("cps_record_key IS NOT NULL"), "a CPS receipt is linked"),
-    "court_case": Dimension(_yes_no("first_hearing_date IS NOT NULL"), "a court first hearing is linked"),
+    "police_record": Dimension(
+        _yes_no("police_record_key IS NOT NULL"), "a police crime record is linked", label="Police record"
+    ),
+    "cps_record": Dimension(
+        _yes_no("cps_record_key IS NOT NULL"), "a CPS receipt is linked", label="Referred to CPS"
+    ),
+    "court_case": Dimension(
+        _yes_no("first_hearing_date IS NOT NULL"), "a court first hearing is linked", label="Court case"
+    ),
     "convicted": Dimension(
-        _yes_no("verdict IN ('Guilty plea', 'Convicted')"), "verdict: guilty plea or convicted after trial"
+        _yes_no("verdict IN ('Guilty plea', 'Convicted')"),
+        "verdict: guilty plea or convicted after trial",
+        label="Convicted",
     ),
-    "sentenced": Dimension(_yes_no("sentence_date IS NOT NULL"), "a sentence is recorded"),
+    "sentenced": Dimension(_yes_no("sentence_date IS NOT NULL"), "a sentence is recorded", label="Sentenced"),
     "prison_reception": Dimension(
-        _yes_no("prison_reception_date IS NOT NULL"), "a prison reception is linked"
+        _yes_no("prison_reception_date IS NOT NULL"), "a prison reception is linked", label="Prison reception"
     ),
-    "order_made": Dimension(_yes_no("restraining_order"), "the court made a restraining order"),
+    "order_made": Dimension(
+        _yes_no("restraining_order"), "the court made a restraining order", label="Restraining order made"
+    ),
     "reoffence_cohort": Dimension(
         _yes_no("reoffence_index_date IS NOT NULL AND reoffence_index_date <= $data_end - INTERVAL 365 DAY"),
         "sentenced (non-custodial) or released from custody at least 12 months before the data end",
+        label="In the reoffending cohort",
     ),
     # who, where and when
     "force_area": Dimension(
-        "coalesce(force_area, 'Not known')", "police force area (ONS code)", (NOT_KNOWN,), r"[EWSN]\d{8}"
+        "coalesce(force_area, 'Not known')",
+        "police force area (ONS code; the name is published beside it)",
+        (NOT_KNOWN,),
+        r"[EWSN]\d{8}",
+        label="Police force area",
     ),
     "recorded_year": Dimension(
-        _fy("recorded_date"), "financial year the police recorded the crime", (NOT_KNOWN,), YEAR
+        _fy("recorded_date"),
+        "financial year the police recorded the crime",
+        (NOT_KNOWN,),
+        YEAR,
+        label="Financial year recorded",
+    ),
+    "recorded_quarter": Dimension(
+        _fq("recorded_date"),
+        "quarter of the financial year the police recorded the crime (Q1 = April to June)",
+        (NOT_KNOWN,),
+        QUARTER,
+        label="Quarter recorded",
     ),
     "da_flag": Dimension(
         "CASE da_flag WHEN true THEN 'DA' WHEN false THEN 'Not DA' ELSE 'Not known' END",
         "domestic abuse: flagged by the police or the CPS (courts and prisons carry no flag)",
         ("DA", "Not DA", NOT_KNOWN),
+        label="Domestic abuse",
     ),
     "suspect_sex": Dimension(
         "CASE suspect_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other' "
         "ELSE 'Not known' END",
         "sex of the suspect/defendant",
         ("Male", "Female", "Other", NOT_KNOWN),
+        label="Suspect sex",
     ),
     "age_band": Dimension(
         "coalesce(age_band, 'Not known')",
         "age band of the suspect at the first stage",
         (NOT_KNOWN,),
         r"under \d{1,3}|\d{1,3}-\d{1,3}|\d{1,3}\+",  # the labels of the agency configs' age_band
+        label="Suspect age band",
     ),
     "ethnicity": Dimension(
         "coalesce(ethnicity, 'Not known')",
         "self-defined ethnicity, five ONS groups",
         ("Asian", "Black", "Mixed", "White", "Other", NOT_KNOWN),
+        label="Suspect ethnicity",
     ),
     "victim_sex": Dimension(
         "CASE victim_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' ELSE 'Not known' END",
         "sex of the victim (police record)",
         ("Male", "Female", NOT_KNOWN),
+        label="Victim sex",
     ),
     "victim_relationship": Dimension(
         "coalesce(victim_relationship, 'Not known')",
         "victim's relationship to the suspect (police record)",
         ("Partner", "Ex-partner", "Family member", "Other", NOT_KNOWN),
+        label="Victim's relationship to the suspect",
+    ),
+    "offence_group": Dimension(
+        offence_group_sql(OFFENCE),
+        "ONS offence group of the offence prosecuted (court, else CPS, else police offence code; "
+        "release/data/offence_groups.csv)",
+        (*OFFENCE_GROUPS, OTHER_OFFENCES, NOT_KNOWN),
+        label="Offence group",
     ),
     # what happened at each stage
     "police_outcome": Dimension(
         _OUTCOME_SQL,
         "Home Office outcome type of the police crime (Outcome 15/16: evidential difficulties)",
-        ("Open (no outcome yet)", *(f"{k:02d} {v}" for k, v in OUTCOME_LABELS.items())),
+        (OPEN, *(f"{k:02d} {v}" for k, v in OUTCOME_LABELS.items())),
         r"\d{2} Other",
         requires=("police_record", "Yes"),
+        label="Police outcome",
+    ),
+    "police_outcome_group": Dimension(
+        _OUTCOME_GROUP_SQL,
+        "Home Office outcome types in the groups of the outcomes bulletin (15 and 16 kept apart)",
+        (*OUTCOME_GROUPS, OPEN, "Other"),
+        requires=("police_record", "Yes"),
+        label="Police outcome",
     ),
     "charging_decision": Dimension(
         "coalesce(charging_decision, 'No decision yet')",
         "CPS charging decision",
-        ("Charge", "NFA evidential", "NFA public interest", "Caution", "Other", "No decision yet"),
+        ("Charge", *NO_CHARGE),
         requires=("cps_record", "Yes"),
+        label="CPS charging decision",
     ),
     "verdict": Dimension(
         "coalesce(verdict, 'No verdict yet')",
         "court verdict",
-        ("Guilty plea", "Convicted", "Acquitted", "Dismissed", "Withdrawn", "Discontinued", "No verdict yet"),
+        ("Guilty plea", "Convicted", *NOT_CONVICTED),
         requires=("court_case", "Yes"),
+        label="Verdict",
     ),
     "sentence_type": Dimension(
         "coalesce(sentence_type, 'Not known')",
         "sentence (main disposal)",
         (*SENTENCE_TYPES, NOT_KNOWN),
         requires=("sentenced", "Yes"),
+        label="Sentence",
     ),
     "order_breached": Dimension(
         _yes_no("order_breach_date IS NOT NULL"),
         "a later police crime for breach of a restraining order by the same person",
         requires=("order_made", "Yes"),
+        label="Order breached",
     ),
     "order_year": Dimension(
         _fy("order_date"),
@@ -199,6 +286,7 @@ DIMENSIONS: dict[str, Dimension] = {
         (NOT_KNOWN,),
         YEAR,
         requires=("order_made", "Yes"),
+        label="Financial year order made",
     ),
     "reception_year": Dimension(
         _fy("prison_reception_date"),
@@ -206,24 +294,43 @@ DIMENSIONS: dict[str, Dimension] = {
         (NOT_KNOWN,),
         YEAR,
         requires=("prison_reception", "Yes"),
+        label="Financial year received into prison",
     ),
     "da_history": Dimension(
         _yes_no("da_history"),
         "an earlier DA police crime by the same person before the prison reception (not the index crime)",
         requires=("prison_reception", "Yes"),
+        label="History of DA",
+    ),
+    "da_prisoner": Dimension(
+        "CASE WHEN da_flag THEN 'DA index offence' WHEN da_history THEN 'DA history only' "
+        "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END",
+        "prisoners received for a DA index offence, else with a DA history (an earlier DA police crime), "
+        "else neither; not known when the index offence has no police or CPS record",
+        ("DA index offence", "DA history only", "Neither", NOT_KNOWN),
+        requires=("prison_reception", "Yes"),
+        label="DA index offence or DA history",
     ),
     "disposal": Dimension(
         "CASE WHEN sentence_type = 'Immediate custody' THEN 'Custody' ELSE 'Non-custodial' END",
         "custody or another sentence",
         ("Custody", "Non-custodial"),
         requires=("reoffence_cohort", "Yes"),
+        label="Disposal",
     ),
     "reoffended_12m": Dimension(
         _yes_no("reoffence_date <= reoffence_index_date + INTERVAL 365 DAY"),
         "a new DA police crime recorded within 12 months of release or sentence",
         requires=("reoffence_cohort", "Yes"),
+        label="Reoffended within 12 months",
     ),
 }
+
+_NOT_RECORDED_ORDERS = (
+    "no extract here records it: DVPNs and DVPOs are police notices and magistrates' civil orders, DAPOs "
+    "(Domestic Abuse Act 2021, piloted from November 2024) are civil or criminal court orders; the court "
+    "extract carries restraining orders only"
+)
 
 MEASURES: dict[str, Measure] = {
     "journeys": Measure("Journeys", "case journeys in the table's population"),
@@ -254,6 +361,15 @@ MEASURES: dict[str, Measure] = {
         "order followed by a police breach crime",
         {"order_made": "Yes", "order_breached": "Yes"},
     ),
+    "dvpn_issued": Measure(
+        "DVPNs issued", "domestic violence protection notices", not_recorded=_NOT_RECORDED_ORDERS
+    ),
+    "dvpo_made": Measure(
+        "DVPOs made", "domestic violence protection orders", not_recorded=_NOT_RECORDED_ORDERS
+    ),
+    "dvpo_breached": Measure("DVPOs breached", "breaches of DVPOs", not_recorded=_NOT_RECORDED_ORDERS),
+    "dapo_made": Measure("DAPOs made", "domestic abuse protection orders", not_recorded=_NOT_RECORDED_ORDERS),
+    "dapo_breached": Measure("DAPOs breached", "breaches of DAPOs", not_recorded=_NOT_RECORDED_ORDERS),
     "reoffence_cohort": Measure(
         "Reoffending cohort", "at risk for 12 months before the data end", {"reoffence_cohort": "Yes"}
     ),
@@ -266,19 +382,68 @@ MEASURES: dict[str, Measure] = {
 
 STATISTICS: dict[str, Statistic] = {
     "days_to_outcome": Statistic(
-        "police_outcome_date - recorded_date", "days from police recording to the police outcome"
+        "police_outcome_date - recorded_date",
+        "days from police recording to the police outcome",
+        label="Police record to outcome (days)",
+        not_applicable={"police_outcome": (OPEN,), "police_outcome_group": (OPEN,)},
     ),
     "days_to_charge": Statistic(
         "CASE WHEN charging_decision = 'Charge' THEN decision_date - recorded_date END",
-        "days from police recording to the CPS charging decision (charged cases)",
+        "days from police recording to the CPS decision to charge (charged cases)",
+        label="Police record to charge (days)",
+        not_applicable={"charging_decision": NO_CHARGE},
     ),
-    "days_to_verdict": Statistic("verdict_date - recorded_date", "days from police recording to the verdict"),
+    "days_to_verdict": Statistic(
+        "verdict_date - recorded_date",
+        "days from police recording to the verdict",
+        label="Police record to verdict (days)",
+        not_applicable={"verdict": NO_VERDICT},
+    ),
+    "days_offence_to_report": Statistic(
+        "recorded_date - offence_date",
+        "days from the offence to its recording by the police",
+        label="Offence to police record (days)",
+    ),
+    "days_charge_to_hearing": Statistic(
+        "CASE WHEN charging_decision = 'Charge' THEN first_hearing_date - decision_date END",
+        "days from the CPS decision to charge to the first court hearing",
+        label="Charge to first hearing (days)",
+        not_applicable={"charging_decision": NO_CHARGE},
+    ),
+    "days_hearing_to_verdict": Statistic(
+        "verdict_date - first_hearing_date",
+        "days from the first court hearing to the verdict",
+        label="First hearing to verdict (days)",
+        not_applicable={"verdict": NO_VERDICT},
+    ),
+    "days_verdict_to_sentence": Statistic(
+        "CASE WHEN verdict IN ('Guilty plea', 'Convicted') THEN sentence_date - verdict_date END",
+        "days from conviction to sentence",
+        label="Verdict to sentence (days)",
+        not_applicable={"verdict": NOT_CONVICTED},
+    ),
+    "days_offence_to_verdict": Statistic(
+        "verdict_date - offence_date",
+        "days from the offence to the verdict (end to end)",
+        label="Offence to verdict (days)",
+        not_applicable={"verdict": NO_VERDICT},
+    ),
     "custody_days": Statistic(
         "CASE WHEN sentence_type = 'Immediate custody' THEN sentence_length_days END",
         "length of an immediate custodial sentence in days",
         magnitude=True,
+        label="Custodial sentence length (days)",
+        not_applicable={
+            "sentence_type": tuple(s for s in (*SENTENCE_TYPES, NOT_KNOWN) if s != "Immediate custody")
+        },
     ),
 }
+
+
+def label(name: str) -> str:
+    """What a reader sees for a vocabulary name (dimension, measure or statistic)."""
+    entry = DIMENSIONS.get(name) or MEASURES.get(name) or STATISTICS.get(name)
+    return (entry and entry.label) or name.replace("_", " ").capitalize()
 
 
 Key = tuple[tuple[str, str], ...]
