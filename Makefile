@@ -9,7 +9,7 @@ PERSONS   ?= 2000
 
 # Each target installs what it needs (pyproject.toml's extras follow the zones, docs/install.md):
 #   make demo      .[all]                    link + release + synth, no Spark, no test tools
-#   make test      .[all,spark,dev]          everything CI checks, Spark included
+#   make test      .[all,spark,bench,dev]    everything CI checks: Spark, the public benchmark sets
 # The stamps remember what is installed; editing pyproject.toml reinstalls.
 venv: $(VENV)/.installed-test
 venv-demo: $(VENV)/.installed-demo
@@ -17,7 +17,7 @@ venv-demo: $(VENV)/.installed-demo
 # The token HMAC has an optional C extension over OpenSSL (src/linkage/tokens/_hmac64.c). Where a C
 # compiler and OpenSSL's headers can be had it is built (tests then check both HMAC paths); without them
 # the install still succeeds and uses the pure-Python path. On Debian the headers are installed here.
-TEST_EXTRAS := all,spark,dev
+TEST_EXTRAS := all,spark,bench,dev
 DEMO_EXTRAS := all
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 define install
