@@ -87,6 +87,10 @@ class RunMetrics(BaseModel):
     pairs_linked: int
     pairs_by_threshold: list[PairsAtThreshold]
     clusters: ClusterSummary
+    link_type: str = "link_and_dedupe"
+    model_notes: list[str] = []  # what the derivation left out, and why (docs/analyst-guide.md)
+    blocking_budget: float = 0.0  # pairs the chosen rules may generate (0: rules fixed by the config)
+    blocking_candidates: list[dict[str, Any]] = []  # every candidate rule: pairs counted, chosen or not
     timings_seconds: dict[str, float] = {}
     peak_rss_bytes: int = 0
 
@@ -127,6 +131,14 @@ def _cluster_summary(backend: Backend, clustered: Clustered, largest: int) -> Cl
             clusters_with_bridges=d.clusters_with_bridges,
         ),
     )
+
+
+def _possible_pairs(records: dict[str, int], link_type: str) -> int:
+    """link_and_dedupe: every record may pair with every other; link_only: only across sources."""
+    n = sum(records.values())
+    if link_type == "link_only":
+        return (n * n - sum(r * r for r in records.values())) // 2
+    return n * (n - 1) // 2
 
 
 def collect_metrics(
@@ -170,8 +182,8 @@ def collect_metrics(
             for r, n, c in zip(rules, added, cumulative, strict=True)
         ],
         comparisons_total=cumulative[-1] if cumulative else 0,
-        # link_and_dedupe: every record may pair with every other, whichever agency holds it
-        total_possible_comparisons=n * (n - 1) // 2,
+        link_type=config.link_type,
+        total_possible_comparisons=_possible_pairs(records, config.link_type),
         pairs_above_floor=by_threshold[-1],
         threshold_match_probability=threshold,
         threshold=clustered.threshold,

@@ -105,17 +105,18 @@ def input_columns(config: LinkageConfig) -> list[str]:
         used |= comparison_columns(comp)
     for rule in [*config.blocking_rules, *config.training.deterministic_rules, *config.training.em_rules]:
         used |= rule_columns(rule)
-    return sorted(used | config.clustering.conflict_columns())
+    markers = {r.weak_marker for r in config.clustering.conflict_rules() if r.weak_marker}
+    return sorted(used | config.clustering.conflict_columns() | markers)
 
 
 def settings(config: LinkageConfig) -> SettingsCreator:
-    """Splink settings for `link_and_dedupe` over the agencies' extracts.
+    """Splink settings over the agencies' extracts (`link_type` from the config).
 
     Predictions keep only ids and weights (no tokens, no per-comparison columns): that is what
     keeps scoring fast and memory small at a million records.
     """
     return SettingsCreator(
-        link_type="link_and_dedupe",
+        link_type=config.link_type,
         unique_id_column_name=UNIQUE_ID,
         comparisons=[comparison(c) for c in config.comparisons],
         blocking_rules_to_generate_predictions=[r.sql for r in blocking_rules_sql(config.blocking_rules)],

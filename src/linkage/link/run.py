@@ -2,17 +2,23 @@
 
 The run folder is the contract with every later stage:
   clusters.parquet  one row per input record: source_dataset, record_key, source_row, person_id
-  model.json        Splink's trained model (reload with `Linker(tables, "model.json")`)
+  pairs.parquet     every scored pair above the report's floor (ids and weights; owner-only, mode 0600):
+                    `linkage recluster` re-clusters it at another threshold without retraining
+  model.json        Splink's trained model (reload with `Linker(tables, "model.json")`, or
+                    `linkage run --model`)
+  model.yaml        the model derived from the extracts, as the config that reproduces it
   metrics.json      counts, comparisons per blocking rule, cluster sizes, timings, peak memory
   run.json          what was linked: each extract's Parquet path and SHA-256 (journeys read it)
   quality.html      the offline quality report
   inputs/           a copy of the linkage config and every extract manifest (and signature) used
-No file in it carries a token: clusters hold record keys and row numbers only.
+No file in it carries a token: clusters and pairs hold record keys and row numbers only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import threading
 import time
@@ -32,15 +38,25 @@ from linkage.errors import ConfigError, VerificationError
 from linkage.extract.manifest import signature_path
 from linkage.extract.verify import VerifyReport, verify_extracts
 from linkage.keys import load_trusted_keys
-from linkage.link.backend import open_backend
+from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
+from linkage.link.derive import choose_blocking, derive, read_coverage, render_model
 from linkage.link.metrics import RunMetrics, collect_metrics
 from linkage.link.model import input_columns, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.util import atomic_path, atomic_write_bytes
 
-OUTPUTS = ("clusters.parquet", "model.json", "metrics.json", "quality.html", "run.json")
+OUTPUTS = (
+    "clusters.parquet",
+    "pairs.parquet",
+    "model.json",
+    "model.yaml",
+    "metrics.json",
+    "quality.html",
+    "run.json",
+)
+PAIRS_MODE = 0o600  # microdata: readable by its owner only
 
 
 @dataclass
@@ -86,8 +102,11 @@ def _verified(config: LinkageConfig, extracts_dir: Path, keys_dir: Path) -> Veri
     )
     reasons = report.reasons()
     found = sorted(e.manifest.agency for e in report.extracts if e.manifest)
-    missing = sorted(set(config.extracts.agencies) - set(found))
-    extra = sorted(set(found) - set(config.extracts.agencies))
+    wanted = config.extracts.agencies or found
+    missing = sorted(set(wanted) - set(found))
+    extra = sorted(set(found) - set(wanted))
+    if not found and not reasons:
+        reasons.append("no extract found")
     if missing:
         reasons.append(f"no extract for {', '.join(missing)} (the config's extracts.agencies requires it)")
     if extra:
@@ -141,6 +160,24 @@ def _write_run_json(out_dir: Path, config_path: Path, extracts_dir: Path, report
     atomic_write_bytes(out_dir / "run.json", (json.dumps(run, indent=2) + "\n").encode())
 
 
+def _folder(config: LinkageConfig, config_path: Path, given: Path | None, key: str, option: str) -> Path:
+    value = getattr(config.extracts, key)
+    if given is None and value is None:
+        raise ConfigError(f"no {key.replace('_', ' ')} folder: give {option} or set extracts.{key}")
+    return Path(given or config.resolve(config_path, value))
+
+
+def write_pairs(backend: Backend, predictions: str, path: Path) -> None:
+    """The scored pairs as Parquet (ids and weights only), owner-only, written atomically."""
+    columns = ", ".join(PREDICTION_COLUMNS)
+    with atomic_path(path) as tmp:
+        backend.con.execute(
+            f"COPY (SELECT {columns} FROM {predictions} ORDER BY ALL) TO '{tmp}' "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+        os.chmod(tmp, PAIRS_MODE)
+
+
 def run_linkage(
     config: LinkageConfig,
     config_path: Path,
@@ -148,28 +185,36 @@ def run_linkage(
     *,
     extracts_dir: Path | None = None,
     trusted_keys_dir: Path | None = None,
+    model_path: Path | None = None,
     overwrite: bool = False,
     step: Callable[[str], None] = lambda _msg: None,
 ) -> RunResult:
     """Link the verified extracts and write the run folder; ``step`` reports progress.
 
+    The model is derived from the extracts and the config (link/derive.py); with ``model_path`` (a
+    model.json of an earlier run) nothing is trained: that model scores the pairs.
     Raises VerificationError (nothing is linked) if an extract fails verification, ConfigError
     for unusable settings or paths.
     """
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     config_path, out_dir = Path(config_path), Path(out_dir)
-    extracts_dir = Path(extracts_dir or config.resolve(config_path, config.extracts.directory))
-    keys_dir = Path(trusted_keys_dir or config.resolve(config_path, config.extracts.trusted_keys))
-    check_em_coverage(config)
+    extracts_dir = _folder(config, config_path, extracts_dir, "directory", "--extracts")
+    keys_dir = _folder(config, config_path, trusted_keys_dir, "trusted_keys", "--trusted-keys")
+    if config.training.em_rules and config.comparisons:
+        check_em_coverage(config)  # a config that fixes both is refused before anything is read
 
     with _peak_rss() as peak_rss:
         step(f"verifying the extracts in {extracts_dir}")
         t = time.perf_counter()
         report = _verified(config, extracts_dir, keys_dir)
         by_agency = {e.manifest.agency: e for e in report.extracts}
-        extracts = {a: by_agency[a].parquet_path for a in config.extracts.agencies}
+        extracts = {a: by_agency[a].parquet_path for a in config.extracts.agencies or sorted(by_agency)}
         seconds["verify"] = time.perf_counter() - t
+
+        step("deriving the model from the token families present")
+        derived = derive(config, read_coverage(extracts))
+        check_em_coverage(derived.config)
 
         _prepare_out_dir(out_dir, overwrite)
         copies = _copy_inputs(config_path, report, out_dir)
@@ -183,13 +228,33 @@ def run_linkage(
             step("loading the extracts")
             t = time.perf_counter()
             record_index = backend.load_record_index(extracts)
-            columns = input_columns(config)
+            columns = input_columns(derived.config)
             tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
-            linker = Linker(tables, settings(config), log_level=None)
+            records = {a: by_agency[a].manifest.counts.written for a in extracts}
             seconds["load"] = time.perf_counter() - t
 
-            training_seconds = train(linker, config.training, step)
-            seconds.update({f"train_{k}": v for k, v in training_seconds.items()})
+            step("choosing blocking rules under the comparison budget")
+            t = time.perf_counter()
+            probe = Linker(tables, settings(derived.config), log_level=None)
+            chosen, rule_counts = choose_blocking(probe, derived, sum(records.values()))
+            resolved = derived.config.model_copy(update={"blocking_rules": chosen})
+            seconds["blocking_choice"] = time.perf_counter() - t
+
+            with _splink_warnings(derived.notes):
+                if model_path is None:
+                    linker = Linker(tables, settings(resolved), log_level=None)
+                    training_seconds = train(
+                        linker,
+                        resolved.training,
+                        step,
+                        notes=derived.notes,
+                        records=records,
+                        link_type=resolved.link_type,
+                    )
+                    seconds.update({f"train_{k}": v for k, v in training_seconds.items()})
+                else:
+                    step(f"loading the trained model {model_path}")
+                    linker = Linker(tables, json.loads(Path(model_path).read_text()), log_level=None)
 
             step("scoring candidate pairs")
             t = time.perf_counter()
@@ -213,7 +278,7 @@ def run_linkage(
                 predictions,
                 record_index,
                 inputs,
-                config.clustering,
+                resolved.clustering,
                 largest=config.report.largest_clusters,
             )
             clusters = clustered.table
@@ -223,13 +288,15 @@ def run_linkage(
             t = time.perf_counter()
             with atomic_path(out_dir / "clusters.parquet") as tmp:
                 backend.con.execute(f"COPY {clusters} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+            write_pairs(backend, predictions.physical_name, out_dir / "pairs.parquet")
             model = linker.misc.save_model_to_json(str(out_dir / "model.json"), overwrite=True)
+            atomic_write_bytes(out_dir / "model.yaml", render_model(derived, resolved, rule_counts).encode())
             seconds["write"] = time.perf_counter() - t
 
             step("measuring clusters")
             t = time.perf_counter()
             metrics = collect_metrics(
-                config,
+                resolved,
                 backend,
                 predictions,
                 pairs_per_rule,
@@ -239,12 +306,15 @@ def run_linkage(
                 clustered=clustered,
                 manifests={a: by_agency[a].manifest for a in extracts},
             )
+            metrics.model_notes = derived.notes
+            metrics.blocking_candidates = [c.__dict__ for c in rule_counts]
+            metrics.blocking_budget = derived.budget
             seconds["metrics"] = time.perf_counter() - t
 
             step("writing the quality report")
             metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
             t = time.perf_counter()
-            write_quality_report(out_dir / "quality.html", config, backend, linker, predictions, metrics)
+            write_quality_report(out_dir / "quality.html", resolved, backend, linker, predictions, metrics)
             seconds["report"] = time.perf_counter() - t
 
         seconds["total"] = time.perf_counter() - started
@@ -262,3 +332,22 @@ def run_linkage(
         inputs=[*manifests, *extracts.values()],
         key_fingerprint=report.extracts[0].manifest.key_fingerprint,
     )
+
+
+@contextmanager
+def _splink_warnings(notes: list[str]) -> Iterator[None]:
+    """Splink's training warnings (a level never observed...) become notes in the report."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                notes.append("Splink: " + " ".join(record.getMessage().split()))
+
+    logger, handler = logging.getLogger("splink"), Collect()
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate

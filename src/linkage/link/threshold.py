@@ -98,10 +98,16 @@ def choose_threshold(backend: Backend, predictions: SplinkDataFrame, config: Clu
             expected_f1=at.expected_f1,
             curve=curve,
         )
-    target = config.auto_threshold.target_precision
-    chosen = next((pt for pt in curve if pt.expected_precision >= target), curve[-1])
+    if config.auto_threshold.rule == "max_expected_f1":
+        # highest expected F1; among equals the higher threshold (fewer links on the same evidence)
+        chosen = max(curve, key=lambda pt: (pt.expected_f1, pt.match_weight))
+        rule = "highest expected F1"
+    else:
+        target = config.auto_threshold.target_precision
+        chosen = next((pt for pt in curve if pt.expected_precision >= target), curve[-1])
+        rule = f"lowest threshold with expected precision >= {target}"
     return ThresholdChoice(
-        rule=f"lowest threshold with expected precision >= {target}",
+        rule=rule,
         threshold_match_probability=chosen.threshold_match_probability,
         match_weight=chosen.match_weight,
         expected_precision=chosen.expected_precision,
