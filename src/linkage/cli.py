@@ -20,7 +20,7 @@ from linkage.audit.command import audit
 from linkage.commands_synth import evaluate_cmd, synth_cmd
 from linkage.errors import ConfigError, LinkageError
 from linkage.journeys.command import journeys_cmd
-from linkage.link.command import run_cmd
+from linkage.link.command import model_cmd, recluster_cmd, run_cmd
 from linkage.release.command import release_cmd
 from linkage.runlog import logged
 from linkage.ui import AnyPath, ExistingFile, output_options
@@ -57,6 +57,8 @@ cli.add_command(synth_cmd)
 cli.add_command(evaluate_cmd)
 cli.add_command(audit)
 cli.add_command(run_cmd)
+cli.add_command(model_cmd)
+cli.add_command(recluster_cmd)
 cli.add_command(journeys_cmd)
 cli.add_command(release_cmd)
 

@@ -389,9 +389,9 @@ class Clustering(Strict):
         "merge that would put two records of one source in one person is refused.",
     )
     override_match_weight: float = Field(
-        float("inf"),
-        description="A pair at or above this match weight merges despite a conflict (a mistyped PNC id "
-        "that happens to be valid); by default never.",
+        20.0,
+        description="A pair at or above this match weight (odds of about a million to one) merges despite "
+        "a conflict: a mistyped PNC id that happens to be valid, a mistyped date; .inf: never.",
     )
 
     @field_validator("threshold_match_probability")

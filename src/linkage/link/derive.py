@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow.parquet as pq
 import yaml
+from splink import Linker
 
 from linkage.config.linkage import (
     GENERIC_ID,
@@ -39,10 +40,10 @@ from linkage.config.linkage import (
     column_family,
 )
 from linkage.errors import ConfigError
-from linkage.link.model import blocking_sql, comparison_columns, rule_columns
+from linkage.link.model import blocking_sql, comparison_columns, rule_columns, settings
 
 if TYPE_CHECKING:
-    from splink import Linker
+    from splink.internals.splink_dataframe import SplinkDataFrame
 
 TYPED_IDS = ("pnc", "cro", "ni", "nhs")  # national ids with a check character: valid ones are strong
 ADDRESS = ("addr_house", "addr_street", "addr_town")
@@ -479,6 +480,15 @@ def choose_blocking(
     return chosen, counts
 
 
+def resolve_blocking(
+    model: DerivedModel, tables: list[SplinkDataFrame], records: int
+) -> tuple[LinkageConfig, list[RuleCount]]:
+    """The resolved config with the blocking rules chosen under the budget over ``tables``."""
+    probe = Linker(tables, settings(model.config), log_level=None)
+    chosen, counts = choose_blocking(probe, model, records)
+    return model.config.model_copy(update={"blocking_rules": chosen}), counts
+
+
 def _flow(value: object) -> str:
     """One YAML value in flow style on one line."""
     return yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False).strip()
@@ -514,11 +524,11 @@ def render_model(model: DerivedModel, resolved: LinkageConfig, counts: list[Rule
     for comp in data["comparisons"]:
         lines.append(f"  # {comp['description']}" if comp["description"] else "  #")
         lines.append(f"  - name: {comp['name']}")
-        lines.append(f"    description: {_flow(comp['description'])}")
+        lines.append(f"    description: {json.dumps(comp['description'])}")
         lines.append(f"    missing_when: {_flow(comp['missing_when'])}")
         lines.append("    levels:")
         for level in comp["levels"]:
-            kept = {k: v for k, v in level.items() if v not in (None, [])}
+            kept = {k: level[k] for k in ("label", "equal", "equal_any", "term_frequency") if level[k]}
             lines.append(f"      - {_flow(kept)}")
     counted = {c.name: c for c in counts}
     lines.append("blocking_rules:")

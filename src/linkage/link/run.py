@@ -27,20 +27,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 import splink
 from splink import Linker
+from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage import __version__
 from linkage.config.linkage import LinkageConfig
 from linkage.errors import ConfigError, VerificationError
-from linkage.extract.manifest import signature_path
+from linkage.extract.manifest import Manifest, signature_path
 from linkage.extract.verify import VerifyReport, verify_extracts
 from linkage.keys import load_trusted_keys
 from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
-from linkage.link.derive import choose_blocking, derive, read_coverage, render_model
+from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
 from linkage.link.metrics import RunMetrics, collect_metrics
 from linkage.link.model import input_columns, settings
 from linkage.link.report import write_quality_report
@@ -178,6 +180,82 @@ def write_pairs(backend: Backend, predictions: str, path: Path) -> None:
         os.chmod(tmp, PAIRS_MODE)
 
 
+@dataclass
+class Scored:
+    """What scoring leaves for the later steps (all in the local DuckDB)."""
+
+    backend: Backend
+    linker: Linker
+    predictions: SplinkDataFrame
+    record_index: str
+    tables: list[SplinkDataFrame]
+    pairs_per_rule: dict[int, int]
+
+
+def finish(
+    scored: Scored,
+    resolved: LinkageConfig,
+    out_dir: Path,
+    *,
+    manifests: dict[str, Manifest],
+    seconds: dict[str, float],
+    step: Callable[[str], None],
+    write_scored_pairs: bool,
+    model_facts: dict[str, Any],
+) -> RunMetrics:
+    """Cluster the scored pairs and write clusters, model, metrics and the quality report.
+
+    Shared by `linkage run` and `linkage recluster`, so that both give the same run folder from
+    the same pairs and threshold. ``model_facts`` are metrics fields about the derived model.
+    """
+    backend, predictions = scored.backend, scored.predictions
+    step("clustering")
+    t = time.perf_counter()
+    inputs = {a: table.physical_name for a, table in zip(manifests, scored.tables, strict=True)}
+    clustered = cluster(
+        backend,
+        predictions,
+        scored.record_index,
+        inputs,
+        resolved.clustering,
+        largest=resolved.report.largest_clusters,
+    )
+    seconds["cluster"] = time.perf_counter() - t
+
+    step("writing outputs")
+    t = time.perf_counter()
+    with atomic_path(out_dir / "clusters.parquet") as tmp:
+        backend.con.execute(f"COPY {clustered.table} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    if write_scored_pairs:
+        write_pairs(backend, predictions.physical_name, out_dir / "pairs.parquet")
+    model = scored.linker.misc.save_model_to_json(str(out_dir / "model.json"), overwrite=True)
+    seconds["write"] = time.perf_counter() - t
+
+    step("measuring clusters")
+    t = time.perf_counter()
+    metrics = collect_metrics(
+        resolved,
+        backend,
+        predictions,
+        scored.pairs_per_rule,
+        clustered.table,
+        run_id=out_dir.name,
+        model=model,
+        clustered=clustered,
+        manifests=manifests,
+    )
+    for key, value in model_facts.items():
+        setattr(metrics, key, value)
+    seconds["metrics"] = time.perf_counter() - t
+
+    step("writing the quality report")
+    metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
+    t = time.perf_counter()
+    write_quality_report(out_dir / "quality.html", resolved, backend, scored.linker, predictions, metrics)
+    seconds["report"] = time.perf_counter() - t
+    return metrics
+
+
 def run_linkage(
     config: LinkageConfig,
     config_path: Path,
@@ -235,9 +313,7 @@ def run_linkage(
 
             step("choosing blocking rules under the comparison budget")
             t = time.perf_counter()
-            probe = Linker(tables, settings(derived.config), log_level=None)
-            chosen, rule_counts = choose_blocking(probe, derived, sum(records.values()))
-            resolved = derived.config.model_copy(update={"blocking_rules": chosen})
+            resolved, rule_counts = resolve_blocking(derived, tables, sum(records.values()))
             seconds["blocking_choice"] = time.perf_counter() - t
 
             with _splink_warnings(derived.notes):
@@ -270,52 +346,21 @@ def run_linkage(
             linker, predictions = backend.localise(linker, predictions)
             seconds["predict"] = time.perf_counter() - t
 
-            step("clustering")
-            t = time.perf_counter()
-            inputs = {a: table.physical_name for a, table in zip(extracts, tables, strict=True)}
-            clustered = cluster(
-                backend,
-                predictions,
-                record_index,
-                inputs,
-                resolved.clustering,
-                largest=config.report.largest_clusters,
-            )
-            clusters = clustered.table
-            seconds["cluster"] = time.perf_counter() - t
-
-            step("writing outputs")
-            t = time.perf_counter()
-            with atomic_path(out_dir / "clusters.parquet") as tmp:
-                backend.con.execute(f"COPY {clusters} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
-            write_pairs(backend, predictions.physical_name, out_dir / "pairs.parquet")
-            model = linker.misc.save_model_to_json(str(out_dir / "model.json"), overwrite=True)
-            atomic_write_bytes(out_dir / "model.yaml", render_model(derived, resolved, rule_counts).encode())
-            seconds["write"] = time.perf_counter() - t
-
-            step("measuring clusters")
-            t = time.perf_counter()
-            metrics = collect_metrics(
+            metrics = finish(
+                Scored(backend, linker, predictions, record_index, tables, pairs_per_rule),
                 resolved,
-                backend,
-                predictions,
-                pairs_per_rule,
-                clusters,
-                run_id=out_dir.name,
-                model=model,
-                clustered=clustered,
+                out_dir,
                 manifests={a: by_agency[a].manifest for a in extracts},
+                seconds=seconds,
+                step=step,
+                write_scored_pairs=True,
+                model_facts={
+                    "model_notes": derived.notes,
+                    "blocking_candidates": [c.__dict__ for c in rule_counts],
+                    "blocking_budget": derived.budget,
+                },
             )
-            metrics.model_notes = derived.notes
-            metrics.blocking_candidates = [c.__dict__ for c in rule_counts]
-            metrics.blocking_budget = derived.budget
-            seconds["metrics"] = time.perf_counter() - t
-
-            step("writing the quality report")
-            metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
-            t = time.perf_counter()
-            write_quality_report(out_dir / "quality.html", resolved, backend, linker, predictions, metrics)
-            seconds["report"] = time.perf_counter() - t
+            atomic_write_bytes(out_dir / "model.yaml", render_model(derived, resolved, rule_counts).encode())
 
         seconds["total"] = time.perf_counter() - started
         metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
@@ -351,3 +396,39 @@ def _splink_warnings(notes: list[str]) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+def describe_model(
+    config: LinkageConfig,
+    config_path: Path,
+    extracts_dir: Path,
+    trusted_keys_dir: Path | None,
+    work_dir: Path,
+) -> str:
+    """The model `linkage run` would use on these extracts, as commented YAML (`linkage model`).
+
+    With trusted keys the extracts are verified first, as a run would; without, the manifests are
+    read as they are (a preview: the run itself always verifies).
+    """
+    if trusted_keys_dir is not None:
+        report = _verified(config, Path(extracts_dir), Path(trusted_keys_dir))
+        found = {e.manifest.agency: e.parquet_path for e in report.extracts}
+    else:
+        found = {}
+        for manifest in sorted(Path(extracts_dir).glob("*.manifest.json")):
+            parquet = manifest.with_name(manifest.name.removesuffix(".manifest.json") + ".parquet")
+            found[json.loads(manifest.read_text())["agency"]] = parquet
+        if not found:
+            raise ConfigError(f"{extracts_dir}: no *.manifest.json (pseudonymised extracts) found")
+    extracts = {a: found[a] for a in config.extracts.agencies or sorted(found) if a in found}
+    derived = derive(config, read_coverage(extracts))
+    check_em_coverage(derived.config)
+    with open_backend(config.backend, work_dir) as backend:
+        columns = input_columns(derived.config)
+        tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
+        records = backend.sql(
+            "SELECT count(*) FROM "
+            + " UNION ALL SELECT count(*) FROM ".join(backend.input_table(a) for a in extracts)
+        )
+        resolved, counts = resolve_blocking(derived, tables, sum(r[0] for r in records))
+    return render_model(derived, resolved, counts)
