@@ -84,7 +84,8 @@ def read_coverage(extracts: dict[str, Path]) -> Coverage:
         to_count = [c for c in wanted if c not in counted]
         # column names come from the schema and passed column_family / WEAK_MARKERS: safe identifiers
         counts = "".join(f", count({c})" for c in to_count)
-        row = duckdb.execute(f"SELECT count(*){counts} FROM read_parquet(?)", [str(parquet)]).fetchone()
+        with duckdb.connect() as con:  # its own connection: never the process-wide default one
+            row = con.execute(f"SELECT count(*){counts} FROM read_parquet(?)", [str(parquet)]).fetchall()[0]
         records[source] = int(row[0])
         for c, n in zip(to_count, row[1:], strict=True):
             held.setdefault(c, {})[source] = int(n)
