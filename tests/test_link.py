@@ -19,7 +19,8 @@ from splink import DuckDBAPI, Linker
 
 from conftest import ROOT, agency_config
 from linkage.config import load_config
-from linkage.config.linkage import BlockingRule, LinkageConfig
+from linkage.config.agency import AgencyConfig
+from linkage.config.linkage import BlockingRule, LinkageConfig, match_weight
 from linkage.errors import ConfigError, VerificationError
 from linkage.evaluate import evaluate
 from linkage.extract.pseudonymise import pseudonymise
@@ -375,3 +376,137 @@ def test_cli_exit_codes(cli_with_run, synth_extracts, tmp_path, monkeypatch):
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [e["outcome"] for e in log] == ["usage-error", "usage-error", "ok"]
     assert any(o["path"].endswith("clusters.parquet") for o in log[-1]["outputs"])
+
+
+# --- recluster, link types, the derived model -------------------------------------------------------
+
+
+def test_scored_pairs_are_an_owner_only_output_without_tokens(linked):
+    pairs = linked.out_dir / "pairs.parquet"
+    assert pairs.stat().st_mode & 0o777 == 0o600
+    assert pq.read_schema(pairs).names == [
+        "source_dataset_l",
+        "record_key_l",
+        "source_dataset_r",
+        "record_key_r",
+        "match_weight",
+        "match_probability",
+    ]
+    floor = linked.metrics.threshold.curve[0].match_weight
+    assert duckdb.sql(f"SELECT min(match_weight) FROM read_parquet('{pairs}')").fetchall()[0][0] >= floor
+
+
+def test_recluster_equals_a_run_with_the_same_model_at_that_threshold(
+    linked, config, synth_extracts, tmp_path
+):
+    """Re-clustering the scored pairs must give exactly what a full run scoring with the same
+    model.json at the same (fixed) threshold gives: same clusters, same linked pairs."""
+    from linkage.link.recluster import recluster
+
+    threshold = 0.97
+    again = recluster(linked.out_dir, tmp_path / "re", threshold=threshold)
+    fixed = config.model_copy(
+        update={"clustering": config.clustering.model_copy(update={"threshold_match_probability": threshold})}
+    )
+    full = run_linkage(
+        fixed,
+        CONFIG,
+        tmp_path / "full",
+        extracts_dir=synth_extracts.extracts,
+        trusted_keys_dir=synth_extracts.trusted_keys,
+        model_path=linked.out_dir / "model.json",
+    )
+    assert _clusters(again.out_dir) == _clusters(full.out_dir)
+    assert _clusters(again.out_dir) != _clusters(linked.out_dir)  # the threshold did change something
+    assert again.metrics.pairs_linked == full.metrics.pairs_linked
+    assert again.metrics.threshold_match_probability == threshold
+    assert (again.out_dir / "pairs.parquet").stat().st_mode & 0o777 == 0o600
+    # as a match weight, the same threshold
+    by_weight = recluster(linked.out_dir, tmp_path / "w", threshold_weight=match_weight(threshold))
+    assert _clusters(by_weight.out_dir) == _clusters(again.out_dir)
+
+
+def test_recluster_refuses_thresholds_below_the_pair_floor(linked, tmp_path):
+    from linkage.link.recluster import recluster
+
+    with pytest.raises(ConfigError, match=r"below the run's pair floor \(match weight -5, probability 0\.03"):
+        recluster(linked.out_dir, tmp_path / "low", threshold=0.01)
+    recluster(linked.out_dir, tmp_path / "floor", threshold_weight=-5.0)  # at the floor: accepted
+    with pytest.raises(ConfigError, match="strictly between 0 and 1"):
+        recluster(linked.out_dir, tmp_path / "one", threshold=1.0)
+
+
+def test_link_only_compares_no_pair_within_a_source(config, synth_extracts, tmp_path):
+    link_only = config.model_copy(update={"link_type": "link_only"})
+    result = _run(link_only, synth_extracts, tmp_path / "run")
+    pairs = result.out_dir / "pairs.parquet"
+    within = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{pairs}') WHERE source_dataset_l = source_dataset_r"
+    ).fetchall()[0][0]
+    assert within == 0
+    assert json.loads((result.out_dir / "model.json").read_text())["link_type"] == "link_only"
+    n = result.metrics.records
+    assert (
+        result.metrics.total_possible_comparisons
+        == (sum(n.values()) ** 2 - sum(v * v for v in n.values())) // 2
+    )
+
+
+def test_linkage_model_prints_the_derived_model_as_a_config(run_cli, synth_extracts, tmp_path):
+    out = run_cli(
+        "model", "--extracts", synth_extracts.extracts, "--trusted-keys", synth_extracts.trusted_keys
+    )
+    assert out.exit_code == 0, out.stderr
+    assert "# Left out, and why:" in out.stdout and "comparison 'address' left out" in out.stdout
+    path = tmp_path / "model.yaml"
+    path.write_text(out.stdout)
+    model = load_config(path, LinkageConfig)
+    assert [c.name for c in model.comparisons] == [
+        "forename", "surname", "date_of_birth", "postcode", "pnc", "case_ref", "sex"
+    ]  # fmt: skip
+    assert {r.column for r in model.clustering.conflict_rules()} == {"pnc", "dob"}
+    assert [r.name for r in model.training.em_rules] == ["em_dob", "em_names"]
+
+
+@pytest.fixture(scope="session")
+def extracts_without_pnc(keys, synth_extracts, tmp_path_factory) -> Path:
+    """The same raw data pseudonymised by agencies that hold no PNC id (configs edited in a copy)."""
+    base = tmp_path_factory.mktemp("nopnc")
+    raw = synth_extracts.truth.parent
+    for agency in AGENCIES:
+        text = (ROOT / "configs" / "agencies" / f"{agency}.yaml").read_text()
+        lines = [line for line in text.splitlines() if not line.strip().startswith("pnc:")]
+        path = base / f"{agency}.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        pseudonymise(
+            load_config(path, AgencyConfig),
+            path,
+            keys.project,
+            raw / f"{agency}.csv",
+            base / "extracts",
+            rejects_dir=base / "rejects",
+            signing_key=keys.signing(agency),
+            workers=1,
+        )
+    return base / "extracts"
+
+
+def test_an_absent_family_is_left_out_with_a_note_never_a_crash(
+    extracts_without_pnc, synth_extracts, tmp_path
+):
+    """The shipped v1 model with no PNC in any extract: its deterministic rule and EM pass on PNC
+    used to crash (math domain error, EMTrainingException); now they are left out and said so."""
+    v1 = load_config(Path(__file__).parent / "linkage-v1.yaml", LinkageConfig)
+    result = _run(v1, synth_extracts, tmp_path / "run", extracts_without_pnc)
+    notes = result.metrics.model_notes
+    for expected in (
+        "comparison 'pnc' left out",
+        "blocking rule 'pnc' left out",
+        "deterministic rule 'same_pnc' left out",
+        "EM pass 'em_pnc' left out",
+        "conflict rule on 'pnc' left out",
+    ):
+        assert any(n.startswith(expected) for n in notes), expected
+    assert not any(n.startswith("Splink:") for n in notes)  # no level left untrained
+    report = evaluate(result.out_dir, synth_extracts.truth)
+    assert report.pairwise.f1 >= 0.98

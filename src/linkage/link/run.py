@@ -141,16 +141,20 @@ def _copy_inputs(config_path: Path, report: VerifyReport, out_dir: Path) -> list
     return copies
 
 
-def _write_run_json(out_dir: Path, config_path: Path, extracts_dir: Path, report: VerifyReport) -> None:
-    """Name the exact extracts linked, so later stages (journeys) read the same bytes."""
+def _write_run_json(
+    out_dir: Path, config_path: Path, extracts_dir: Path, report: VerifyReport, order: list[str]
+) -> None:
+    """Name the exact extracts linked, so later stages (journeys) read the same bytes; in the order
+    they were linked in (record numbering, hence person ids, follow it: recluster keeps it)."""
+    by_agency = {e.manifest.agency: e for e in report.extracts}
     extracts = {
-        e.manifest.agency: {
-            "parquet": str(e.parquet_path.resolve()),
-            "manifest": str(e.manifest_path.resolve()),
-            "sha256": e.manifest.output.sha256,
-            "rows": e.manifest.output.rows,
+        a: {
+            "parquet": str(by_agency[a].parquet_path.resolve()),
+            "manifest": str(by_agency[a].manifest_path.resolve()),
+            "sha256": by_agency[a].manifest.output.sha256,
+            "rows": by_agency[a].manifest.output.rows,
         }
-        for e in report.extracts
+        for a in order
     }
     run = {
         "run_id": out_dir.name,
@@ -296,7 +300,7 @@ def run_linkage(
 
         _prepare_out_dir(out_dir, overwrite)
         copies = _copy_inputs(config_path, report, out_dir)
-        _write_run_json(out_dir, config_path, extracts_dir, report)
+        _write_run_json(out_dir, config_path, extracts_dir, report, list(extracts))
         database_dir = config.backend.database_dir
         work_dir = (
             config.resolve(config_path, database_dir) / out_dir.name if database_dir else out_dir / "work"
