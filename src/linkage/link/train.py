@@ -88,15 +88,18 @@ def train(
     t = time.perf_counter()
     for rule in blocking_rules_sql(training.em_rules):
         step(f"estimating m by expectation maximisation, pass '{rule.name}'")
+        # Splink narrows the live model (comparisons, lambda) for the pass before it looks for pairs
+        # and raises EMTrainingException when there are none: the model is restored from this copy
+        saved = linker._settings_obj.core_model_settings.copy()
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(
                 rule.sql, max_pairs=training.em_max_pairs
             )
         except Exception as exc:
-            # Splink raises EMTrainingException when a pass's rule finds no pair (matched by name so
-            # that no splink.internals import is needed); anything else is a real failure
+            # matched by name so that no splink.internals import is needed; anything else is a failure
             if type(exc).__name__ != "EMTrainingException":
                 raise
+            linker._settings_obj.core_model_settings = saved
             notes.append(f"EM pass '{rule.name}' found no pair to learn from: skipped")
     seconds["m"] = time.perf_counter() - t
     return seconds
