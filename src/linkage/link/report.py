@@ -220,6 +220,10 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
             "expected recall at the threshold (model, among pairs blocking found)",
             f"{choice.expected_recall:.4f}",
         ],
+        [
+            "blocking recall (rough estimate from the rules' overlap; usually pessimistic)",
+            f"{metrics.blocking_recall.estimate:.4f}" if metrics.blocking_recall else "n/a",
+        ],
         ["clustering method", config.clustering.method],
         ["people (clusters)", c.clusters],
         ["people with records in more than one agency", c.linked_across_agencies],

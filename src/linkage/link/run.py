@@ -43,8 +43,8 @@ from linkage.keys import load_trusted_keys
 from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
-from linkage.link.metrics import RunMetrics, collect_metrics
-from linkage.link.model import input_columns, settings
+from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
+from linkage.link.model import blocking_rules_sql, input_columns, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.util import atomic_path, atomic_write_bytes
@@ -250,6 +250,13 @@ def finish(
     )
     for key, value in model_facts.items():
         setattr(metrics, key, value)
+    metrics.blocking_recall = estimate_blocking_recall(
+        backend,
+        predictions.physical_name,
+        inputs,
+        [r.sql for r in blocking_rules_sql(resolved.blocking_rules)],
+        input_columns(resolved),
+    )
     seconds["metrics"] = time.perf_counter() - t
 
     step("writing the quality report")
