@@ -316,6 +316,9 @@ def _em_passes(comparisons: list[Comparison], usable: set[str], generic_ids: lis
         _rule("em_address", "addr_house"),
         *(_rule(f"em_{c}", c) for c in (*TYPED_IDS, *generic_ids)),
         _rule("em_surname_birth_year_month", "sn", "dob_ym"),
+        # names alone: a sound-alike code trains the other name (EM samples at most em_max_pairs)
+        _rule("em_surname_sound", "sn_phon"),
+        _rule("em_forename_sound", "fn1_phon"),
     ]
     passes: list[BlockingRule] = []
     untrained = {c.name for c in comparisons}

@@ -396,8 +396,10 @@ def _splink_warnings(notes: list[str]) -> Iterator[None]:
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                notes.append("Splink: " + " ".join(record.getMessage().split()))
+            message = " ".join(record.getMessage().split())
+            # a probe finding no pair only means the pass is small enough to use whole
+            if record.levelno >= logging.WARNING and "Probe returned zero blocked pairs" not in message:
+                notes.append("Splink: " + message.removeprefix("WARNING: "))
 
     logger, handler = logging.getLogger("splink"), Collect()
     logger.addHandler(handler)
