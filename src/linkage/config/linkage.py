@@ -446,10 +446,10 @@ class Derivation(Strict):
         "left out with a line in the report.",
     )
     comparisons_per_record: Annotated[float, Field(gt=0, le=10_000)] = Field(
-        10.0,
-        description="Blocking budget: candidate rules are taken in order while the distinct pairs they "
-        "generate (counted by Splink before scoring) stay within this many per record, so the work grows "
-        "linearly with the records. A rule whose new pairs would exceed the budget is left out.",
+        20.0,
+        description="Blocking budget: candidate rules are taken in order while the pairs they generate, "
+        "each counted on its own by Splink before scoring, sum to at most this many per record, so the "
+        "work grows linearly with the records. Rules overlap: far fewer distinct pairs are scored.",
     )
     min_budget: Annotated[float, Field(ge=1e3)] = Field(
         2e6, description="The budget is never below this many pairs (small studies keep every rule)."

@@ -450,7 +450,7 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
 
 @dataclass
 class RuleCount:
-    """One candidate blocking rule and the new pairs Splink counted for it (beyond earlier candidates)."""
+    """One candidate blocking rule and the pairs Splink counted for it on its own (mirror forms summed)."""
 
     name: str
     comparisons: int
@@ -468,31 +468,23 @@ def count_rule(linker: Linker, rule: BlockingRule, proportion: float) -> int:
 
 
 def choose_blocking(
-    linker: Linker, model: DerivedModel, records: int, exact_up_to: int = 250_000
+    linker: Linker, model: DerivedModel, records: int, exact_up_to: int = 100_000
 ) -> tuple[list[BlockingRule], list[RuleCount]]:
-    """The candidate rules, in order, whose new pairs fit the budget; with every rule's count.
+    """The candidate rules, in order, whose pairs fit the budget; with every rule's count.
 
-    One pass of Splink's counter over all candidates gives each rule's *marginal* pairs (those no
-    earlier candidate finds), so the budget is spent on distinct pairs. A rule is taken while the
-    pairs taken so far plus its own stay within the budget; a rule left out makes the later rules'
-    marginal counts a little low (they were counted against it too), which the budget's margin
-    absorbs. Up to ``exact_up_to`` records the counts are exact; above, Splink estimates them from a
-    sample of records on each side of the join (a proportion p of records, p^2 of the pairs).
+    Each rule is counted on its own by Splink's counter, and rules are taken in order while the sum
+    of their counts fits the budget. Rules overlap, so the pairs actually scored (metrics.json) are
+    fewer than that sum: the budget is an upper bound, never exceeded whatever the overlap. Up to
+    ``exact_up_to`` records the counts are exact; above, Splink estimates them from a sample of
+    records on each side of the join (a proportion p of the records, p^2 of the pairs).
     """
     rules = model.config.blocking_rules
     if not model.budget:  # rules fixed by the config: all used
         return rules, []
     proportion = min(1.0, (exact_up_to / records) ** 0.5) if records else 1.0
-    sqls = [(rule, sql) for rule in rules for sql in blocking_sql(rule)]
-    counted = linker.blocking_analysis.count_comparisons_from_blocking_rules(
-        [sql.sql for _, sql in sqls], record_sample_proportion=proportion
-    )
-    marginal: dict[str, float] = {}
-    for (rule, _), row in zip(sqls, counted, strict=True):
-        marginal[rule.name] = marginal.get(rule.name, 0.0) + row["marginal_comparison_count"]
     chosen, counts, used = [], [], 0
     for rule in rules:
-        n = round(marginal[rule.name])
+        n = count_rule(linker, rule, proportion)
         if used + n <= model.budget:
             chosen.append(rule)
             used += n
@@ -500,7 +492,7 @@ def choose_blocking(
         else:
             counts.append(RuleCount(rule.name, n, False, f"over the budget of {model.budget:,.0f} pairs"))
             model.notes.append(
-                f"blocking rule '{rule.name}' left out: {n:,} new pairs would exceed the budget "
+                f"blocking rule '{rule.name}' left out: {n:,} pairs would exceed the budget "
                 f"({used:,} used of {model.budget:,.0f})"
             )
     if not chosen:
