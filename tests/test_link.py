@@ -221,7 +221,7 @@ def test_quality_report_is_offline(linked):
 
 def test_no_token_value_leaves_in_the_report_or_metrics(linked, synth_extracts):
     page = (linked.out_dir / "quality.html").read_text(encoding="utf-8")
-    metrics = (linked.out_dir / "metrics.json").read_text()
+    metrics = (linked.out_dir / "metrics.json").read_text() + (linked.out_dir / "model.yaml").read_text()
     columns = ", ".join(TOKEN_COLUMN_NAMES)
     tokens = {
         str(v)
