@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from splink.internals.splink_dataframe import SplinkDataFrame
 
 TYPED_IDS = ("pnc", "cro", "ni", "nhs")  # national ids with a check character: valid ones are strong
-ADDRESS = ("addr_house", "addr_street", "addr_town")
 
 
 @dataclass
@@ -314,7 +313,8 @@ def _merge_by_name(derived: list[Comparison], given: list[Comparison]) -> list[C
 
 
 def _deterministic(usable: set[str], generic_ids: list[str]) -> list[BlockingRule]:
-    rules = [_rule(f"same_{c}", c) for c in (*TYPED_IDS, *generic_ids)]
+    # (an absent id family is already noted once, for its comparison)
+    rules = [_rule(f"same_{c}", c) for c in (*TYPED_IDS, *generic_ids) if c in usable]
     place = next((c for c in ("pc", "addr_house") if c in usable), None)
     names_dob = ["fn1", "sn", "dob"] + ([place] if place else [])
     rules.append(_rule("same_name_dob" + (f"_{place}" if place else ""), *names_dob))
