@@ -52,3 +52,17 @@ def test_condition_needs_exactly_one_form():
         Condition(equal=["sn"], equal_any=["fn1"])
     with pytest.raises(ValidationError, match="exactly one"):
         Condition()
+
+
+def test_a_term_frequency_column_is_loaded_even_when_no_term_reads_it():
+    """A level adjusted by another column's frequencies needs that column in the database (else the
+    run would fail in SQL)."""
+    from linkage.config.linkage import Comparison
+    from linkage.link.model import comparison_columns
+
+    comp = Comparison(
+        name="forename",
+        missing_when=["fn1_canon"],
+        levels=[{"label": "nickname", "equal": ["fn1_canon"], "term_frequency": "fn1"}],
+    )
+    assert comparison_columns(comp) == {"fn1_canon", "fn1"}

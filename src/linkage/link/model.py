@@ -90,6 +90,8 @@ def comparison_columns(spec: Comparison) -> set[str]:
     cols = set(spec.missing_when)
     for level in spec.levels:
         cols.update(c for t in (*level.equal, *level.equal_any) for c in (t.left, t.right))
+        if level.term_frequency:  # its term-frequency table is built from that column
+            cols.add(level.term_frequency)
     return cols
 
 
