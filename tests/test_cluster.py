@@ -205,6 +205,11 @@ def test_auto_threshold_by_default_maximises_the_expected_f1():
     assert choice.rule == "highest expected F1"
     assert choice.match_weight == 1.0
     assert choice.expected_f1 == pytest.approx(f1(100 + 20 / 3, 110), abs=1e-5)
+    # with a tolerance, the highest threshold whose expected F1 is that close to the best
+    gap = f1(100 + 20 / 3, 110) - f1(100, 100)
+    loose = _config("pnc", threshold="auto", auto_threshold={"f1_tolerance": gap + 1e-4})
+    wide = choose_threshold(_backend([{}, {}], pairs), _Predictions(), loose)
+    assert wide.match_weight == 20.0 and wide.rule.startswith("highest expected F1 (within")
 
 
 WEAK_DOB = {**DOB, "weak_marker": "dob_weak"}

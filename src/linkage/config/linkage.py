@@ -362,6 +362,12 @@ class AutoThreshold(Strict):
     target_precision: Annotated[float, Field(gt=0.5, lt=1)] = Field(
         0.9995, description="Used by the target_precision rule only."
     )
+    f1_tolerance: Annotated[float, Field(ge=0, lt=0.05)] = Field(
+        0.0,
+        description="max_expected_f1 only: take the highest threshold whose expected F1 is within this of "
+        "the best (the pairwise estimate ignores the links clustering adds through other records; where "
+        "people have many records a slightly higher threshold is then no worse). 0: the best itself.",
+    )
 
 
 class Clustering(Strict):
