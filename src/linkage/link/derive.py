@@ -476,12 +476,13 @@ def choose_blocking(
     of their counts fits the budget. Rules overlap, so the pairs actually scored (metrics.json) are
     fewer than that sum: the budget is an upper bound, never exceeded whatever the overlap. Up to
     ``exact_up_to`` records the counts are exact; above, Splink estimates them from a sample of
-    records on each side of the join (a proportion p of the records, p^2 of the pairs).
+    records on each side of the join (p = exact_up_to / records of them, p^2 of the pairs: a
+    rule big enough to matter for the budget still has thousands of sampled pairs).
     """
     rules = model.config.blocking_rules
     if not model.budget:  # rules fixed by the config: all used
         return rules, []
-    proportion = min(1.0, (exact_up_to / records) ** 0.5) if records else 1.0
+    proportion = min(1.0, exact_up_to / records) if records else 1.0
     chosen, counts, used = [], [], 0
     for rule in rules:
         n = count_rule(linker, rule, proportion)
