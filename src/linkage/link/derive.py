@@ -17,6 +17,7 @@ each one generates with Splink's own counter.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -531,8 +532,13 @@ def render_model(model: DerivedModel, resolved: LinkageConfig, counts: list[Rule
         "# Run with it as --config to fix every part; delete a section to let it be derived again.",
         "# Comparisons: a pair lands in the first level that holds; 'missing' when a missing_when column",
         "# is missing on either record. Blocking rules: only pairs meeting at least one are scored.",
-        f"# Columns used (held by at least {resolved.derive.min_coverage:.1%} of records): "
-        + ", ".join(sorted(model.usable)),
+        *textwrap.wrap(
+            f"Columns used (held by at least {resolved.derive.min_coverage:.1%} of records): "
+            + ", ".join(sorted(model.usable)),
+            width=100,
+            initial_indent="# ",
+            subsequent_indent="#   ",
+        ),
     ]
     if model.notes:
         lines.append("# Left out, and why:")
