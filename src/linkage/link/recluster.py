@@ -22,7 +22,7 @@ from pathlib import Path
 from splink import Linker
 
 from linkage.config import load_config
-from linkage.config.linkage import LinkageConfig, match_weight
+from linkage.config.linkage import BackendEngine, LinkageConfig, match_weight
 from linkage.errors import ConfigError, VerificationError
 from linkage.extract.manifest import Manifest
 from linkage.link.backend import open_backend
@@ -96,8 +96,12 @@ def recluster(
     t = threshold_probability(
         config.report.pair_floor_match_weight, probability_=threshold, weight=threshold_weight
     )
+    # nothing is scored: the embedded engine is enough whichever engine the run scored on
     config = config.model_copy(
-        update={"clustering": config.clustering.model_copy(update={"threshold_match_probability": t})}
+        update={
+            "clustering": config.clustering.model_copy(update={"threshold_match_probability": t}),
+            "backend": config.backend.model_copy(update={"engine": BackendEngine.duckdb}),
+        }
     )
     run = json.loads((run_dir / "run.json").read_text())
     before = RunMetrics.model_validate_json((run_dir / "metrics.json").read_text())
