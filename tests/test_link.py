@@ -566,3 +566,29 @@ def test_a_model_derived_for_any_subset_of_families_links_end_to_end(dropped, ke
     report = evaluate(result.out_dir, tmp_path / "raw" / "truth")
     assert report.records_missing_from_run == 0
     assert report.pairwise.f1 >= (0.9 if len(dropped) < 4 else 0.6)
+
+
+def test_recluster_command_line(run_cli, linked, tmp_path, monkeypatch):
+    monkeypatch.setenv("LINKAGE_LOG", str(tmp_path / "log.jsonl"))
+    low = run_cli("recluster", "--run", linked.out_dir, "--threshold", "0.01", "--out", tmp_path / "low")
+    assert low.exit_code == 2 and "pair floor" in low.stderr
+    both = run_cli(
+        "recluster",
+        "--run",
+        linked.out_dir,
+        "--threshold",
+        "0.9",
+        "--match-weight",
+        "3",
+        "--out",
+        tmp_path / "b",
+    )
+    assert both.exit_code == 2 and "one of them" in both.stderr
+    ok = run_cli(
+        "recluster", "--run", linked.out_dir, "--match-weight", "3", "--out", tmp_path / "w3", "--json"
+    )
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["threshold_match_probability"] == pytest.approx(8 / 9)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [e["outcome"] for e in log] == ["usage-error", "usage-error", "ok"]
+    assert any(o["path"].endswith("clusters.parquet") for o in log[-1]["outputs"])
