@@ -133,12 +133,17 @@ def _pseudopeople(sources: tuple[str, ...]) -> tuple[dict, dict]:
 
 
 def _configs(examples: Path, name: str, sources: list[str]) -> dict[str, Path]:
-    """Source -> agency config (see the module docstring for the matching convention)."""
-    folder = examples / ("febrl4" if name.startswith("febrl4") else "pseudopeople")
-    found = sorted(folder.glob("*.yaml"))
+    """Source -> agency config (see the module docstring for the matching convention). Configs are
+    looked for in examples/febrl4/ and examples/pseudopeople/, else in examples/ itself (febrl4_*.yaml,
+    census/ssa/w2.yaml: the layout of the ingestion issue)."""
+    febrl = name.startswith("febrl4")
+    folder = examples / ("febrl4" if febrl else "pseudopeople")
+    found = sorted(folder.glob("*.yaml")) if folder.is_dir() else sorted(examples.glob("*.yaml"))
+    if febrl:
+        found = [p for p in found if folder.is_dir() or p.stem.startswith("febrl4")]
     if not found:
-        sys.exit(f"{folder}: no agency configs (expected from the ingestion issue; or give --examples DIR)")
-    if name.startswith("febrl4"):
+        sys.exit(f"{examples}: no agency configs for {name} (from the ingestion issue; or give --examples)")
+    if febrl:
         return dict(zip(sources, found, strict=False))
     keys = {"census": ("census",), "ssa": ("ssa", "social"), "w2": ("w2", "tax")}
     return {s: next(p for p in found if any(k in p.stem for k in keys[s])) for s in sources}
@@ -180,7 +185,9 @@ def prepare(name: str, work: Path, examples: Path, persons: int) -> Path:
         agency = config.agency.name
         frame = frame.copy()
         frame.insert(0, "record_id", range(1, len(frame) + 1))
-        frame.drop(columns=["entity"]).to_csv(data / "raw" / f"{configs[source].stem}.csv", index=False)
+        # the truth stays out of the agency's file (pseudonymise would drop it anyway: no config names it)
+        truth_columns = ["entity", *(c for c in ("simulant_id",) if c in frame)]
+        frame.drop(columns=truth_columns).to_csv(data / "raw" / f"{configs[source].stem}.csv", index=False)
         truth.append(
             pa.table(
                 {

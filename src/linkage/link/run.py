@@ -27,12 +27,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import splink
 from splink import Linker
-from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage import __version__
 from linkage.config.linkage import LinkageConfig
@@ -48,6 +47,9 @@ from linkage.link.model import blocking_rules_sql, input_columns, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.util import atomic_path, atomic_write_bytes
+
+if TYPE_CHECKING:
+    from splink.internals.splink_dataframe import SplinkDataFrame
 
 OUTPUTS = (
     "clusters.parquet",
