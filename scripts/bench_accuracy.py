@@ -248,10 +248,27 @@ def _plain_synth(data: Path) -> None:
 
 
 def _score(clusters_dir: Path, truth: Path) -> dict:
-    from linkage.evaluate import evaluate
+    """Pairwise precision/recall/F1 of clusters_dir/clusters.parquet against truth/records.parquet,
+    from the contingency table of (predicted cluster, true person), as `linkage evaluate` counts them
+    (here without its run-folder checks: the plaintext side writes bare clusters)."""
+    import duckdb
 
-    p = evaluate(clusters_dir, truth).pairwise
-    return {"precision": round(p.precision, 5), "recall": round(p.recall, 5), "f1": round(p.f1, 5)}
+    tp, predicted, true = duckdb.sql(f"""
+        WITH j AS (
+            SELECT c.person_id::VARCHAR AS pred, t.person_id::VARCHAR AS truth
+            FROM read_parquet('{clusters_dir / "clusters.parquet"}') AS c
+            JOIN read_parquet('{truth / "records.parquet"}') AS t USING (source_dataset, source_row)
+        ),
+        cell AS (SELECT count(*) AS n FROM j GROUP BY pred, truth),
+        p AS (SELECT count(*) AS n FROM j GROUP BY pred),
+        t AS (SELECT count(*) AS n FROM j GROUP BY truth)
+        SELECT (SELECT sum(n * (n - 1) / 2) FROM cell), (SELECT sum(n * (n - 1) / 2) FROM p),
+               (SELECT sum(n * (n - 1) / 2) FROM t)
+    """).fetchall()[0]
+    p = tp / predicted if predicted else 1.0
+    r = tp / true if true else 1.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 5), "recall": round(r, 5), "f1": round(f1, 5)}
 
 
 def _components_at(pairs, records, threshold: float, out: Path) -> None:
