@@ -156,18 +156,28 @@ class Comparison(Strict):
 
     A pair lands in the first level whose condition holds; a pair in none of them is 'all other
     cases'; a pair where a ``missing_when`` column is missing on either record is 'missing' and
-    scores zero (neither for nor against).
+    scores zero (neither for nor against) - unless one of ``unless_any`` holds (a date of birth
+    known only in its day/month-swapped reading still agrees with the other record's date).
     """
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
     description: str = ""
     missing_when: Annotated[list[str], Field(min_length=1)]
+    unless_any: list[str] = Field(
+        default_factory=list,
+        description="Terms that make the pair comparable even when a missing_when column is missing.",
+    )
     levels: Annotated[list[Level], Field(min_length=1)]
 
     @field_validator("missing_when")
     @classmethod
     def _missing_columns(cls, v: list[str]) -> list[str]:
         return _columns(v)
+
+    @field_validator("unless_any")
+    @classmethod
+    def _unless_terms(cls, v: list[str]) -> list[Term]:
+        return _terms(v)
 
 
 class BlockingRule(Strict):

@@ -150,9 +150,12 @@ def _candidate_comparisons(generic_ids: list[str]) -> list[Comparison]:
             description="Date of birth, allowing a day/month transposition or one wrong part. Term "
             "frequency discounts placeholder dates shared by many records.",
             missing_when=["dob"],
+            # token spec v2: a date valid only with day and month swapped has dob NULL and the date in
+            # dob_swap; it still agrees with a record holding that date (or the same swapped reading)
+            unless_any=["dob=dob_swap", "dob_swap"],
             levels=[
                 _level("same date of birth", "dob", tf="dob"),
-                _level("day and month transposed", "dob=dob_swap"),
+                _level("day and month transposed", "dob=dob_swap", "dob_swap", any_of=True),
                 # one level for 'one part differs': each alone is too rare to be trained on most data
                 _level("two of year, month and day agree", "dob_ym", "dob_md", "dob_yd", any_of=True),
             ],
@@ -291,7 +294,8 @@ def _trim_comparison(comp: Comparison, usable: set[str], notes: list[str]) -> Co
     if not levels:
         notes.append(f"comparison '{comp.name}' left out: none of its levels has usable columns")
         return None
-    return comp.model_copy(update={"levels": levels})
+    unless = [t for t in comp.unless_any if {t.left, t.right} <= usable]
+    return comp.model_copy(update={"levels": levels, "unless_any": unless})
 
 
 def _usable_rules(
@@ -553,6 +557,8 @@ def render_model(model: DerivedModel, resolved: LinkageConfig, counts: list[Rule
         lines.append(f"  - name: {comp['name']}")
         lines.append(f"    description: {json.dumps(comp['description'])}")
         lines.append(f"    missing_when: {_flow(comp['missing_when'])}")
+        if comp["unless_any"]:
+            lines.append(f"    unless_any: {_flow(comp['unless_any'])}")
         lines.append("    levels:")
         for level in comp["levels"]:
             kept = {k: level[k] for k in ("label", "equal", "equal_any", "term_frequency") if level[k]}

@@ -53,6 +53,9 @@ def condition_sql(cond: Condition) -> str:
 def comparison(spec: Comparison) -> cl.CustomComparison:
     """A Splink comparison: missing level, the configured levels, then 'all other cases'."""
     missing = " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in spec.missing_when)
+    if spec.unless_any:  # a term that holds makes the pair comparable after all
+        holds = condition_sql(Condition(equal_any=spec.unless_any))
+        missing = f"({missing}) AND NOT coalesce({holds}, false)"
     levels = [cll.CustomLevel(missing, "missing").configure(is_null_level=True)]
     for level in spec.levels:
         created = cll.CustomLevel(condition_sql(level), level.label)
@@ -87,7 +90,7 @@ def blocking_rules_sql(rules: list[BlockingRule]) -> list[SqlRule]:
 
 def comparison_columns(spec: Comparison) -> set[str]:
     """Every column a comparison reads."""
-    cols = set(spec.missing_when)
+    cols = set(spec.missing_when) | {c for t in spec.unless_any for c in (t.left, t.right)}
     for level in spec.levels:
         cols.update(c for t in (*level.equal, *level.equal_any) for c in (t.left, t.right))
         if level.term_frequency:  # its term-frequency table is built from that column
