@@ -44,7 +44,8 @@ from linkage.errors import ConfigError
 from linkage.link.model import blocking_sql, comparison_columns, rule_columns, settings
 
 if TYPE_CHECKING:
-    from splink.internals.splink_dataframe import SplinkDataFrame
+    # the one module allowed Splink's private API (from the install issue; typing only here)
+    from linkage.link.splink_adapter import SplinkDataFrame
 
 TYPED_IDS = ("pnc", "cro", "ni", "nhs")  # national ids with a check character: valid ones are strong
 

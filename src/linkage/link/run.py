@@ -49,7 +49,8 @@ from linkage.link.train import check_em_coverage, train
 from linkage.util import atomic_path, atomic_write_bytes
 
 if TYPE_CHECKING:
-    from splink.internals.splink_dataframe import SplinkDataFrame
+    # the one module allowed Splink's private API (from the install issue; typing only here)
+    from linkage.link.splink_adapter import SplinkDataFrame
 
 OUTPUTS = (
     "clusters.parquet",

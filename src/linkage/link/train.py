@@ -96,7 +96,7 @@ def train(
                 rule.sql, max_pairs=training.em_max_pairs
             )
         except Exception as exc:
-            # matched by name so that no splink.internals import is needed; anything else is a failure
+            # matched by name so that Splink's private modules need not be imported; anything else fails
             if type(exc).__name__ != "EMTrainingException":
                 raise
             linker._settings_obj.core_model_settings = saved
