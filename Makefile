@@ -58,6 +58,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python scripts/bench_pseudonymise.py --rows 1000000 --rows 4000000
 	$(BIN)/python scripts/bench_link.py --persons 40000 --persons 400000
 	$(BIN)/python scripts/bench_scale.py
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python scripts/bench_accuracy.py
 
 ## lint: ruff and the type checker (mypy over src/, configured in pyproject.toml)
 lint: $(VENV)/.installed-test

@@ -71,13 +71,14 @@ def ensure_data(persons: int, seed: int, cache: Path) -> Path:
     return data
 
 
-def blocking_recall(data: Path) -> dict:
-    """Share of true pairs (same synthetic person) that at least one blocking rule of the config finds."""
+def blocking_recall(data: Path, run: Path) -> dict:
+    """Share of true pairs (same synthetic person) that at least one blocking rule of the run finds
+    (the rules the run derived and chose under its budget: its model.yaml)."""
     from linkage.config import load_config
     from linkage.config.linkage import LinkageConfig
     from linkage.link.model import blocking_rules_sql, input_columns
 
-    config = load_config(CONFIG, LinkageConfig)
+    config = load_config(run / "model.yaml", LinkageConfig)
     cols = ", ".join(input_columns(config))
     con = duckdb.connect()
     con.execute("SET threads = 2; SET memory_limit = '6GB'")
@@ -167,7 +168,7 @@ def sweep(data: Path, out: Path) -> dict:
     from linkage.link.cluster import cluster
     from linkage.link.threshold import probability
 
-    config = load_config(CONFIG, LinkageConfig)
+    config = load_config(out / "model.yaml", LinkageConfig)  # the model the run derived
     work = out / "work"
     con = duckdb.connect(str(work / "linkage.duckdb"))
     con.execute("SET threads = 2; SET memory_limit = '6GB'")
@@ -473,7 +474,7 @@ def main() -> None:
             entry[side] = child(side, data, args.cache / f"run-{side}-{persons}")
             print(f"{persons} persons, {side}: {json.dumps(entry[side])}", file=sys.stderr)
         entry["f1_difference"] = entry["engine"]["f1"] - entry["plaintext"]["f1"]
-        entry["blocking_recall"] = blocking_recall(data)
+        entry["blocking_recall"] = blocking_recall(data, args.cache / f"run-engine-{persons}")
         results.append(entry)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"plaintext_threshold": THRESHOLD, "results": results}, indent=2) + "\n")

@@ -13,6 +13,7 @@ ratio of its wall time to DuckDB's, and its clusters are compared with DuckDB's.
 
     python scripts/bench_scale.py                 # 100 k, 1 M and 3 M records (+ Spark at 100 k)
     python scripts/bench_scale.py --quick         # 10 k and 100 k records (+ Spark at 10 k)
+    python scripts/bench_scale.py --national --no-spark   # adds the 10.5 M-record point (~15 min, ~7 GB)
 
 Writes scripts/results/bench_scale.json (or bench_scale_quick.json) and prints a Markdown table for
 docs/benchmarks.md. Persons -> records: about 2.62 records per synthetic person.
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 CONFIG = ROOT / "configs" / "linkage.yaml"
 FULL = (40_000, 400_000, 1_200_000)  # about 105 k, 1.05 M and 3.1 M records
 QUICK = (4_000, 40_000)
+NATIONAL = 4_000_000  # about 10.5 M records: the national-scale point (issue 13)
 STAGES = ("load", "train", "predict", "cluster", "outputs")
 
 
@@ -131,6 +133,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 k and 100 k records only (minutes).")
     parser.add_argument("--persons", type=int, action="append", help="Synthetic persons (repeatable).")
     parser.add_argument("--no-spark", action="store_true", help="Skip the Spark run.")
+    parser.add_argument(
+        "--national", action="store_true", help=f"Add {NATIONAL:,} persons (about 10.5 M records)."
+    )
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/justice-linkage-bench"))
     parser.add_argument("--out", type=Path, help="Results JSON (default scripts/results/bench_scale*.json).")
@@ -143,7 +148,7 @@ def main() -> None:
 
     from bench_link import child, ensure_data
 
-    sizes = args.persons or (QUICK if args.quick else FULL)
+    sizes = list(args.persons or (QUICK if args.quick else FULL)) + ([NATIONAL] if args.national else [])
     out_json = args.out or ROOT / "scripts" / "results" / (
         "bench_scale_quick.json" if args.quick else "bench_scale.json"
     )

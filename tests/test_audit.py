@@ -100,10 +100,9 @@ def test_linkage_review_describes_the_clustering(tmp_path):
     constrained = people(run_audit([LINKAGE]))
     assert constrained == [
         "people (constrained_components)",
-        "records joined by pairs at or above the threshold, strongest first; never two different PNC id "
-        "or date of birth (unless date of birth of one = date of birth with day and month swapped of the "
-        "other, same year and month of birth, same month and day of birth, same year and day of birth) "
-        "values in one person, unless a pair's match weight ≥ 20",
+        "records joined by pairs at or above the threshold, strongest first; never two different valid "
+        "typed id (PNC, CRO, NI, NHS) or date of birth (derived from the extracts at run time; weak "
+        "evidence exempt: see the run's model.yaml) values in one person, unless a pair's match weight ≥ 20",
     ]
     data = load(LINKAGE)
     data["clustering"] = {"method": "connected_components", "threshold_match_probability": 0.99}

@@ -23,31 +23,42 @@ class _Predictions:
     physical_name = "preds"
 
 
+SOURCES = ("police", "court")
+
+
 def _backend(records: list[dict], pairs: list[tuple[int, int, float]]) -> Backend:
-    """One agency ('police'); record_key = node_id = position + 1; pairs as (key, key, match weight)."""
+    """Records of 'police' unless a record says {"source": "court"}; record_key = node_id = position
+    + 1 (unique across sources); pairs as (key, key, match weight)."""
     con = duckdb.connect()
     cols = ("pnc", "dob", "dob_swap", "dob_ym", "dob_md", "dob_yd")
-    con.execute(f"CREATE TABLE input_police (record_key BIGINT, {', '.join(f'{c} BIGINT' for c in cols)})")
+    markers = ("pnc_weak", "dob_weak")
+    schema = ", ".join([*(f"{c} BIGINT" for c in cols), *(f"{m} BOOLEAN" for m in markers)])
+    source = {key: rec.get("source", "police") for key, rec in enumerate(records, start=1)}
+    for name in SOURCES:
+        con.execute(f"CREATE TABLE input_{name} (record_key BIGINT, {schema})")
     for key, rec in enumerate(records, start=1):
         con.execute(
-            f"INSERT INTO input_police VALUES (?, {', '.join('?' for _ in cols)})",
-            [key, *(rec.get(c) for c in cols)],
+            f"INSERT INTO input_{source[key]} VALUES (?, {', '.join('?' for _ in (*cols, *markers))})",
+            [key, *(rec.get(c) for c in (*cols, *markers))],
         )
-    con.execute("""
-        CREATE TABLE record_index AS SELECT 'police' AS source_dataset, record_key,
-               record_key AS source_row, record_key AS node_id FROM input_police
-    """)
+    con.execute("CREATE TABLE record_index (source_dataset VARCHAR, record_key BIGINT, source_row BIGINT, "
+                "node_id BIGINT)")  # fmt: skip
+    for key in source:
+        con.execute("INSERT INTO record_index VALUES (?, ?, ?, ?)", [source[key], key, key, key])
     con.execute("""
         CREATE TABLE preds (source_dataset_l VARCHAR, record_key_l BIGINT, source_dataset_r VARCHAR,
                             record_key_r BIGINT, match_weight DOUBLE, match_probability DOUBLE)
     """)
     for a, b, w in pairs:
-        con.execute("INSERT INTO preds VALUES ('police', ?, 'police', ?, ?, ?)", [a, b, w, probability(w)])
+        con.execute(
+            "INSERT INTO preds VALUES (?, ?, ?, ?, ?, ?)", [source[a], a, source[b], b, w, probability(w)]
+        )
     return Backend(DuckDBAPI(con), con)
 
 
 def _people(backend: Backend, config: Clustering):
-    result = cluster(backend, _Predictions(), "record_index", {"police": "input_police"}, config)
+    inputs = {name: f"input_{name}" for name in SOURCES}
+    result = cluster(backend, _Predictions(), "record_index", inputs, config)
     rows = backend.sql(f"SELECT record_key, person_id FROM {result.table} ORDER BY record_key")
     groups: dict[int, set[int]] = {}
     for key, person in rows:
@@ -116,7 +127,9 @@ def test_auto_threshold_is_the_lowest_with_the_target_expected_precision():
     # 100 pairs at weight 20 (p ~ 1), 10 at weight 1 (p = 2/3), 10 at weight -2 (p = 0.2)
     pairs = [(1, 2, 20.0)] * 100 + [(1, 2, 1.0)] * 10 + [(1, 2, -2.0)] * 10
     backend = _backend([{}, {}], pairs)
-    config = _config("pnc", threshold="auto", auto_threshold={"target_precision": 0.98})
+    config = _config(
+        "pnc", threshold="auto", auto_threshold={"rule": "target_precision", "target_precision": 0.98}
+    )
     choice = choose_threshold(backend, _Predictions(), config)
     # at weight 1: (100 + 6.67) / 110 = 0.970 < 0.98; just above it only the weight-20 pairs remain
     assert choice.match_weight == 1.5
@@ -175,3 +188,60 @@ def test_no_linked_pairs_gives_one_person_per_record():
     people, result = _people(_backend([{"pnc": 1}, {"pnc": 2}, {}], []), _config("pnc", DOB))
     assert people == [{1}, {2}, {3}]
     assert result.diagnostics.bridge_edges == 0 and result.diagnostics.conflicts == {"pnc": 0, "dob": 0}
+
+
+def test_auto_threshold_by_default_maximises_the_expected_f1():
+    # 100 pairs at weight 20 (p ~ 1), 10 at weight 1 (p = 2/3), 10 at weight -2 (p = 0.2)
+    pairs = [(1, 2, 20.0)] * 100 + [(1, 2, 1.0)] * 10 + [(1, 2, -2.0)] * 10
+    choice = choose_threshold(_backend([{}, {}], pairs), _Predictions(), _config("pnc", threshold="auto"))
+    total = 100 + 10 * 2 / 3 + 10 * 0.2
+
+    def f1(tp, n):
+        p, r = tp / n, tp / total
+        return 2 * p * r / (p + r)
+
+    # linking the weight-1 pairs gains more recall than it costs precision; the weight -2 ones do not
+    assert f1(100 + 20 / 3, 110) > max(f1(100, 100), f1(total, 120))
+    assert choice.rule == "highest expected F1"
+    assert choice.match_weight == 1.0
+    assert choice.expected_f1 == pytest.approx(f1(100 + 20 / 3, 110), abs=1e-5)
+    # with a tolerance, the highest threshold whose expected F1 is that close to the best
+    gap = f1(100 + 20 / 3, 110) - f1(100, 100)
+    loose = _config("pnc", threshold="auto", auto_threshold={"f1_tolerance": gap + 1e-4})
+    wide = choose_threshold(_backend([{}, {}], pairs), _Predictions(), loose)
+    assert wide.match_weight == 20.0 and wide.rule.startswith("highest expected F1 (within")
+
+
+WEAK_DOB = {**DOB, "weak_marker": "dob_weak"}
+
+
+def test_a_placeholder_date_of_birth_never_forbids_a_merge():
+    # the same person: one agency records the real date, the other a placeholder (01/01/YYYY)
+    records = [{"dob": 100, "dob_ym": 10}, {"dob": 555, "dob_ym": 55, "dob_weak": True}]
+    people, result = _people(_backend(records, [(1, 2, 8.0)]), _config(WEAK_DOB))
+    assert people == [{1, 2}] and result.merges_refused == 0
+    assert result.diagnostics.conflicts == {"dob": 0}  # a weak date is no conflict either
+    # the same dates without the marker are two people
+    plain = [{k: v for k, v in r.items() if k != "dob_weak"} for r in records]
+    people, result = _people(_backend(plain, [(1, 2, 8.0)]), _config(WEAK_DOB))
+    assert people == [{1}, {2}] and result.merges_refused == 1
+
+
+def test_an_unverified_id_never_forbids_a_merge_but_valid_ids_still_conflict():
+    pnc = {"column": "pnc", "weak_marker": "pnc_weak"}
+    unverified = [{"pnc": 1, "pnc_weak": False}, {"pnc": 2, "pnc_weak": True}]
+    people, _ = _people(_backend(unverified, [(1, 2, 8.0)]), _config(pnc))
+    assert people == [{1, 2}]
+    valid = [{"pnc": 1, "pnc_weak": False}, {"pnc": 2, "pnc_weak": False}]
+    people, _ = _people(_backend(valid, [(1, 2, 8.0)]), _config(pnc))
+    assert people == [{1}, {2}]
+
+
+def test_one_to_one_keeps_at_most_one_record_of_each_source_per_person():
+    # police 1 and police 2 both link to court 3; 1-3 is the stronger pair
+    records = [{}, {}, {"source": "court"}]
+    pairs = [(1, 3, 12.0), (2, 3, 9.0)]
+    people, result = _people(_backend(records, pairs), _config(one_to_one=True))
+    assert people == [{1, 3}, {2}] and result.merges_refused == 1
+    people, _ = _people(_backend(records, pairs), _config())
+    assert people == [{1, 2, 3}]

@@ -52,3 +52,36 @@ def test_condition_needs_exactly_one_form():
         Condition(equal=["sn"], equal_any=["fn1"])
     with pytest.raises(ValidationError, match="exactly one"):
         Condition()
+
+
+def test_a_term_frequency_column_is_loaded_even_when_no_term_reads_it():
+    """A level adjusted by another column's frequencies needs that column in the database (else the
+    run would fail in SQL)."""
+    from linkage.config.linkage import Comparison
+    from linkage.link.model import comparison_columns
+
+    comp = Comparison(
+        name="forename",
+        missing_when=["fn1_canon"],
+        levels=[{"label": "nickname", "equal": ["fn1_canon"], "term_frequency": "fn1"}],
+    )
+    assert comparison_columns(comp) == {"fn1_canon", "fn1"}
+
+
+def test_a_date_known_only_swapped_is_compared_not_missing():
+    """Token spec v2 leaves dob NULL for a date valid only with day and month swapped (the date is in
+    dob_swap): such a pair is not 'missing' when the swapped reading agrees."""
+    from linkage.config.linkage import Comparison
+    from linkage.link.model import comparison
+
+    comp = Comparison(
+        name="date_of_birth",
+        missing_when=["dob"],
+        unless_any=["dob=dob_swap", "dob_swap"],
+        levels=[{"label": "same", "equal": ["dob"]}],
+    )
+    missing = comparison(comp).get_comparison("duckdb").as_dict()["comparison_levels"][0]["sql_condition"]
+    assert missing == (
+        "(dob_l IS NULL OR dob_r IS NULL) AND NOT coalesce((((dob_l = dob_swap_r) OR (dob_swap_l = dob_r)) "
+        "OR dob_swap_l = dob_swap_r), false)"
+    )

@@ -57,6 +57,15 @@ COMMANDS: dict[str, CommandEntry] = {
         "link",
         logged=True,
     ),
+    "model": CommandEntry(
+        "linkage.link.command:model_cmd", "Print the model derived from the extracts (YAML).", "link"
+    ),
+    "recluster": CommandEntry(
+        "linkage.link.command:recluster_cmd",
+        "Cluster a run's scored pairs again at another threshold.",
+        "link",
+        logged=True,
+    ),
     "journeys": CommandEntry(
         "linkage.journeys.command:journeys_cmd", "Assemble each person's case journeys.", logged=True
     ),

@@ -244,8 +244,8 @@ def review_agency(config: AgencyConfig, fingerprint: str | None, sample: Sample 
 def _term_words(text: str) -> str:
     term = Term(text)  # config terms are parsed Terms; the annotation says str
     if not term.crossed:
-        return f"same {_PLAIN[term]}"
-    return f"{_PLAIN[term.left]} of one = {_PLAIN[term.right]} of the other"
+        return f"same {_PLAIN.get(term, term)}"  # v2 columns (addresses, id_<family>) by their name
+    return f"{_PLAIN.get(term.left, term.left)} of one = {_PLAIN.get(term.right, term.right)} of the other"
 
 
 def _condition_words(condition: Condition | BlockingRule) -> str:
@@ -265,6 +265,11 @@ def _clustering_words(clustering: Clustering) -> str:
         + (f" (unless {', '.join(_term_words(Term.parse(t)) for t in r.unless_any)})" if r.unless_any else "")
         for r in clustering.conflict_rules()
     )
+    if not clustering.conflict_rules():
+        columns = (
+            "valid typed id (PNC, CRO, NI, NHS) or date of birth (derived from the extracts at run time; "
+            "weak evidence exempt: see the run's model.yaml)"
+        )
     unless = (
         f", unless a pair's match weight ≥ {clustering.override_match_weight:g}"
         if math.isfinite(clustering.override_match_weight)
@@ -283,7 +288,7 @@ def review_linkage(config: LinkageConfig) -> list[Section]:
         [
             ["description", config.description],
             ["extracts", f"{', '.join(ex.agencies)} from {ex.directory}; each verified first"],
-            ["trusted agency keys", ex.trusted_keys],
+            ["trusted agency keys", ex.trusted_keys or "-"],
             ["key fingerprint expected", ex.expected_key_fingerprint or "not pinned"],
             ["engine", f"{be.engine.value}, {be.threads} threads, memory limit {be.memory_limit}"],
             ["working database", "kept after the run" if be.keep_database else "deleted after the run"],
@@ -292,7 +297,7 @@ def review_linkage(config: LinkageConfig) -> list[Section]:
     )
     comparisons = []
     for comp in config.comparisons:
-        missing = " or ".join(_PLAIN[c] for c in comp.missing_when)
+        missing = " or ".join(_PLAIN.get(c, c) for c in comp.missing_when)
         comparisons.append(
             [comp.name, "missing", "no evidence either way", f"{missing} missing on either record"]
         )

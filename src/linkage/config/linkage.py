@@ -1,9 +1,18 @@
-"""The linkage config: which extracts to link, how records are compared, blocked, trained and clustered.
+"""The linkage config: which extracts to link, and what overrides the model derived from them.
 
 This model is the one place the linkage schema is defined; `configs/linkage.yaml` is the demo's,
-commented for a governance reviewer. Comparisons and blocking rules are written in a small
-vocabulary over token columns (see `Term`), never in SQL, so a reviewer can read what each level
-means and the tool can check that only comparable tokens are compared.
+commented for a governance reviewer. Version 2: every section is optional. `linkage run` derives
+the comparisons, blocking rules, training rules and conflict rules from the token families present
+in the extracts (link/derive.py); whatever a section here sets overrides the derived part:
+  comparisons      merged by name: an entry replaces the derived comparison of that name or adds one;
+                   `omit` drops derived comparisons or blocking rules by name
+  blocking_rules   replaces the derived candidates when given (then no budget choice is made)
+  training         field by field; deterministic_rules / em_rules each replace the derived list
+  clustering       field by field; never_link_different replaces the derived conflict rules
+A version-1 file (every section given) still loads: it is a version-2 file that overrides everything.
+Comparisons and blocking rules are written in a small vocabulary over token columns (see `Term`),
+never in SQL, so a reviewer can read what each level means and the tool can check that only
+comparable tokens are compared.
 """
 
 from __future__ import annotations
@@ -17,13 +26,40 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from linkage.config.agency import Strict
+from linkage.tokens import spec
 from linkage.tokens.spec import SEX, TOKEN_COLUMNS
 
 # Columns a term may name, with the (purpose, family) that says which tokens are comparable.
 # `sex` is a clear-text code, comparable only with itself.
 _COMPARABLE: dict[str, tuple[str, str]] = {c.name: (c.purpose.value, c.family) for c in TOKEN_COLUMNS}
+# Token spec v2 (the lead's contract): typed ids and address tokens, each a family of its own. Listed
+# here so the linkage accepts v2 extracts whichever order the spec module and this one are merged in;
+# entries the spec module already defines win (setdefault).
+for _name, _purpose in (
+    ("cro", "national_ids"),
+    ("ni", "national_ids"),
+    ("nhs", "national_ids"),
+    ("addr_house", "addresses"),
+    ("addr_street", "addresses"),
+    ("addr_town", "addresses"),
+):
+    _COMPARABLE.setdefault(_name, (_purpose, _name))
 _COMPARABLE[SEX] = ("clear", SEX)
+# Generic ids: one column per declared family, `id_<family>`; only same-named columns are comparable.
+GENERIC_ID = re.compile(r"^id_([a-z][a-z0-9_]{0,19})$")
+# Weak-evidence markers (BOOLEAN): true when the identifier is a placeholder or failed its check.
+WEAK_MARKERS: tuple[str, ...] = tuple(
+    getattr(spec, "WEAK_MARKERS", ("dob_weak", "pnc_weak", "cro_weak", "ni_weak", "nhs_weak"))
+)
 _TERM = re.compile(r"^\s*([a-z0-9_]+)\s*(?:=\s*([a-z0-9_]+)\s*)?$")
+
+
+def column_family(column: str) -> tuple[str, str] | None:
+    """(purpose, family) of a comparable column, or None when it is not one."""
+    if column in _COMPARABLE:
+        return _COMPARABLE[column]
+    m = GENERIC_ID.match(column)
+    return ("generic_ids", m.group(1)) if m else None
 
 
 class Term(str):
@@ -46,6 +82,10 @@ class Term(str):
     def crossed(self) -> bool:
         return self.left != self.right
 
+    @property
+    def columns(self) -> set[str]:
+        return {self.left, self.right}
+
     @classmethod
     def parse(cls, text: str) -> Term:
         m = _TERM.match(text)
@@ -53,9 +93,9 @@ class Term(str):
             raise ValueError(f"{text!r} is not a column name or 'column=column'")
         left, right = m.group(1), m.group(2) or m.group(1)
         for col in (left, right):
-            if col not in _COMPARABLE:
+            if column_family(col) is None:
                 raise ValueError(f"{col!r} is not a token column (nor 'sex')")
-        if _COMPARABLE[left] != _COMPARABLE[right]:
+        if column_family(left) != column_family(right):
             raise ValueError(f"{left!r} and {right!r} are tokens of different families and never equal")
         return cls(left if left == right else f"{left}={right}")
 
@@ -69,7 +109,7 @@ def _terms(values: list[str]) -> list[Term]:
 
 def _columns(values: list[str]) -> list[str]:
     for v in values:
-        if v not in _COMPARABLE:
+        if column_family(v) is None:
             raise ValueError(f"{v!r} is not a token column (nor 'sex')")
     return values
 
@@ -120,18 +160,28 @@ class Comparison(Strict):
 
     A pair lands in the first level whose condition holds; a pair in none of them is 'all other
     cases'; a pair where a ``missing_when`` column is missing on either record is 'missing' and
-    scores zero (neither for nor against).
+    scores zero (neither for nor against) - unless one of ``unless_any`` holds (a date of birth
+    known only in its day/month-swapped reading still agrees with the other record's date).
     """
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
     description: str = ""
     missing_when: Annotated[list[str], Field(min_length=1)]
+    unless_any: list[str] = Field(
+        default_factory=list,
+        description="Terms that make the pair comparable even when a missing_when column is missing.",
+    )
     levels: Annotated[list[Level], Field(min_length=1)]
 
     @field_validator("missing_when")
     @classmethod
     def _missing_columns(cls, v: list[str]) -> list[str]:
         return _columns(v)
+
+    @field_validator("unless_any")
+    @classmethod
+    def _unless_terms(cls, v: list[str]) -> list[Term]:
+        return _terms(v)
 
 
 class BlockingRule(Strict):
@@ -234,30 +284,40 @@ class Backend(Strict):
 
 
 class Extracts(Strict):
-    directory: str = Field(description="Folder of pseudonymised extracts, relative to this file.")
-    trusted_keys: str = Field(description="Folder of the agencies' *.signing.pub, relative to this file.")
+    directory: str | None = Field(
+        None, description="Folder of pseudonymised extracts, relative to this file (or `--extracts`)."
+    )
+    trusted_keys: str | None = Field(
+        None,
+        description="Folder of the agencies' *.signing.pub, relative to this file (or `--trusted-keys`).",
+    )
     expected_key_fingerprint: str | None = Field(
         None, description="Project key fingerprint announced by the key custodian (optional)."
     )
-    agencies: Annotated[list[str], Field(min_length=1)] = Field(
-        description="Agencies that must all be present; becomes `source_dataset`."
+    agencies: list[str] = Field(
+        default_factory=list,
+        description="Agencies that must all be present (and no other); empty: every extract in the folder. "
+        "The agency becomes `source_dataset`.",
     )
 
 
 class Training(Strict):
     seed: int = Field(42, description="Seed for u sampling: the same seed gives the same model.")
-    deterministic_rules: Annotated[list[BlockingRule], Field(min_length=1)] = Field(
-        description="Near-certain matches, used only to estimate how many pairs match at all (lambda)."
+    deterministic_rules: list[BlockingRule] = Field(
+        default_factory=list,
+        description="Near-certain matches, used only to estimate how many pairs match at all (lambda); "
+        "empty: derived (an id, or name + date of birth + postcode/address).",
     )
     deterministic_recall: Annotated[float, Field(gt=0, le=1)] = Field(
-        description="Share of all true pairs the deterministic rules are believed to find."
+        0.6, description="Share of all true pairs the deterministic rules are believed to find."
     )
     u_max_pairs: Annotated[float, Field(ge=1e4)] = Field(
         5e6, description="Random pairs sampled to learn how often non-matches agree by chance (u)."
     )
-    em_rules: Annotated[list[BlockingRule], Field(min_length=1)] = Field(
+    em_rules: list[BlockingRule] = Field(
+        default_factory=list,
         description="Blocking passes for expectation maximisation (m); each pass learns the comparisons "
-        "its rule does not use, so together they must cover every comparison."
+        "its rule does not use, so together they must cover every comparison. Empty: derived.",
     )
     em_max_pairs: Annotated[float, Field(ge=1e3)] = Field(
         1e6, description="Cap on pairs per EM pass (bounds time and memory)."
@@ -280,11 +340,23 @@ class ConflictRule(Strict):
         description="Partial agreements that make two different values compatible (a typo, not another "
         "person): e.g. [dob=dob_swap, dob_ym, dob_md, dob_yd] for a date of birth.",
     )
+    weak_marker: str | None = Field(
+        None,
+        description="A weak-evidence marker column (e.g. dob_weak): a record whose marker is true (a "
+        "placeholder date, an id that failed its check) never conflicts on this identifier.",
+    )
 
     @field_validator("column")
     @classmethod
     def _column(cls, v: str) -> str:
         return _columns([v])[0]
+
+    @field_validator("weak_marker")
+    @classmethod
+    def _marker(cls, v: str | None) -> str | None:
+        if v is not None and v not in WEAK_MARKERS:
+            raise ValueError(f"{v!r} is not a weak-evidence marker ({', '.join(WEAK_MARKERS)})")
+        return v
 
     @field_validator("unless_any")
     @classmethod
@@ -295,34 +367,51 @@ class ConflictRule(Strict):
 class AutoThreshold(Strict):
     """How the threshold is chosen from the model when ``threshold_match_probability`` is ``auto``."""
 
+    rule: Literal["max_expected_f1", "target_precision"] = Field(
+        "max_expected_f1",
+        description="max_expected_f1: the threshold at which the model's own expected F1 is highest "
+        "(precision and recall weighed alike); target_precision: the lowest threshold whose expected "
+        "precision reaches `target_precision` (more cautious).",
+    )
     target_precision: Annotated[float, Field(gt=0.5, lt=1)] = Field(
-        0.9995,
-        description="The lowest threshold at which the model's own estimate of precision among the linked "
-        "pairs reaches this value.",
+        0.9995, description="Used by the target_precision rule only."
+    )
+    f1_tolerance: Annotated[float, Field(ge=0, lt=0.05)] = Field(
+        0.0,
+        description="max_expected_f1 only: take the highest threshold whose expected F1 is within this of "
+        "the best (the pairwise estimate ignores the links clustering adds through other records; where "
+        "people have many records a slightly higher threshold is then no worse). 0: the best itself.",
     )
 
 
 class Clustering(Strict):
     method: Literal["connected_components", "constrained_components"] = Field(
-        "connected_components",
+        "constrained_components",
         description="connected_components: any chain of linked pairs is one person. constrained_components: "
         "pairs are merged strongest first, refusing a merge that would put two conflicting records "
         "(`never_link_different`) in one person.",
     )
     threshold_match_probability: float | Literal["auto"] = Field(
+        "auto",
         description="Pairs at or above this probability are the same person; 'auto' chooses it from the "
-        "model (see `auto_threshold`) and reports its expected precision and recall."
+        "model (see `auto_threshold`) and reports its expected precision and recall.",
     )
     auto_threshold: AutoThreshold = Field(default_factory=AutoThreshold)
     never_link_different: list[str | ConflictRule] = Field(
         default_factory=list,
         description="Strong identifiers one person cannot hold two unrelated values of (constrained only): "
-        "a column name (any two different values conflict) or {column, unless_any}.",
+        "a column name (any two different values conflict) or {column, unless_any, weak_marker}. Empty: "
+        "derived (valid typed ids and the date of birth, weak evidence exempt).",
+    )
+    one_to_one: bool = Field(
+        False,
+        description="Each source holds each person at most once (study design, e.g. two registers): a "
+        "merge that would put two records of one source in one person is refused.",
     )
     override_match_weight: float = Field(
-        float("inf"),
-        description="A pair at or above this match weight merges despite a conflict (a mistyped PNC id "
-        "that happens to be valid); by default never.",
+        20.0,
+        description="A pair at or above this match weight (odds of about a million to one) merges despite "
+        "a conflict: a mistyped PNC id that happens to be valid, a mistyped date; .inf: never.",
     )
 
     @field_validator("threshold_match_probability")
@@ -340,8 +429,8 @@ class Clustering(Strict):
 
     @model_validator(mode="after")
     def _method_needs(self) -> Clustering:
-        if (self.method == "constrained_components") != bool(self.never_link_different):
-            raise ValueError("never_link_different is required by, and only used by, constrained_components")
+        if self.method == "connected_components" and (self.never_link_different or self.one_to_one):
+            raise ValueError("never_link_different and one_to_one are used only by constrained_components")
         return self
 
     def conflict_rules(self) -> list[ConflictRule]:
@@ -367,15 +456,48 @@ class Report(Strict):
     largest_clusters: Annotated[int, Field(ge=0, le=100)] = 10
 
 
+class Derivation(Strict):
+    """How the model is derived from the extracts (link/derive.py)."""
+
+    min_coverage: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.01,
+        description="A token column is used only when at least this share of all records holds it (from "
+        "the manifests' token_coverage); below it, its comparison level, blocking rules and EM pass are "
+        "left out with a line in the report.",
+    )
+    comparisons_per_record: Annotated[float, Field(gt=0, le=10_000)] = Field(
+        20.0,
+        description="Blocking budget: candidate rules are taken in order while the pairs they generate, "
+        "each counted on its own by Splink before scoring, sum to at most this many per record, so the "
+        "work grows linearly with the records. Rules overlap: far fewer distinct pairs are scored.",
+    )
+    min_budget: Annotated[float, Field(ge=1e3)] = Field(
+        2e6, description="The budget is never below this many pairs (small studies keep every rule)."
+    )
+
+
 class LinkageConfig(Strict):
-    version: Literal[1] = 1
+    version: Literal[1, 2] = 2
     description: str = ""
-    extracts: Extracts
+    link_type: Literal["link_and_dedupe", "link_only"] = Field(
+        "link_and_dedupe",
+        description="link_and_dedupe: a person may appear many times in one source too (the default). "
+        "link_only: only pairs from different sources are compared (study design, e.g. two registers).",
+    )
+    extracts: Extracts = Field(default_factory=Extracts)
     backend: Backend = Field(default_factory=Backend)
-    comparisons: Annotated[list[Comparison], Field(min_length=1)]
-    blocking_rules: Annotated[list[BlockingRule], Field(min_length=1)]
-    training: Training
-    clustering: Clustering
+    derive: Derivation = Field(default_factory=Derivation)
+    comparisons: list[Comparison] = Field(
+        default_factory=list, description="Merged by name with the derived comparisons."
+    )
+    blocking_rules: list[BlockingRule] = Field(
+        default_factory=list, description="Replaces the derived candidate rules when given."
+    )
+    omit: list[str] = Field(
+        default_factory=list, description="Derived comparisons or blocking rules to leave out, by name."
+    )
+    training: Training = Field(default_factory=Training)
+    clustering: Clustering = Field(default_factory=Clustering)
     report: Report = Field(default_factory=Report)
 
     @model_validator(mode="after")

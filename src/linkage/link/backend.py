@@ -34,15 +34,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow.parquet as pq
 from splink import DuckDBAPI, Linker
 
+from linkage.config.linkage import WEAK_MARKERS, BackendEngine
 from linkage.config.linkage import Backend as BackendConfig
-from linkage.config.linkage import BackendEngine
 from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.runfolder import work_area
-from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
+from linkage.tokens.spec import RECORD_KEY, SEX, SOURCE_DATASET, SOURCE_ROW
 from linkage.util import PRIVATE_FILE
 
 if TYPE_CHECKING:  # pyspark is an optional extra
@@ -104,7 +105,10 @@ class Backend:
         returned table (and so the linker) reads.
         """
         table = self.input_table(agency)
-        cols = ", ".join([RECORD_KEY, *columns])
+        held = set(pq.read_schema(parquet).names)
+        # a column this extract lacks (a generic id another agency declared) is NULL: missing evidence
+        selected = (c if c in held else f"NULL::{column_type(c)} AS {c}" for c in columns)
+        cols = ", ".join([RECORD_KEY, *selected])
         self.con.execute(
             f"CREATE OR REPLACE TABLE {table} AS SELECT {cols} FROM read_parquet(?) ORDER BY {RECORD_KEY}",
             [str(parquet)],
@@ -112,7 +116,10 @@ class Backend:
         if self.spark is None:
             return self.db_api.register(table, dataset_display_name=agency, table_name=agency)
         # (Splink samples by hashing ids, so row order does not matter to Spark's results)
-        frame = self.spark.read.parquet(Path(parquet).resolve().as_uri()).select(RECORD_KEY, *columns)
+        frame = self.spark.read.parquet(Path(parquet).resolve().as_uri())
+        frame = frame.selectExpr(
+            RECORD_KEY, *(c if c in held else f"CAST(NULL AS {column_type(c)}) AS {c}" for c in columns)
+        )
         frame.createOrReplaceTempView(table)
         self._spark_inputs[agency] = table
         return self.spark_api.register(table, dataset_display_name=agency, table_name=agency)
@@ -188,6 +195,13 @@ def portable_model(model: dict[str, Any]) -> dict[str, Any]:
         return value
 
     return json.loads(json.dumps(relabel(model)))
+
+
+def column_type(column: str) -> str:
+    """SQL type of a model column (for NULL columns an extract lacks): tokens are 64-bit integers."""
+    if column in WEAK_MARKERS:
+        return "BOOLEAN"
+    return "VARCHAR" if column == SEX else "BIGINT"
 
 
 def _quote(path: Path) -> str:

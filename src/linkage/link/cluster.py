@@ -93,9 +93,14 @@ class _Profiles:
     """One conflict rule's tokens as small integer codes: ``codes[node, 0]`` is the identifier,
     ``codes[node, 1:]`` the columns of its ``unless_any`` terms; -1 where missing."""
 
-    rule: ConflictRule
+    rule: ConflictRule | None
     codes: np.ndarray
     terms: list[tuple[int, int]]  # (column index on one record, column index on the other)
+
+    @property
+    def name(self) -> str:
+        """The rule's name in diagnostics: its identifier column."""
+        return self.rule.column if self.rule else "one_to_one"
 
     def of(self, node: int) -> tuple[int, ...] | None:
         row = self.codes[node]
@@ -109,9 +114,54 @@ class _Profiles:
     def any_conflict(self, a: set, b: set) -> bool:
         return any(self.conflict(p, q) for p in a for q in b)
 
+    def may_conflict(self, labels: np.ndarray) -> np.ndarray:
+        """Per node: does its group hold two different identifiers (the only way to conflict)?"""
+        has = np.flatnonzero(self.codes[:, 0] >= 0)
+        if not has.size:
+            return np.zeros(len(labels), dtype=bool)
+        base = int(self.codes[:, 0].max()) + 1
+        pairs = np.unique(labels[has] * base + self.codes[has, 0])  # distinct (group, identifier)
+        groups, count = np.unique(pairs // base, return_counts=True)
+        return np.isin(labels, groups[count > 1])
+
+
+@dataclass
+class _OneSource(_Profiles):
+    """One-to-one linkage: two records of one source (code = its position) never join one person.
+
+    Profiles here are (source, node): two records conflict when their sources are equal."""
+
+    def conflict(self, p: tuple[int, ...], q: tuple[int, ...]) -> bool:
+        return p[0] == q[0] and p[1] != q[1]
+
+    def of(self, node: int) -> tuple[int, ...] | None:
+        return (int(self.codes[node, 0]), node) if self.codes[node, 0] >= 0 else None
+
+    def may_conflict(self, labels: np.ndarray) -> np.ndarray:
+        has = np.flatnonzero(self.codes[:, 0] >= 0)
+        base = int(self.codes[:, 0].max()) + 1 if has.size else 1
+        keys, count = np.unique(labels[has] * base + self.codes[has, 0], return_counts=True)
+        flagged = np.zeros(len(labels), dtype=bool)
+        flagged[np.isin(labels, keys[count > 1] // base)] = True
+        return flagged
+
+
+def _one_source(backend: Backend, record_index: str) -> _OneSource:
+    n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0]
+    codes = np.full((n + 1, 1), -1, dtype=np.int64)
+    table = backend.con.sql(
+        f"SELECT node_id, dense_rank() OVER (ORDER BY {SOURCE_DATASET}) AS code FROM {record_index}"
+    ).to_arrow_table()
+    codes[table["node_id"].to_numpy(), 0] = table["code"].to_numpy()
+    return _OneSource(None, codes, [])
+
 
 def _profiles(backend: Backend, record_index: str, inputs: dict[str, str], rule: ConflictRule) -> _Profiles:
-    """Codes are ranks of the token values computed inside the database: no token reaches Python."""
+    """Codes are ranks of the token values computed inside the database: no token reaches Python.
+
+    A record whose weak marker is true (a placeholder date, an id that failed its check) has no
+    code for the identifier, so it never conflicts on it (weak evidence forbids nothing).
+    """
     columns = [rule.column]
     terms = []
     for term in rule.unless_any:
@@ -121,8 +171,12 @@ def _profiles(backend: Backend, record_index: str, inputs: dict[str, str], rule:
         terms.append((columns.index(term.left), columns.index(term.right)))
     n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0]
     codes = np.full((n + 1, len(columns)), -1, dtype=np.int64)  # node ids start at 1
+
+    def value(i: int, c: str) -> str:
+        return f"CASE WHEN {rule.weak_marker} THEN NULL ELSE {c} END" if i == 0 and rule.weak_marker else c
+
     union = " UNION ALL ".join(
-        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {i} AS col, {c} AS v FROM {table}"
+        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {i} AS col, {value(i, c)} AS v FROM {table}"
         for agency, table in inputs.items()
         for i, c in enumerate(columns)
     )
@@ -156,13 +210,7 @@ def _may_conflict(labels: np.ndarray, profiles: list[_Profiles]) -> np.ndarray:
     can hold a conflict (a conflict needs two different identifiers), so only they need a closer look."""
     flagged = np.zeros(len(labels), dtype=bool)
     for prof in profiles:
-        has = np.flatnonzero(prof.codes[:, 0] >= 0)
-        if not has.size:
-            continue
-        base = int(prof.codes[:, 0].max()) + 1
-        pairs = np.unique(labels[has] * base + prof.codes[has, 0])  # distinct (group, identifier)
-        groups, count = np.unique(pairs // base, return_counts=True)
-        flagged[np.isin(labels, groups[count > 1])] = True
+        flagged |= prof.may_conflict(labels)
     return flagged
 
 
@@ -185,7 +233,7 @@ def _constrained(
     held: list[dict[int, set]] = []
     for prof in profiles:
         nodes = np.flatnonzero((prof.codes[:, 0] >= 0) & suspect)
-        held.append({int(x): {tuple(row)} for x, row in zip(nodes, prof.codes[nodes].tolist(), strict=True)})
+        held.append({int(x): {prof.of(int(x))} for x in nodes})
 
     def find(x: int) -> int:
         root = x
@@ -239,7 +287,7 @@ def _diagnose(
         for node in np.flatnonzero(_may_conflict(label, [prof])).tolist():
             if (held := prof.of(node)) is not None:
                 members.setdefault(int(label[node]), set()).add(held)
-        conflicted[prof.rule.column] = {cid for cid, held in members.items() if prof.any_conflict(held, held)}
+        conflicted[prof.name] = {cid for cid, held in members.items() if prof.any_conflict(held, held)}
 
     sizes = np.bincount(label[1:], minlength=len(label))  # node 0 is not a record
     top = np.lexsort((np.arange(len(sizes)), -sizes))[:largest]  # largest first, ties by id
@@ -292,6 +340,8 @@ def cluster(
     edges = _edges(backend, predictions, record_index, threshold.threshold_match_probability)
     n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0] + 1
     profiles = [_profiles(backend, record_index, inputs, rule) for rule in config.conflict_rules()]
+    if config.one_to_one:
+        profiles.append(_one_source(backend, record_index))
     refused = 0
     if config.method == "connected_components":
         labels = _components(edges, n)

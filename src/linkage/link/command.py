@@ -112,6 +112,12 @@ def _render(result: RunResult) -> Callable[[Console], None]:
     help="Spark setting for --backend spark (repeatable), e.g. spark.master=yarn, "
     "spark.executor.memory=8g; wins over the config's backend.spark.",
 )
+@click.option(
+    "--model",
+    "model_path",
+    type=ExistingFile,
+    help="A trained model.json (of an earlier run): score with it instead of training.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the outputs of an existing run folder.")
 @output_options
 def run_cmd(
@@ -123,6 +129,7 @@ def run_cmd(
     threads: int | None,
     memory_limit: str | None,
     spark_conf: tuple[str, ...],
+    model_path: Path | None,
     overwrite: bool,
     ui: Output,
 ) -> None:
@@ -143,6 +150,8 @@ def run_cmd(
         ui.info(f"[dim]{time.perf_counter() - started:7.1f}s[/] {message}")
 
     with logged("run", configs=[config_path]) as entry:
+        if model_path is not None:
+            entry.add_input(model_path)
         config = load_config(config_path, LinkageConfig)
         config = _with_backend(config, spark_conf, engine=backend, threads=threads, memory_limit=memory_limit)
         result = run_linkage(
@@ -151,6 +160,89 @@ def run_cmd(
             out_dir,
             extracts_dir=extracts_dir,
             trusted_keys_dir=trusted_keys_dir,
+            model_path=model_path,
+            overwrite=overwrite,
+            step=step,
+            log=entry,  # the run's outputs and completion marker are logged in this entry
+        )
+        entry.key_fingerprint = result.key_fingerprint
+        for path in result.inputs:
+            entry.add_input(path)
+    data = {"run_dir": str(result.out_dir), **result.metrics.model_dump(mode="json")}
+    ui.result(data, _render(result))
+
+
+@click.command("model")
+@click.option("--extracts", "extracts_dir", required=True, type=Dir, help="Folder of pseudonymised extracts.")
+@click.option(
+    "--config",
+    "config_path",
+    type=ExistingFile,
+    help="Linkage config whose sections override the derived model (default: none, all derived).",
+)
+@click.option(
+    "--trusted-keys",
+    "trusted_keys_dir",
+    type=Dir,
+    envvar="LINKAGE_TRUSTED_KEYS",
+    help="Verify the extracts first against these public keys [env LINKAGE_TRUSTED_KEYS].",
+)
+@output_options
+def model_cmd(
+    extracts_dir: Path, config_path: Path | None, trusted_keys_dir: Path | None, ui: Output
+) -> None:
+    """Print the model derived from the extracts as a commented linkage config (YAML).
+
+    Comparisons, blocking rules (chosen under the comparison budget), training and conflict rules
+    come from the token families the extracts hold; keep the output as a config to fix the model.
+    """
+    import tempfile
+
+    from linkage.link.run import describe_model
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    config = load_config(config_path, LinkageConfig) if config_path else LinkageConfig()
+    with tempfile.TemporaryDirectory(prefix="linkage-model-") as work:
+        text = describe_model(config, config_path or Path("."), extracts_dir, trusted_keys_dir, Path(work))
+    ui.result({"model_yaml": text}, lambda c: c.print(text, markup=False, highlight=False, soft_wrap=True))
+
+
+@click.command("recluster")
+@click.option("--run", "run_dir", required=True, type=Dir, help="A run folder (with pairs.parquet).")
+@click.option("--out", "out_dir", required=True, type=Dir, help="New run folder to create.")
+@click.option("--threshold", type=float, help="Match probability, e.g. 0.95 (strictly between 0 and 1).")
+@click.option(
+    "--match-weight", "match_weight", type=float, help="Or the threshold as a match weight, e.g. 8."
+)
+@click.option("--overwrite", is_flag=True, help="Replace the outputs of an existing run folder.")
+@output_options
+def recluster_cmd(
+    run_dir: Path,
+    out_dir: Path,
+    threshold: float | None,
+    match_weight: float | None,
+    overwrite: bool,
+    ui: Output,
+) -> None:
+    """Cluster a run's scored pairs again at another threshold, without retraining (seconds).
+
+    Any threshold at or above the run's pair floor (report.pair_floor_match_weight) is accepted.
+    Writes a complete run folder to --out, as `linkage run --model RUN/model.json` would.
+    """
+    from linkage.link.recluster import recluster
+    from linkage.runlog import logged
+
+    started = time.perf_counter()
+
+    def step(message: str) -> None:
+        ui.info(f"[dim]{time.perf_counter() - started:7.1f}s[/] {message}")
+
+    with logged("recluster", configs=[]) as entry:
+        result = recluster(
+            run_dir,
+            out_dir,
+            threshold=threshold,
+            threshold_weight=match_weight,
             overwrite=overwrite,
             step=step,
             log=entry,  # the run's outputs and completion marker are logged in this entry

@@ -53,6 +53,9 @@ def condition_sql(cond: Condition) -> str:
 def comparison(spec: Comparison) -> cl.CustomComparison:
     """A Splink comparison: missing level, the configured levels, then 'all other cases'."""
     missing = " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in spec.missing_when)
+    if spec.unless_any:  # a term that holds makes the pair comparable after all
+        holds = condition_sql(Condition(equal_any=spec.unless_any))
+        missing = f"({missing}) AND NOT coalesce({holds}, false)"
     levels = [cll.CustomLevel(missing, "missing").configure(is_null_level=True)]
     for level in spec.levels:
         created = cll.CustomLevel(condition_sql(level), level.label)
@@ -87,9 +90,11 @@ def blocking_rules_sql(rules: list[BlockingRule]) -> list[SqlRule]:
 
 def comparison_columns(spec: Comparison) -> set[str]:
     """Every column a comparison reads."""
-    cols = set(spec.missing_when)
+    cols = set(spec.missing_when) | {c for t in spec.unless_any for c in (t.left, t.right)}
     for level in spec.levels:
         cols.update(c for t in (*level.equal, *level.equal_any) for c in (t.left, t.right))
+        if level.term_frequency:  # its term-frequency table is built from that column
+            cols.add(level.term_frequency)
     return cols
 
 
@@ -105,17 +110,18 @@ def input_columns(config: LinkageConfig) -> list[str]:
         used |= comparison_columns(comp)
     for rule in [*config.blocking_rules, *config.training.deterministic_rules, *config.training.em_rules]:
         used |= rule_columns(rule)
-    return sorted(used | config.clustering.conflict_columns())
+    markers = {r.weak_marker for r in config.clustering.conflict_rules() if r.weak_marker}
+    return sorted(used | config.clustering.conflict_columns() | markers)
 
 
 def settings(config: LinkageConfig) -> SettingsCreator:
-    """Splink settings for `link_and_dedupe` over the agencies' extracts.
+    """Splink settings over the agencies' extracts (`link_type` from the config).
 
     Predictions keep only ids and weights (no tokens, no per-comparison columns): that is what
     keeps scoring fast and memory small at a million records.
     """
     return SettingsCreator(
-        link_type="link_and_dedupe",
+        link_type=config.link_type,
         unique_id_column_name=UNIQUE_ID,
         comparisons=[comparison(c) for c in config.comparisons],
         blocking_rules_to_generate_predictions=[r.sql for r in blocking_rules_sql(config.blocking_rules)],

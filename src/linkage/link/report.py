@@ -189,7 +189,7 @@ def write_quality_report(
         ),
     ]
     waterfall = _waterfall_chart(
-        backend, linker, predictions, config.extracts.agencies, config.report.waterfall_examples
+        backend, linker, predictions, list(metrics.records), config.report.waterfall_examples
     )
     if waterfall:
         sections.append(
@@ -218,6 +218,10 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
         [
             "expected recall at the threshold (model, among pairs blocking found)",
             f"{choice.expected_recall:.4f}",
+        ],
+        [
+            "blocking recall (rough estimate from the rules' overlap; usually pessimistic)",
+            f"{metrics.blocking_recall.estimate:.4f}" if metrics.blocking_recall else "n/a",
         ],
         ["clustering method", config.clustering.method],
         ["people (clusters)", c.clusters],
@@ -268,6 +272,25 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
         + _table(["measure", "value"], chaining)
         + "<h3>Largest clusters</h3>"
         + _table(["records", "by agency", "linked pairs", "density", "bridges", "conflicts"], largest)
+        + "<h3>The model derived from the data</h3><p class='note'>Comparisons, blocking rules and "
+        "training passes come from the token families the extracts hold (model.yaml in the run folder "
+        "lists them). What was left out, and why:</p>"
+        + _table(["note"], [[n] for n in metrics.model_notes] or [["nothing: every family was usable"]])
+        + "<h3>Blocking candidates under the budget</h3><p class='note'>"
+        + html.escape(
+            f"Budget {metrics.blocking_budget:,.0f} pairs; pairs each candidate rule generates on its own "
+            "(counted by Splink before scoring)."
+            if metrics.blocking_budget
+            else "Blocking rules fixed by the config (no budget choice)."
+        )
+        + "</p>"
+        + _table(
+            ["rule", "pairs", "used"],
+            [
+                [b["name"], b["comparisons"], "yes" if b["chosen"] else b["reason"]]
+                for b in metrics.blocking_candidates
+            ],
+        )
         + "<h3>Timings (seconds)</h3>"
         + _table(["stage", "seconds"], timings)
     )

@@ -14,6 +14,8 @@ No file in it carries a token: clusters hold record keys and row numbers only. F
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import splink
@@ -30,18 +32,20 @@ from splink import Linker
 from linkage import __version__
 from linkage.config.linkage import LinkageConfig
 from linkage.errors import ConfigError, VerificationError
-from linkage.extract.manifest import signature_path
+from linkage.extract.manifest import Manifest, signature_path
 from linkage.extract.verify import VerifyReport, verify_extracts
 from linkage.keys import load_trusted_keys
-from linkage.link.backend import open_backend
+from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
-from linkage.link.metrics import RunMetrics, collect_metrics
-from linkage.link.model import input_columns, settings
+from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
+from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
+from linkage.link.model import blocking_rules_sql, input_columns, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.runfolder import RunWriter, record_from_verified, remove_stale_work
 
 if TYPE_CHECKING:
+    from linkage.link.splink_adapter import SplinkDataFrame
     from linkage.runlog import EntryBuilder
 
 
@@ -88,8 +92,9 @@ def _verified(config: LinkageConfig, extracts_dir: Path, keys_dir: Path) -> Veri
     )
     reasons = report.reasons()
     found = sorted(e.manifest.agency for e in report.extracts if e.manifest)
-    missing = sorted(set(config.extracts.agencies) - set(found))
-    extra = sorted(set(found) - set(config.extracts.agencies))
+    wanted = config.extracts.agencies or found
+    missing = sorted(set(wanted) - set(found))
+    extra = sorted(set(found) - set(wanted))
     if missing:
         reasons.append(f"no extract for {', '.join(missing)} (the config's extracts.agencies requires it)")
     if extra:
@@ -109,6 +114,110 @@ def _copy_inputs(config_path: Path, report: VerifyReport, folder: RunWriter) -> 
             folder.copy_in(path, f"inputs/manifests/{path.name}")
 
 
+def _folder(config: LinkageConfig, config_path: Path, given: Path | None, key: str, option: str) -> Path:
+    value = getattr(config.extracts, key)
+    if given is None and value is None:
+        raise ConfigError(f"no {key.replace('_', ' ')} folder: give {option} or set extracts.{key}")
+    return Path(given or config.resolve(config_path, value))
+
+
+@dataclass
+class Scored:
+    """What scoring leaves for the later steps (all in the local DuckDB)."""
+
+    backend: Backend
+    linker: Linker
+    predictions: SplinkDataFrame
+    record_index: str
+    tables: list[SplinkDataFrame]
+    pairs_per_rule: dict[int, int]
+
+
+def finish(
+    scored: Scored,
+    resolved: LinkageConfig,
+    folder: RunWriter,
+    *,
+    manifests: dict[str, Manifest],
+    seconds: dict[str, float],
+    step: Callable[[str], None],
+    write_scored_pairs: bool,
+    model_facts: dict[str, Any],
+) -> RunMetrics:
+    """Cluster the scored pairs and write clusters, pairs, model, metrics inputs and the quality report.
+
+    Shared by `linkage run` and `linkage recluster`, so both give the same run folder from the same
+    pairs and threshold. ``model_facts`` are metrics fields about the derived model.
+    """
+    backend, predictions = scored.backend, scored.predictions
+    step("clustering")
+    t = time.perf_counter()
+    inputs = {a: table.physical_name for a, table in zip(manifests, scored.tables, strict=True)}
+    clustered = cluster(
+        backend, predictions, scored.record_index, inputs, resolved.clustering,
+        largest=resolved.report.largest_clusters,
+    )  # fmt: skip
+    seconds["cluster"] = time.perf_counter() - t
+
+    step("writing outputs")
+    t = time.perf_counter()
+    with folder.writing("clusters.parquet") as tmp:
+        backend.con.execute(f"COPY {clustered.table} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    if write_scored_pairs:  # ids and weights only; owner-only like every output
+        with folder.writing("pairs.parquet") as tmp:
+            columns = ", ".join(PREDICTION_COLUMNS)
+            backend.con.execute(
+                f"COPY (SELECT {columns} FROM {predictions.physical_name} ORDER BY ALL) "
+                f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+    model = scored.linker.misc.save_model_to_json(str(folder.path("model.json")), overwrite=True)
+    folder.register("model.json")
+    seconds["write"] = time.perf_counter() - t
+
+    step("measuring clusters")
+    t = time.perf_counter()
+    metrics = collect_metrics(
+        resolved, backend, predictions, scored.pairs_per_rule, clustered.table,
+        run_id=folder.run_id, model=model, clustered=clustered, manifests=manifests,
+    )  # fmt: skip
+    for key, value in model_facts.items():
+        setattr(metrics, key, value)
+    metrics.blocking_recall = estimate_blocking_recall(
+        backend, predictions.physical_name, inputs,
+        [r.sql for r in blocking_rules_sql(resolved.blocking_rules)], input_columns(resolved),
+    )  # fmt: skip
+    seconds["metrics"] = time.perf_counter() - t
+
+    step("writing the quality report")
+    metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
+    t = time.perf_counter()
+    write_quality_report(folder.path("quality.html"), resolved, backend, scored.linker, predictions, metrics)
+    folder.register("quality.html")
+    seconds["report"] = time.perf_counter() - t
+    return metrics
+
+
+@contextmanager
+def _splink_warnings(notes: list[str]) -> Iterator[None]:
+    """Splink's training warnings (a level never observed...) become notes in the report."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = " ".join(record.getMessage().split())
+            # a probe finding no pair only means the pass is small enough to use whole
+            if record.levelno >= logging.WARNING and "Probe returned zero blocked pairs" not in message:
+                notes.append("Splink: " + message.removeprefix("WARNING: "))
+
+    logger, handler = logging.getLogger("splink"), Collect()
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def run_linkage(
     config: LinkageConfig,
     config_path: Path,
@@ -116,14 +225,17 @@ def run_linkage(
     *,
     extracts_dir: Path | None = None,
     trusted_keys_dir: Path | None = None,
+    model_path: Path | None = None,
     overwrite: bool = False,
     step: Callable[[str], None] = lambda _msg: None,
     log: EntryBuilder | None = None,
 ) -> RunResult:
     """Link the verified extracts and write the run folder; ``step`` reports progress.
 
-    The folder is completed (its marker written last) only when every output is written; ``log`` is
-    the run-log entry of the command, which then lists every output and the marker.
+    The model is derived from the extracts and the config (link/derive.py); with ``model_path`` (a
+    model.json of an earlier run) nothing is trained: that model scores the pairs. The folder is
+    completed (its marker written last) only when every output is written; ``log`` is the run-log
+    entry of the command, which then lists every output and the marker.
 
     Raises VerificationError (nothing is linked) if an extract fails verification, ConfigError
     for unusable settings or paths.
@@ -131,17 +243,22 @@ def run_linkage(
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     config_path, out_dir = Path(config_path), Path(out_dir)
-    extracts_dir = Path(extracts_dir or config.resolve(config_path, config.extracts.directory))
-    keys_dir = Path(trusted_keys_dir or config.resolve(config_path, config.extracts.trusted_keys))
-    check_em_coverage(config)
+    extracts_dir = _folder(config, config_path, extracts_dir, "directory", "--extracts")
+    keys_dir = _folder(config, config_path, trusted_keys_dir, "trusted_keys", "--trusted-keys")
+    if config.training.em_rules and config.comparisons:
+        check_em_coverage(config)  # a config that fixes both is refused before anything is read
 
     with _peak_rss() as peak_rss:
         step(f"verifying the extracts in {extracts_dir}")
         t = time.perf_counter()
         report = _verified(config, extracts_dir, keys_dir)
         by_agency = {e.manifest.agency: e for e in report.extracts}
-        extracts = {a: by_agency[a].parquet_path for a in config.extracts.agencies}
+        extracts = {a: by_agency[a].parquet_path for a in config.extracts.agencies or sorted(by_agency)}
         seconds["verify"] = time.perf_counter() - t
+
+        step("deriving the model from the token families present")
+        derived = derive(config, read_coverage(extracts))
+        check_em_coverage(derived.config)
 
         record = record_from_verified(
             out_dir.name,
@@ -165,13 +282,27 @@ def run_linkage(
             step("loading the extracts")
             t = time.perf_counter()
             record_index = backend.load_record_index(extracts)
-            columns = input_columns(config)
+            columns = input_columns(derived.config)
             tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
-            linker = Linker(tables, settings(config), log_level=None)
+            records = {a: by_agency[a].manifest.counts.written for a in extracts}
             seconds["load"] = time.perf_counter() - t
 
-            training_seconds = train(linker, config.training, step)
-            seconds.update({f"train_{k}": v for k, v in training_seconds.items()})
+            step("choosing blocking rules under the comparison budget")
+            t = time.perf_counter()
+            resolved, rule_counts = resolve_blocking(derived, tables, sum(records.values()))
+            seconds["blocking_choice"] = time.perf_counter() - t
+
+            with _splink_warnings(derived.notes):
+                if model_path is None:
+                    linker = Linker(tables, settings(resolved), log_level=None)
+                    training_seconds = train(
+                        linker, resolved.training, step, notes=derived.notes, records=records,
+                        link_type=resolved.link_type,
+                    )  # fmt: skip
+                    seconds.update({f"train_{k}": v for k, v in training_seconds.items()})
+                else:
+                    step(f"loading the trained model {model_path}")
+                    linker = Linker(tables, json.loads(Path(model_path).read_text()), log_level=None)
 
             step("scoring candidate pairs")
             t = time.perf_counter()
@@ -187,49 +318,21 @@ def run_linkage(
             linker, predictions = backend.localise(linker, predictions)
             seconds["predict"] = time.perf_counter() - t
 
-            step("clustering")
-            t = time.perf_counter()
-            inputs = {a: table.physical_name for a, table in zip(extracts, tables, strict=True)}
-            clustered = cluster(
-                backend,
-                predictions,
-                record_index,
-                inputs,
-                config.clustering,
-                largest=config.report.largest_clusters,
-            )
-            clusters = clustered.table
-            seconds["cluster"] = time.perf_counter() - t
-
-            step("writing outputs")
-            t = time.perf_counter()
-            with folder.writing("clusters.parquet") as tmp:
-                backend.con.execute(f"COPY {clusters} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
-            model = linker.misc.save_model_to_json(str(folder.path("model.json")), overwrite=True)
-            folder.register("model.json")
-            seconds["write"] = time.perf_counter() - t
-
-            step("measuring clusters")
-            t = time.perf_counter()
-            metrics = collect_metrics(
-                config,
-                backend,
-                predictions,
-                pairs_per_rule,
-                clusters,
-                run_id=out_dir.name,
-                model=model,
-                clustered=clustered,
+            metrics = finish(
+                Scored(backend, linker, predictions, record_index, tables, pairs_per_rule),
+                resolved,
+                folder,
                 manifests={a: by_agency[a].manifest for a in extracts},
+                seconds=seconds,
+                step=step,
+                write_scored_pairs=True,
+                model_facts={
+                    "model_notes": derived.notes,
+                    "blocking_candidates": [c.__dict__ for c in rule_counts],
+                    "blocking_budget": derived.budget,
+                },
             )
-            seconds["metrics"] = time.perf_counter() - t
-
-            step("writing the quality report")
-            metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
-            t = time.perf_counter()
-            write_quality_report(folder.path("quality.html"), config, backend, linker, predictions, metrics)
-            folder.register("quality.html")
-            seconds["report"] = time.perf_counter() - t
+            folder.write_bytes("model.yaml", render_model(derived, resolved, rule_counts).encode())
 
         seconds["total"] = time.perf_counter() - started
         metrics.timings_seconds = {k: round(v, 3) for k, v in seconds.items()}
@@ -248,3 +351,39 @@ def run_linkage(
         inputs=[*manifests, *extracts.values()],
         key_fingerprint=report.extracts[0].manifest.key_fingerprint,
     )
+
+
+def describe_model(
+    config: LinkageConfig,
+    config_path: Path,
+    extracts_dir: Path,
+    trusted_keys_dir: Path | None,
+    work_dir: Path,
+) -> str:
+    """The model `linkage run` would use on these extracts, as commented YAML (`linkage model`).
+
+    With trusted keys the extracts are verified first, as a run would; without, the manifests are
+    read as they are (a preview: the run itself always verifies).
+    """
+    if trusted_keys_dir is not None:
+        report = _verified(config, Path(extracts_dir), Path(trusted_keys_dir))
+        found = {e.manifest.agency: e.parquet_path for e in report.extracts}
+    else:
+        found = {}
+        for manifest in sorted(Path(extracts_dir).glob("*.manifest.json")):
+            parquet = manifest.with_name(manifest.name.removesuffix(".manifest.json") + ".parquet")
+            found[json.loads(manifest.read_text())["agency"]] = parquet
+        if not found:
+            raise ConfigError(f"{extracts_dir}: no *.manifest.json (pseudonymised extracts) found")
+    extracts = {a: found[a] for a in config.extracts.agencies or sorted(found) if a in found}
+    derived = derive(config, read_coverage(extracts))
+    check_em_coverage(derived.config)
+    with open_backend(config.backend, work_dir) as backend:
+        columns = input_columns(derived.config)
+        tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
+        records = backend.sql(
+            "SELECT count(*) FROM "
+            + " UNION ALL SELECT count(*) FROM ".join(backend.input_table(a) for a in extracts)
+        )
+        resolved, counts = resolve_blocking(derived, tables, sum(r[0] for r in records))
+    return render_model(derived, resolved, counts)

@@ -98,10 +98,20 @@ def choose_threshold(backend: Backend, predictions: SplinkDataFrame, config: Clu
             expected_f1=at.expected_f1,
             curve=curve,
         )
-    target = config.auto_threshold.target_precision
-    chosen = next((pt for pt in curve if pt.expected_precision >= target), curve[-1])
+    if config.auto_threshold.rule == "max_expected_f1":
+        # highest expected F1 (within the tolerance, the highest threshold: fewer links on the same evidence)
+        best = max(pt.expected_f1 for pt in curve)
+        tolerance = config.auto_threshold.f1_tolerance
+        chosen = max(
+            (pt for pt in curve if pt.expected_f1 >= best - tolerance - 1e-12), key=lambda pt: pt.match_weight
+        )
+        rule = "highest expected F1" + (f" (within {tolerance:g})" if tolerance else "")
+    else:
+        target = config.auto_threshold.target_precision
+        chosen = next((pt for pt in curve if pt.expected_precision >= target), curve[-1])
+        rule = f"lowest threshold with expected precision >= {target}"
     return ThresholdChoice(
-        rule=f"lowest threshold with expected precision >= {target}",
+        rule=rule,
         threshold_match_probability=chosen.threshold_match_probability,
         match_weight=chosen.match_weight,
         expected_precision=chosen.expected_precision,

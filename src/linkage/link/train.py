@@ -2,6 +2,8 @@
 
 Each EM pass blocks on some tokens and so cannot learn the comparisons that use them; the passes
 together must leave no comparison untrained, which `check_em_coverage` proves before any SQL runs.
+Data can still surprise a valid config: a deterministic rule that finds no pair, or an EM pass with
+nothing to learn from. Neither is a crash: the step is skipped and a note says so in the report.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from splink import Linker
 
 from linkage.config.linkage import LinkageConfig, Training
 from linkage.errors import ConfigError
+from linkage.link.derive import count_rule
 from linkage.link.model import blocking_rules_sql, comparison_columns, rule_columns
 
 
@@ -34,19 +37,47 @@ def check_em_coverage(config: LinkageConfig) -> None:
         )
 
 
-def train(linker: Linker, training: Training, step: Callable[[str], None]) -> dict[str, float]:
+def fallback_lambda(records: dict[str, int], link_type: str) -> float:
+    """One match per record among all pairs that may be compared: the prior when no rule counts."""
+    n = sum(records.values())
+    if link_type == "link_only":
+        possible = (n * n - sum(r * r for r in records.values())) / 2
+    else:
+        possible = n * (n - 1) / 2
+    return min(0.5, n / possible) if possible else 0.5
+
+
+def train(
+    linker: Linker,
+    training: Training,
+    step: Callable[[str], None],
+    *,
+    notes: list[str],
+    records: dict[str, int],
+    link_type: str,
+) -> dict[str, float]:
     """Estimate lambda, u and m in place on ``linker``; return seconds per step.
 
-    ``step`` names each step as it starts (progress for the analyst).
+    ``step`` names each step as it starts (progress for the analyst); ``notes`` receives a line for
+    every step skipped because the data gave it nothing to learn from.
     """
     seconds: dict[str, float] = {}
 
     step("estimating the share of matching pairs (lambda)")
     t = time.perf_counter()
-    linker.training.estimate_probability_two_random_records_match(
-        [r.sql for r in blocking_rules_sql(training.deterministic_rules)],
-        recall=training.deterministic_recall,
-    )
+    # Splink takes the log of the pairs these rules find: count them first (exactly; they are narrow)
+    found = [r for r in training.deterministic_rules if count_rule(linker, r, 1.0) > 0]
+    for rule in training.deterministic_rules:
+        if rule not in found:
+            notes.append(f"deterministic rule '{rule.name}' found no pair: not used for lambda")
+    if found:
+        linker.training.estimate_probability_two_random_records_match(
+            [r.sql for r in blocking_rules_sql(found)], recall=training.deterministic_recall
+        )
+    else:
+        prior = fallback_lambda(records, link_type)
+        linker._settings_obj._probability_two_random_records_match = prior  # no public setter in Splink 5
+        notes.append(f"no deterministic rule found a pair: lambda set to one match per record ({prior:.3g})")
     seconds["lambda"] = time.perf_counter() - t
 
     step("estimating u by random sampling")
@@ -55,10 +86,20 @@ def train(linker: Linker, training: Training, step: Callable[[str], None]) -> di
     seconds["u"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    for rule in blocking_rules_sql(training.em_rules):
-        step(f"estimating m by expectation maximisation, pass '{rule.name}'")
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule.sql, max_pairs=training.em_max_pairs
-        )
+    for em_rule in blocking_rules_sql(training.em_rules):
+        step(f"estimating m by expectation maximisation, pass '{em_rule.name}'")
+        # Splink narrows the live model (comparisons, lambda) for the pass before it looks for pairs
+        # and raises EMTrainingException when there are none: the model is restored from this copy
+        saved = linker._settings_obj.core_model_settings.copy()
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                em_rule.sql, max_pairs=training.em_max_pairs
+            )
+        except Exception as exc:
+            # matched by name so that Splink's private modules need not be imported; anything else fails
+            if type(exc).__name__ != "EMTrainingException":
+                raise
+            linker._settings_obj.core_model_settings = saved
+            notes.append(f"EM pass '{em_rule.name}' found no pair to learn from: skipped")
     seconds["m"] = time.perf_counter() - t
     return seconds

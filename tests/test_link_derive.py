@@ -1,0 +1,247 @@
+"""The model derived from the token families present: token spec v2 columns (typed ids, generic ids,
+addresses, weak markers) on small hand-built Parquet tables, which v1 pseudonymisation cannot produce.
+
+Tokens are random 64-bit integers standing for HMAC tokens; two records of one person share the
+token of every field that was not corrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from splink import Linker
+
+from linkage.config.linkage import LinkageConfig
+from linkage.errors import ConfigError
+from linkage.link.backend import open_backend
+from linkage.link.cluster import cluster
+from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
+from linkage.link.model import input_columns, settings
+from linkage.link.run import describe_model
+from linkage.link.train import check_em_coverage, fallback_lambda, train
+
+NAMES = ["fn1", "fn1_canon", "fn1_phon", "fn1_pre3", "sn", "sn_phon", "sn_pre3"]
+DATES = ["dob", "dob_swap", "dob_ym", "dob_yd", "dob_md"]
+ADDRESS = ["addr_house", "addr_street", "addr_town"]
+V1_ONLY_NULL = ["fn2", "sn_p1", "sn_p2", "pc", "pc_sector", "pc_district", "pnc", "case_ref"]
+
+
+def _person(rng: random.Random) -> dict:
+    token = lambda: rng.getrandbits(63)  # noqa: E731
+    p = {c: token() for c in [*NAMES, *DATES, *ADDRESS, "nhs", "id_ssn"]}
+    p["addr_town"] = rng.choice([11, 12, 13, 14])  # few towns: weak evidence
+    p["sex"] = rng.choice("MF")
+    return p
+
+
+def _record(person: dict, rng: random.Random, columns: list[str], key: int) -> dict:
+    rec = {"record_key": key, "source_row": key}
+    for c in columns:
+        rec[c] = person.get(c)
+    for c in rng.sample([c for c in columns if c != "sex"], 2):  # two fields corrupted
+        rec[c] = rng.getrandbits(63) if rng.random() < 0.5 else None
+    return rec
+
+
+def _write(folder: Path, source: str, records: list[dict], columns: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    types = {
+        c: pa.bool_() if c.endswith("_weak") else pa.string() if c == "sex" else pa.int64() for c in columns
+    }
+    table = pa.table(
+        {
+            "record_key": pa.array([r["record_key"] for r in records], pa.int64()),
+            "source_row": pa.array([r["source_row"] for r in records], pa.int64()),
+            **{c: pa.array([r.get(c) for r in records], types[c]) for c in columns},
+        }
+    )
+    path = folder / f"{source}.parquet"
+    pq.write_table(table, path)
+    # a manifest as the agency writes it: coverage of the token columns (sex and markers are counted)
+    coverage = {
+        c: len(records) - table[c].null_count for c in columns if c != "sex" and not c.endswith("_weak")
+    }
+    (folder / f"{source}.manifest.json").write_text(
+        json.dumps({"agency": source, "token_coverage": coverage})
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def v2_extracts(tmp_path_factory) -> tuple[Path, dict[str, Path], dict[int, int]]:
+    """Two sources of one population: 'register' holds a generic SSN id and NHS numbers (some failing
+    their check), 'survey' neither; both hold names, dates, addresses and sex. Returns the folder,
+    the Parquet paths and the truth (record_key -> person)."""
+    rng = random.Random(5)
+    folder = tmp_path_factory.mktemp("v2") / "extracts"
+    people = [_person(rng) for _ in range(300)]
+    common = [*NAMES, *DATES, *ADDRESS, "sex", "dob_weak"]
+    layouts = {"register": [*common, "nhs", "nhs_weak", "id_ssn"], "survey": [*common, *V1_ONLY_NULL]}
+    truth, paths, key = {}, {}, 0
+    for source, columns in layouts.items():
+        records = []
+        for i, person in enumerate(people):
+            for _ in range(rng.choice([0, 1, 1, 2])):
+                key += 1
+                rec = _record(person, rng, [c for c in columns if c not in V1_ONLY_NULL], key)
+                rec["dob_weak"] = False if rec.get("dob") is not None else None
+                if "nhs" in columns:
+                    rec["nhs_weak"] = (rng.random() < 0.1) if rec.get("nhs") is not None else None
+                records.append(rec)
+                truth[key] = i
+        paths[source] = _write(folder, source, records, columns)
+    return folder, paths, truth
+
+
+def test_every_v2_family_present_gets_its_comparison_rules_and_conflicts(v2_extracts):
+    _, paths, _ = v2_extracts
+    model = derive(LinkageConfig(), read_coverage(paths))
+    names = [c.name for c in model.config.comparisons]
+    assert names == ["forename", "surname", "date_of_birth", "address", "town", "nhs", "id_ssn", "sex"]
+    notes = "\n".join(model.notes)
+    for absent in ("postcode", "pnc", "case_ref", "cro"):
+        assert f"comparison '{absent}' left out" in notes
+    forename = model.config.comparisons[0]
+    assert "middle name used as first name" not in [lvl.label for lvl in forename.levels]  # no fn2 anywhere
+    rules = [r.name for r in model.config.blocking_rules]
+    assert rules[:2] == ["nhs", "id_ssn"] and "address_forename_start" in rules and "dob_town" in rules
+    conflicts = {r.column: r.weak_marker for r in model.config.clustering.conflict_rules()}
+    assert conflicts == {"nhs": "nhs_weak", "dob": "dob_weak"}  # a generic id is no conflict
+    assert [r.name for r in model.config.training.em_rules] == ["em_dob", "em_names"]
+    check_em_coverage(model.config)
+
+
+def test_link_only_needs_a_family_in_two_sources(v2_extracts):
+    _, paths, _ = v2_extracts
+    model = derive(LinkageConfig(link_type="link_only"), read_coverage(paths))
+    names = [c.name for c in model.config.comparisons]
+    assert "id_ssn" not in names and "nhs" not in names  # held by the register only: nothing to compare
+    assert any(n.startswith("column id_ssn not used") for n in model.notes)
+
+
+def test_config_sections_override_the_derived_model(v2_extracts):
+    _, paths, _ = v2_extracts
+    config = LinkageConfig.model_validate(
+        {
+            "comparisons": [
+                {
+                    "name": "town",
+                    "missing_when": ["addr_town"],
+                    "levels": [{"label": "t", "equal": ["addr_town"]}],
+                },
+                {"name": "postcode", "missing_when": ["pc"], "levels": [{"label": "p", "equal": ["pc"]}]},
+            ],
+            "omit": ["sex", "names"],
+            "training": {"em_rules": [{"name": "only_names", "equal": ["fn1", "sn"]}]},
+        }
+    )
+    model = derive(config, read_coverage(paths))
+    town = next(c for c in model.config.comparisons if c.name == "town")
+    assert town.levels[0].label == "t" and town.levels[0].term_frequency is None  # replaced by name
+    assert "sex" not in [c.name for c in model.config.comparisons]
+    assert "names" not in [r.name for r in model.config.blocking_rules]
+    assert "comparison 'postcode' left out: pc absent or too sparse" in model.notes  # configured, yet absent
+    with pytest.raises(ConfigError, match="forename, surname"):
+        check_em_coverage(model.config)  # one pass on names cannot train the name comparisons
+
+
+def test_nothing_to_link_on_is_a_clear_refusal(v2_extracts, tmp_path):
+    _, paths, _ = v2_extracts
+    empty = LinkageConfig(
+        omit=["forename", "surname", "date_of_birth", "address", "town", "nhs", "id_ssn", "sex"]
+    )
+    with pytest.raises(ConfigError, match="no comparison has usable columns"):
+        derive(empty, read_coverage(paths))
+
+
+def test_derived_v2_model_trains_scores_and_clusters(v2_extracts, tmp_path):
+    """End to end over the v2 columns, without a Splink warning about levels never observed."""
+    _, paths, truth = v2_extracts
+    model = derive(LinkageConfig(), read_coverage(paths))
+    with open_backend(model.config.backend, tmp_path / "work") as backend:
+        index = backend.load_record_index(paths)
+        tables = [backend.load_extract(a, p, input_columns(model.config)) for a, p in paths.items()]
+        records = {a: pq.read_metadata(p).num_rows for a, p in paths.items()}
+        resolved, counts = resolve_blocking(model, tables, sum(records.values()))
+        assert counts and all(c.chosen for c in counts)  # a small study keeps every rule
+        linker = Linker(tables, settings(resolved), log_level=None)
+        train(linker, resolved.training, lambda _s: None, notes=model.notes, records=records, link_type="x")
+        predictions = linker.inference.predict(threshold_match_weight=-5)
+        inputs = {a: t.physical_name for a, t in zip(paths, tables, strict=True)}
+        result = cluster(backend, predictions, index, inputs, resolved.clustering)
+        rows = backend.sql(f"SELECT record_key, person_id FROM {result.table}")
+    assert not [n for n in model.notes if n.startswith("EM pass") or "lambda" in n]
+    predicted: dict[int, set] = {}
+    for key, person in rows:
+        predicted.setdefault(person, set()).add(key)
+    same = {frozenset(k for k in truth if truth[k] == p) for p in set(truth.values())}
+    exact = sum(1 for group in predicted.values() if frozenset(group) in same)
+    assert exact / len(same) >= 0.9
+    text = render_model(model, resolved, counts)
+    assert "id_ssn" in text and "# Left out, and why:" in text
+
+
+def test_train_skips_what_the_data_cannot_teach(v2_extracts, tmp_path):
+    """A deterministic rule with no pair (Splink took log(0): 'math domain error') and an EM pass
+    with no pair (EMTrainingException) become notes, not crashes."""
+    _, paths, _ = v2_extracts
+    config = LinkageConfig.model_validate(
+        {
+            "training": {
+                "deterministic_rules": [
+                    {"name": "same_nhs_and_town", "equal": ["nhs", "addr_house", "dob_swap"]}
+                ],
+                "em_rules": [
+                    {"name": "em_dob", "equal": ["dob"]},
+                    {"name": "em_names", "equal": ["fn1", "sn"]},
+                    {"name": "em_never", "equal": ["nhs", "dob_swap", "addr_house", "sn_phon", "fn1_pre3"]},
+                ],
+            }
+        }
+    )
+    model = derive(config, read_coverage(paths))
+    notes: list[str] = []
+    with open_backend(model.config.backend, tmp_path / "work") as backend:
+        backend.load_record_index(paths)
+        tables = [backend.load_extract(a, p, input_columns(model.config)) for a, p in paths.items()]
+        # corrupt nothing: the rules above are simply too narrow to find a pair in this data
+        backend.con.execute("UPDATE input_register SET dob_swap = NULL")
+        linker = Linker(tables, settings(model.config), log_level=None)
+        records = {a: pq.read_metadata(p).num_rows for a, p in paths.items()}
+        train(
+            linker,
+            model.config.training,
+            lambda _s: None,
+            notes=notes,
+            records=records,
+            link_type="link_and_dedupe",
+        )
+        trained = linker.misc.save_model_to_json()
+    lam = trained["probability_two_random_records_match"]
+    assert len(trained["comparisons"]) == len(model.config.comparisons)  # the failed pass took none away
+    assert "deterministic rule 'same_nhs_and_town' found no pair: not used for lambda" in notes
+    assert any(n.startswith("no deterministic rule found a pair: lambda set") for n in notes)
+    assert lam == pytest.approx(fallback_lambda(records, "link_and_dedupe"))
+    assert "EM pass 'em_never' found no pair to learn from: skipped" in notes
+
+
+def test_linkage_model_previews_extracts_without_keys(v2_extracts, tmp_path):
+    folder, _, _ = v2_extracts
+    text = describe_model(LinkageConfig(), Path("."), folder, None, tmp_path / "work")
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    from linkage.config import load_config
+
+    reloaded = load_config(path, LinkageConfig)
+    assert [c.name for c in reloaded.comparisons][:3] == ["forename", "surname", "date_of_birth"]
+    assert reloaded.clustering.conflict_rules()[0].weak_marker == "nhs_weak"
+    # the printed model, used as the config, derives itself again
+    again = derive(reloaded, read_coverage({p.stem: p for p in folder.glob("*.parquet")}))
+    assert [c.model_dump() for c in again.config.comparisons] == [
+        c.model_dump() for c in reloaded.comparisons
+    ]
