@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from conftest import ROOT
-from fixtures_journeys import linked_run  # noqa: F401 (fixture)
+from conftest import CONFIGS, ROOT, agency_config
+from fixtures_journeys import linked_run, perfect_run  # noqa: F401 (fixture)
 from linkage.config import load_config
+from linkage.config.agency import AgencyConfig
 from linkage.errors import VerificationError
 from linkage.evaluate import evaluate
+from linkage.extract.pseudonymise import pseudonymise
 from linkage.journeys.assemble import STAGE_KEYS
 from linkage.journeys.build import build_journeys
 from linkage.runfolder import open_run
+from linkage.synth import generate
 from linkage.tokens.spec import TOKEN_COLUMN_NAMES
+from test_agency_pipeline import pseudonymise_all
 
 
 def test_every_true_journey_reconstructed_with_perfect_linkage(linked_run):  # noqa: F811
@@ -93,3 +99,49 @@ def test_journeys_after_probabilistic_linkage(linked_run, keys, tmp_path):  # no
     build_journeys(run, linked_run.extracts)
     report = evaluate(run, linked_run.raw / "truth").journeys
     assert report is not None and report.exact_rate > 0.98
+
+
+def test_victim_mentions_are_people_of_the_run_but_never_crimes(keys, tmp_path):
+    """A police config naming victims (token spec v2): each victim mention is a record the run clusters,
+    but journeys are built from the subject records only, so no victim becomes a crime of its own."""
+    raw = tmp_path / "raw"
+    generate(300, 5, raw)
+    police_csv = raw / "police.csv"
+    with police_csv.open(encoding="utf-8", newline="") as fh:
+        header, *body = list(csv.reader(fh))
+    surname, forename = header.index("surname"), header.index("forename")
+    # every crime names a victim: the suspect of the next crime, so victims are also people elsewhere
+    rows = [
+        [*r, body[(i + 1) % len(body)][surname], body[(i + 1) % len(body)][forename]]
+        for i, r in enumerate(body)
+    ]
+    with police_csv.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([[*header, "victim_surname", "victim_forename"], *rows])
+    spec = yaml.safe_load((CONFIGS / "police.yaml").read_text(encoding="utf-8"))
+    spec["victims"] = [
+        {"surname": {"column": "victim_surname"}, "forenames": {"columns": ["victim_forename"]}}
+    ]
+    config_path = tmp_path / "police.yaml"
+    config_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+
+    extracts = tmp_path / "extracts"
+    pseudonymise_all(keys, raw, extracts)
+    police = pseudonymise(
+        AgencyConfig.model_validate(spec), config_path, keys.project, police_csv, extracts,
+        signing_key=keys.signing("police"), workers=2,
+    )  # fmt: skip
+    assert police.manifest_data.counts.victim_mentions == len(body)
+    assert agency_config("police").victims == []  # the shipped config is untouched
+    run = perfect_run(extracts, raw / "truth", tmp_path / "run", keys.signing_dir)
+    build_journeys(run)
+    journeys = run / "journeys.parquet"
+    con = duckdb.connect()
+    police_keys = con.execute(
+        f"SELECT count(police_record_key), count(DISTINCT police_record_key) FROM read_parquet('{journeys}')"
+    ).fetchall()[0]
+    assert police_keys == (len(body), len(body))
+    victims_in_journeys = con.execute(f"""
+        SELECT count(*) FROM read_parquet('{journeys}') j
+        JOIN read_parquet('{extracts / "police.parquet"}') e
+          ON e.record_key = j.police_record_key AND e.role = 'victim'""").fetchall()[0][0]
+    assert victims_in_journeys == 0

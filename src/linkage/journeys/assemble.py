@@ -86,7 +86,7 @@ def _load(con: duckdb.DuckDBPyConnection, clusters: Path, extracts: dict[str, Pa
     for agency, cols in selects.items():
         con.execute(f"""
             CREATE TEMP TABLE {agency} AS
-            SELECT c.person_id, e.record_key, e.case_ref, e.sex, {cols}
+            SELECT c.person_id, e.record_key, e.case_ref, e.sex, e.role, {cols}
             FROM read_parquet('{extracts[agency]}') e
             JOIN clusters c
               ON c.source_dataset = '{agency}' AND c.record_key = e.record_key
@@ -102,6 +102,9 @@ def _load(con: duckdb.DuckDBPyConnection, clusters: Path, extracts: dict[str, Pa
                 f"{extracts[agency]} and {total - kept:,} of its records are not clustered: the extract is "
                 "not the one the run linked (refused; no record is dropped)"
             )
+        # A victim mention (token spec v2) is a person linked in the same run, not a crime, charge or
+        # sentence of its own: the journeys are built from the agency's subject records only.
+        con.execute(f"DELETE FROM {agency} WHERE role = 'victim'")
 
 
 def _match(con: duckdb.DuckDBPyConnection, candidates: str, out: str, left: str, right: str) -> None:
