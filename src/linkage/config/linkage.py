@@ -21,9 +21,10 @@ import math
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, GetCoreSchemaHandler, field_validator, model_validator
+from pydantic_core import CoreSchema, core_schema
 
 from linkage.config.agency import Strict
 from linkage.tokens import spec
@@ -102,6 +103,11 @@ class Term(str):
     def mirrored(self) -> Term:
         return Term(f"{self.right}={self.left}") if self.crossed else self
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """A string in configs and their JSON schema; the fields' validators parse and check it."""
+        return core_schema.no_info_after_validator_function(cls, core_schema.str_schema())
+
 
 def _terms(values: list[str]) -> list[Term]:
     return [Term.parse(v) for v in values]
@@ -114,7 +120,7 @@ def _columns(values: list[str]) -> list[str]:
     return values
 
 
-TermList = Annotated[list[str], Field(min_length=1)]
+TermList = Annotated[list[Term], Field(min_length=1)]
 
 
 class Condition(Strict):
@@ -124,8 +130,8 @@ class Condition(Strict):
     other's second forename.
     """
 
-    equal: list[str] = Field(default_factory=list, description="Terms that must all hold.")
-    equal_any: list[str] = Field(default_factory=list, description="Terms of which at least one holds.")
+    equal: list[Term] = Field(default_factory=list, description="Terms that must all hold.")
+    equal_any: list[Term] = Field(default_factory=list, description="Terms of which at least one holds.")
 
     @field_validator("equal", "equal_any")
     @classmethod
@@ -167,7 +173,7 @@ class Comparison(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
     description: str = ""
     missing_when: Annotated[list[str], Field(min_length=1)]
-    unless_any: list[str] = Field(
+    unless_any: list[Term] = Field(
         default_factory=list,
         description="Terms that make the pair comparable even when a missing_when column is missing.",
     )
@@ -335,7 +341,7 @@ class ConflictRule(Strict):
     ``unless_any`` terms holds between them (e.g. two dates of birth with no part in common)."""
 
     column: str = Field(description="A strong identifier one person cannot hold two unrelated values of.")
-    unless_any: list[str] = Field(
+    unless_any: list[Term] = Field(
         default_factory=list,
         description="Partial agreements that make two different values compatible (a typo, not another "
         "person): e.g. [dob=dob_swap, dob_ym, dob_md, dob_yd] for a date of birth.",

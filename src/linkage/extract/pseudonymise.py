@@ -147,7 +147,15 @@ class _Worker:
 
     def __call__(self, unit: CsvChunk | RawBatch) -> UnitResult:
         local = isinstance(unit, CsvChunk)
-        raw = parse_csv_chunk(unit, self.layout) if local else unit
+        raw: RawBatch
+        if isinstance(unit, CsvChunk):
+            if self.layout is None:
+                raise RuntimeError("CSV chunk but no CSV layout (the reader sets one for CSV input)")
+            raw = parse_csv_chunk(unit, self.layout)
+            nbytes = len(unit.data)
+        else:
+            raw = unit
+            nbytes = unit.nbytes
         result: BatchResult = self.transformer.transform(raw.columns, raw.source_rows)
         by_row: dict[int, list[tuple[str, str]]] = {}
         for i, column, reason in result.rejects:
@@ -167,7 +175,6 @@ class _Worker:
             Problem(raw.source_rows[i], raw.lines[i], column, reason, action)
             for i, column, reason, action in sorted(result.problems)
         ]
-        nbytes = len(unit.data) if local else unit.nbytes
         return UnitResult(
             result.batch, rejects, problems, raw.records, result.counts, result.victim_rows, local, nbytes
         )

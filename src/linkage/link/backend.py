@@ -155,7 +155,7 @@ class Backend:
         model = portable_model(linker.misc.save_model_to_json())
         name = "predictions"
         pairs = self.spark.table(predictions.physical_name).select(*PREDICTION_COLUMNS)
-        if self._local_files():
+        if self.work_dir is not None and self._local_files():  # (_local_files checks work_dir too)
             # stream through Parquet in the work folder: the pairs never sit in the driver's memory
             exchange = self.work_dir / "exchange" / name
             pairs.write.mode("overwrite").parquet(exchange.as_uri())
@@ -331,6 +331,8 @@ def _spark_api(spark: SparkSession, config: SparkConfig) -> Any:
 def _close_spark(backend: Backend, checkpoints: str | None, *, delete: bool) -> None:
     """Drop our views, delete the checkpoint folder (it holds tokens), stop a session we started."""
     spark = backend.spark
+    if spark is None:
+        raise RuntimeError("closing Spark on a backend that has no Spark session")
     try:
         for view in backend._spark_inputs.values():
             spark.catalog.dropTempView(view)

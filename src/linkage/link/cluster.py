@@ -290,8 +290,8 @@ def _diagnose(
         conflicted[prof.name] = {cid for cid, held in members.items() if prof.any_conflict(held, held)}
 
     sizes = np.bincount(label[1:], minlength=len(label))  # node 0 is not a record
-    top = np.lexsort((np.arange(len(sizes)), -sizes))[:largest]  # largest first, ties by id
-    top = [int(cid) for cid in top if sizes[cid] > 0]
+    ranked = np.lexsort((np.arange(len(sizes)), -sizes))[:largest]  # largest first, ties by id
+    top = [int(cid) for cid in ranked if sizes[cid] > 0]
     datasets: dict[int, dict[str, int]] = {}
     if top:
         nodes = pa.table({"node_id": np.arange(len(label)), "cluster_id": label})

@@ -9,12 +9,16 @@ because an OR in a join condition would stop DuckDB from using a hash join.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator
 
 from linkage.config.linkage import BlockingRule, Comparison, Condition, LinkageConfig, Term
+
+if TYPE_CHECKING:
+    from linkage.link.splink_adapter import ComparisonLevelCreator
 
 UNIQUE_ID = "record_key"  # unique within an agency; Splink pairs it with source_dataset
 
@@ -56,9 +60,12 @@ def comparison(spec: Comparison) -> cl.CustomComparison:
     if spec.unless_any:  # a term that holds makes the pair comparable after all
         holds = condition_sql(Condition(equal_any=spec.unless_any))
         missing = f"({missing}) AND NOT coalesce({holds}, false)"
-    levels = [cll.CustomLevel(missing, "missing").configure(is_null_level=True)]
+    # Splink takes a list of creators or dicts (a list, so the element type must be the union)
+    levels: list[ComparisonLevelCreator | dict[str, Any]] = [
+        cll.CustomLevel(missing, "missing").configure(is_null_level=True)
+    ]
     for level in spec.levels:
-        created = cll.CustomLevel(condition_sql(level), level.label)
+        created: ComparisonLevelCreator = cll.CustomLevel(condition_sql(level), level.label)
         if level.term_frequency:
             created = created.configure(tf_adjustment_column=level.term_frequency)
         levels.append(created)
@@ -124,7 +131,8 @@ def settings(config: LinkageConfig) -> SettingsCreator:
         link_type=config.link_type,
         unique_id_column_name=UNIQUE_ID,
         comparisons=[comparison(c) for c in config.comparisons],
-        blocking_rules_to_generate_predictions=[r.sql for r in blocking_rules_sql(config.blocking_rules)],
+        # Splink's annotation omits str, but it accepts SQL strings (to_blocking_rule_creator wraps them)
+        blocking_rules_to_generate_predictions=[r.sql for r in blocking_rules_sql(config.blocking_rules)],  # type: ignore[misc]
         em_convergence=config.training.em_convergence,
         max_iterations=config.training.em_max_iterations,
         retain_matching_columns=False,

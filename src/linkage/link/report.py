@@ -127,7 +127,7 @@ def write_quality_report(
     viz = linker.visualisations
     threshold = metrics.threshold_match_probability
     choice = metrics.threshold
-    sections: list[tuple[str, str, dict | None]] = [
+    sections: list[tuple[str, str, dict]] = [
         (
             "Expected precision and recall by threshold (from the model, no ground truth)",
             "The model's match probability of each scored pair is its own estimate that the two records are "
@@ -207,7 +207,7 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
     c = metrics.clusters
     choice = metrics.threshold
     rows = [[agency, n] for agency, n in metrics.records.items()] + [["all agencies", metrics.records_total]]
-    overview = [
+    overview: list[list[Any]] = [
         ["prior: share of all pairs that match", f"{metrics.probability_two_random_records_match:.3g}"],
         ["pairs compared (after blocking)", metrics.comparisons_total],
         ["pairs linked (at or above threshold)", metrics.pairs_linked],
@@ -244,7 +244,7 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
         for x in c.largest
     ]
     d = c.diagnostics
-    chaining = []
+    chaining: list[list[Any]] = []
     if d:
         chaining = [
             ["merges refused (the two people would conflict)", d.merges_refused],

@@ -33,7 +33,7 @@ from linkage import __version__
 from linkage.config.linkage import LinkageConfig
 from linkage.errors import ConfigError, VerificationError
 from linkage.extract.manifest import Manifest, signature_path
-from linkage.extract.verify import VerifyReport, verify_extracts
+from linkage.extract.verify import ExtractCheck, VerifyReport, verify_extracts
 from linkage.keys import load_trusted_keys
 from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
@@ -104,6 +104,21 @@ def _verified(config: LinkageConfig, extracts_dir: Path, keys_dir: Path) -> Veri
             f"refusing to link the extracts in {extracts_dir}:\n" + "\n".join(f"  - {r}" for r in reasons)
         )
     return report
+
+
+def _manifest(check: ExtractCheck) -> Manifest:
+    """The manifest of an extract that passed verification (a failed read is a problem, refused)."""
+    if check.manifest is None:
+        raise VerificationError(f"{check.manifest_path}: manifest could not be read, yet was not refused")
+    return check.manifest
+
+
+def _parquet(check: ExtractCheck) -> Path:
+    """The Parquet file of an extract that passed verification."""
+    path = check.parquet_path
+    if path is None:
+        raise VerificationError(f"{check.manifest_path}: manifest could not be read, yet was not refused")
+    return path
 
 
 def _copy_inputs(config_path: Path, report: VerifyReport, folder: RunWriter) -> None:
@@ -252,8 +267,8 @@ def run_linkage(
         step(f"verifying the extracts in {extracts_dir}")
         t = time.perf_counter()
         report = _verified(config, extracts_dir, keys_dir)
-        by_agency = {e.manifest.agency: e for e in report.extracts}
-        extracts = {a: by_agency[a].parquet_path for a in config.extracts.agencies or sorted(by_agency)}
+        by_agency = {_manifest(e).agency: e for e in report.extracts}
+        extracts = {a: _parquet(by_agency[a]) for a in config.extracts.agencies or sorted(by_agency)}
         seconds["verify"] = time.perf_counter() - t
 
         step("deriving the model from the token families present")
@@ -284,7 +299,7 @@ def run_linkage(
             record_index = backend.load_record_index(extracts)
             columns = input_columns(derived.config)
             tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
-            records = {a: by_agency[a].manifest.counts.written for a in extracts}
+            records = {a: _manifest(by_agency[a]).counts.written for a in extracts}
             seconds["load"] = time.perf_counter() - t
 
             step("choosing blocking rules under the comparison budget")
@@ -322,7 +337,7 @@ def run_linkage(
                 Scored(backend, linker, predictions, record_index, tables, pairs_per_rule),
                 resolved,
                 folder,
-                manifests={a: by_agency[a].manifest for a in extracts},
+                manifests={a: _manifest(by_agency[a]) for a in extracts},
                 seconds=seconds,
                 step=step,
                 write_scored_pairs=True,
@@ -349,7 +364,7 @@ def run_linkage(
         metrics=metrics,
         outputs=[folder.path(name) for name in folder.outputs] + [marker],
         inputs=[*manifests, *extracts.values()],
-        key_fingerprint=report.extracts[0].manifest.key_fingerprint,
+        key_fingerprint=_manifest(report.extracts[0]).key_fingerprint,
     )
 
 
@@ -367,7 +382,7 @@ def describe_model(
     """
     if trusted_keys_dir is not None:
         report = _verified(config, Path(extracts_dir), Path(trusted_keys_dir))
-        found = {e.manifest.agency: e.parquet_path for e in report.extracts}
+        found = {_manifest(e).agency: _parquet(e) for e in report.extracts}
     else:
         found = {}
         for manifest in sorted(Path(extracts_dir).glob("*.manifest.json")):

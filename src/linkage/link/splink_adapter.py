@@ -7,7 +7,8 @@ when Splink moves them, this is the one module to change. Public API (``splink.L
 
 from __future__ import annotations
 
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
 from splink.internals.html_utils import json_for_html, load_chart_libraries
 from splink.internals.splink_dataframe import SplinkDataFrame
 
-__all__ = ["SplinkDataFrame", "json_for_html", "load_chart_libraries"]
+__all__ = ["ComparisonLevelCreator", "SplinkDataFrame", "json_for_html", "load_chart_libraries"]
