@@ -175,8 +175,8 @@ class Backend:
         return local, self.db_api.register(name, table_name="__splink__df_predict")
 
     def _local_files(self) -> bool:
-        master = self.spark.sparkContext.master if self.spark is not None else ""
-        return self.work_dir is not None and master.startswith("local")
+        master = self.spark.sparkContext.master if self.spark is not None else None
+        return self.work_dir is not None and (master or "").startswith("local")
 
 
 def portable_model(model: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +319,7 @@ def _spark_api(spark: SparkSession, config: SparkConfig) -> Any:
     # needed, and not loading it keeps the run free of extra jars on the cluster.
     # Splink cuts Spark's lineage at each intermediate table: in memory on one machine, through
     # Parquet in the checkpoint folder on a cluster (survives a lost executor).
-    local = spark.sparkContext.master.startswith("local")
+    local = (spark.sparkContext.master or "").startswith("local")
     return SparkAPI(
         spark_session=spark,
         break_lineage_method=config.break_lineage or ("persist" if local else "parquet"),
@@ -339,6 +339,8 @@ def _close_spark(backend: Backend, checkpoints: str | None, *, delete: bool) -> 
         spark.catalog.clearCache()
         if delete and checkpoints:
             jvm = spark.sparkContext._jvm
+            if jvm is None:  # pyspark types it optional; a live session always has its gateway
+                raise RuntimeError("the Spark session has no JVM gateway")
             path = jvm.org.apache.hadoop.fs.Path(checkpoints)
             path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
     finally:
