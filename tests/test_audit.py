@@ -189,6 +189,14 @@ def test_dob_rejected_when_invalid_is_low(tmp_path):
     assert codes(report) == {"AUD107"} and report.findings[0].severity is Severity.low
 
 
+def test_record_keys_from_row_numbers_are_medium(tmp_path):
+    """Without a record id, keys follow row numbers: a removed row re-draws every later key, and with it
+    the release's cell key perturbation."""
+    report = run_audit([police(tmp_path, lambda d: d["identifiers"].pop("record_id"))])
+    assert codes(report) == {"AUD109"} and report.findings[0].severity is Severity.medium
+    assert report.findings[0].field == "identifiers" and report.exit_code == 0
+
+
 def test_sample_values_that_look_like_identifiers(tmp_path, run_cli):
     """A pattern no probe trips, but the data carries postcodes; sampled values are never printed."""
     attr = {"column": "area_code", "type": "code", "pattern": r"^[A-Z]{1,2}\d{1,2}\d[A-Z]{2}$"}

@@ -51,6 +51,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "AUD106": (Severity.medium, "column named in the config is missing from the sample"),
     "AUD107": (Severity.low, "a bad date of birth rejects the whole record"),
     "AUD108": (Severity.high, "category values listed in the config look like identifiers"),
+    "AUD109": (Severity.medium, "record keys come from row numbers"),
     "AUD201": (Severity.high, "key or secret referenced from a secure-environment config"),
     "AUD202": (Severity.medium, "low match threshold"),
     "AUD203": (Severity.low, "expected key fingerprint not pinned"),
@@ -275,6 +276,19 @@ def dob_strict(file: ConfigFile, config: AgencyConfig, sample: Sample | None) ->
         )
 
 
+def row_number_keys(file: ConfigFile, config: AgencyConfig, sample: Sample | None) -> Iterator[Finding]:
+    if config.identifiers.record_id is None:
+        yield Finding.of(
+            file,
+            "AUD109",
+            "No `record_id`: each record's key is keyed from its row number, so a row removed or added "
+            "in a later extract changes the key of every row after it. The release's cell key "
+            "perturbation draws each unit's noise from that key, so two releases of nearly the same "
+            "data get unrelated noise and can be differenced. Name the agency's own stable record id.",
+            ("identifiers",),
+        )
+
+
 AgencyRule = Callable[[ConfigFile, AgencyConfig, Sample | None], Iterable[Finding]]
 AGENCY_RULES: tuple[AgencyRule, ...] = (
     identifier_columns,
@@ -282,6 +296,7 @@ AGENCY_RULES: tuple[AgencyRule, ...] = (
     category_values,
     sampled_values,
     dob_strict,
+    row_number_keys,
 )
 
 
