@@ -51,7 +51,7 @@ def keys(tmp_path_factory) -> Keys:
     d = tmp_path_factory.mktemp("keys")
     new_project_key("test-project", d / "project.key", PASSPHRASE, log2_n=FAST_KDF)
     signing_dir = d / "signing"
-    for agency in ("police", "prosecution", "court", "prison", "other"):
+    for agency in ("police", "prosecution", "court", "prison", "probation", "other"):
         new_signing_key(agency, signing_dir, PASSPHRASE, log2_n=FAST_KDF)
     return Keys(d / "project.key", load_project_key(d / "project.key", PASSPHRASE), signing_dir)
 

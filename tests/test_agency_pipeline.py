@@ -18,7 +18,7 @@ from linkage.extract.verify import verify_extracts
 from linkage.keys import load_trusted_keys
 from linkage.synth import generate
 
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 
 
 def pseudonymise_all(keys, raw: Path, out: Path, **kw) -> dict:
