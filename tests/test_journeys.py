@@ -18,7 +18,7 @@ from linkage.config.agency import AgencyConfig
 from linkage.errors import VerificationError
 from linkage.evaluate import evaluate
 from linkage.extract.pseudonymise import pseudonymise
-from linkage.journeys.assemble import STAGE_KEYS
+from linkage.journeys.assemble import AGENCIES, STAGE_KEYS
 from linkage.journeys.build import build_journeys
 from linkage.runfolder import open_run
 from linkage.synth import generate
@@ -44,7 +44,7 @@ def test_every_record_in_exactly_one_journey_and_no_tokens(linked_run):  # noqa:
     assert not names & set(TOKEN_COLUMN_NAMES)
     assert "source_row" not in names
     con = duckdb.connect()
-    for agency, col in zip(("police", "prosecution", "court", "prison"), STAGE_KEYS, strict=True):
+    for agency, col in zip(AGENCIES, STAGE_KEYS, strict=True):
         in_journeys = con.execute(
             f"SELECT count({col}), count(DISTINCT {col}) FROM read_parquet('{journeys}')"
         ).fetchall()[0]
@@ -64,7 +64,7 @@ def test_derived_facts_are_consistent(linked_run):  # noqa: F811
     assert bad == (0, 0, 0, 0)
     summary = json.loads((linked_run.run / "journeys.json").read_text())
     assert summary["attached_by_reference"]["prosecution"] > summary["attached_by_dates"]["prosecution"]
-    assert summary["orphans"] == {"prosecution": 0, "court": 0, "prison": 0}
+    assert summary["orphans"] == {"prosecution": 0, "court": 0, "prison": 0, "probation": 0}
 
 
 def test_extracts_moved_to_another_folder_are_found_and_still_checked(linked_run, tmp_path):  # noqa: F811
