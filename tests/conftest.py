@@ -94,6 +94,7 @@ POLICE_HEADER = [
     "ethnicity_code",
     "victim_sex",
     "victim_relationship",
+    "suspect_police_employee",
     "officer_notes",
 ]
 
@@ -135,6 +136,7 @@ POLICE_ROWS = [
         "W1",
         "Female",
         "Partner",
+        "N",
         'said "enough", left',
     ],
     [
@@ -157,6 +159,7 @@ POLICE_ROWS = [
         "NS",
         "Male",
         "Ex-partner",
+        "N",
         "",
     ],
     [
@@ -179,6 +182,7 @@ POLICE_ROWS = [
         "B2",
         "Female",
         "Family member",
+        "Y",
         "notes",
     ],
 ]

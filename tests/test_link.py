@@ -32,7 +32,7 @@ from linkage.synth import generate
 from linkage.tokens.spec import TOKEN_COLUMN_NAMES
 
 CONFIG = ROOT / "configs" / "linkage.yaml"
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 
 
 @dataclass

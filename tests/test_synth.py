@@ -408,9 +408,7 @@ def test_every_sentence_that_should_produce_supervision_does(probation) -> None:
     assert counts["Licence"] and counts["Community order"] and counts["Suspended sentence order"]
     # a DA case is often sent to the DA perpetrator programme
     bbr = [
-        c["da_flag"]
-        for c in cases.values()
-        if c["probation_requirement"] == "Building Better Relationships programme"
+        c["da_flag"] for c in cases.values() if c["probation_requirement"] == "Building Better Relationships"
     ]
     assert bbr and all(bbr)
 

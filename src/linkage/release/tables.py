@@ -31,7 +31,13 @@ NOT_APPLICABLE = "[z]"  # not applicable: the table definition says the value ca
 NOT_AVAILABLE = "[x]"  # not available: no source of this release records it
 SYMBOLS = (SUPPRESSED, NOT_APPLICABLE, NOT_AVAILABLE)
 QUANTILES = (("q1", 0.25), ("median", 0.5), ("q3", 0.75))
-ANCHORS = ["police_record_key", "cps_record_key", "court_record_key", "prison_record_key"]
+ANCHORS = [
+    "police_record_key",
+    "cps_record_key",
+    "court_record_key",
+    "prison_record_key",
+    "probation_record_key",
+]
 
 
 class DisclosureRefused(LinkageError):

@@ -18,7 +18,7 @@ from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES
 # may carry one (release/tables.py checks the headers again before anything is written).
 IDENTIFYING = frozenset(
     {*TOKEN_COLUMN_NAMES, RECORD_KEY, SOURCE_ROW, "person_id", "journey_id", "case_id"}
-    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison")}
+    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison", "probation")}
 )
 NOT_KNOWN = "Not known"
 YES_NO = ("Yes", "No")
@@ -92,6 +92,15 @@ _OUTCOME_GROUP_SQL = (
 )
 
 SENTENCE_TYPES = ("Immediate custody", "Suspended sentence", "Community order", "Fine", "Discharge", "Other")
+PROBATION_TYPES = ("Community order", "Suspended sentence order", "Licence")
+ONGOING = "Ongoing at the data end"
+PROBATION_TERMINATIONS = (
+    "Completed",
+    "Revoked - breach",
+    "Recalled to custody",
+    "Terminated early - good progress",
+    ONGOING,
+)
 
 
 @dataclass(frozen=True)
@@ -311,6 +320,65 @@ DIMENSIONS: dict[str, Dimension] = {
         requires=("prison_reception", "Yes"),
         label="DA index offence or DA history",
     ),
+    # offenders managed in the community: probation supervision (community order, suspended sentence
+    # order, licence after release) of the journey's sentence
+    "probation_case": Dimension(
+        _yes_no("probation_record_key IS NOT NULL"),
+        "a probation supervision is linked: a community order, a suspended sentence order or a licence",
+        label="Supervised by probation",
+    ),
+    "probation_type": Dimension(
+        "coalesce(probation_type, 'Not known')",
+        "type of supervision (probation record)",
+        (*PROBATION_TYPES, NOT_KNOWN),
+        requires=("probation_case", "Yes"),
+        label="Type of supervision",
+    ),
+    "probation_year": Dimension(
+        _fy("probation_start_date"),
+        "financial year the supervision started",
+        (NOT_KNOWN,),
+        YEAR,
+        requires=("probation_case", "Yes"),
+        label="Financial year supervision started",
+    ),
+    "probation_breached": Dimension(
+        _yes_no("probation_breach_date IS NOT NULL"),
+        "probation recorded a breach: failure to comply with the order, or a licence recall",
+        requires=("probation_case", "Yes"),
+        label="Supervision breached",
+    ),
+    "probation_termination": Dimension(
+        f"coalesce(probation_termination, '{ONGOING}')",
+        "how the supervision ended (probation record); ongoing when it had not ended by the data end",
+        PROBATION_TERMINATIONS,
+        requires=("probation_case", "Yes"),
+        label="How the supervision ended",
+    ),
+    "da_probation": Dimension(
+        "CASE WHEN da_flag THEN 'DA index offence' WHEN probation_da_history THEN 'DA history only' "
+        "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END",
+        "supervised for a DA index offence, else with a DA history (an earlier DA police crime before the "
+        "supervision started), else neither; not known when the index offence has no police or CPS record",
+        ("DA index offence", "DA history only", "Neither", NOT_KNOWN),
+        requires=("probation_case", "Yes"),
+        label="DA index offence or DA history",
+    ),
+    # police-perpetrated abuse: the police record says the suspect is a police officer or staff member
+    "police_employee": Dimension(
+        "CASE suspect_police_employee WHEN true THEN 'Yes' WHEN false THEN 'No' ELSE 'Not known' END",
+        "the police recorded the suspect as a police officer or member of police staff",
+        (*YES_NO, NOT_KNOWN),
+        requires=("police_record", "Yes"),
+        label="Suspect is a police employee",
+    ),
+    "nation": Dimension(
+        "CASE WHEN force_area LIKE 'E23%' THEN 'England' WHEN force_area LIKE 'W15%' THEN 'Wales' "
+        "ELSE 'Not known' END",
+        "nation of the police force area (from its ONS code: E23 England, W15 Wales)",
+        ("England", "Wales", NOT_KNOWN),
+        label="Nation",
+    ),
     "disposal": Dimension(
         "CASE WHEN sentence_type = 'Immediate custody' THEN 'Custody' ELSE 'Non-custodial' END",
         "custody or another sentence",
@@ -355,6 +423,16 @@ MEASURES: dict[str, Measure] = {
         {"sentenced": "Yes", "sentence_type": "Immediate custody"},
     ),
     "prison_receptions": Measure("Prison receptions", "received into prison", {"prison_reception": "Yes"}),
+    "probation_starts": Measure(
+        "Supervisions started",
+        "offenders starting supervision by probation: community order, suspended sentence order or licence",
+        {"probation_case": "Yes"},
+    ),
+    "probation_breaches": Measure(
+        "Supervisions breached",
+        "supervisions with a breach (failure to comply, or licence recall) by the data end",
+        {"probation_case": "Yes", "probation_breached": "Yes"},
+    ),
     "orders_made": Measure("Restraining orders made", "order made by the court", {"order_made": "Yes"}),
     "orders_breached": Measure(
         "Restraining orders breached",

@@ -29,7 +29,8 @@ COMMUNITY_ORDER = "Community order"
 SUSPENDED = "Suspended sentence order"
 LICENCE = "Licence"
 PROBATION_TYPES = (COMMUNITY_ORDER, SUSPENDED, LICENCE)
-BBR = "Building Better Relationships programme"  # the accredited programme for DA perpetrators
+BBR = "Building Better Relationships"  # the accredited programme for DA perpetrators (3 words: the
+# audit reads a longer category value as free text)
 REQUIREMENTS = ("Unpaid work", "Rehabilitation activity", BBR, "Curfew", "Alcohol treatment")
 REQUIREMENT_P_DA = (0.20, 0.25, 0.40, 0.10, 0.05)
 REQUIREMENT_P_OTHER = (0.40, 0.35, 0.0, 0.15, 0.10)
