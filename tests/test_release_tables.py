@@ -442,3 +442,25 @@ def test_the_new_tables_count_something_in_every_population(cube, truth):
     assert total("probation", "probation_breaches") > 0
     employee = [c for c in truth if c["dims"]["police_employee"] == "Yes" and c["dims"]["da_flag"] == "DA"]
     assert employee and total("police_perpetrated", "recorded", police_employee="Yes") == len(employee)
+
+
+def test_impossible_probation_combinations_are_not_applicable_not_withheld(published, truth):
+    """A recall ends only a licence; a licence is never revoked for a breach nor ended early: those
+    cells are [z] by the vocabulary's definition (and zero in the truth), every other cell never is."""
+    spec = next(t for t in load_config(POLICY, ReleasePolicy).tables if t.name == "probation_breaches")
+    counts, _ = expected(truth, spec)
+    impossible = {
+        ("Community order", "Recalled to custody"),
+        ("Suspended sentence order", "Recalled to custody"),
+        ("Licence", "Revoked - breach"),
+        ("Licence", "Terminated early - good progress"),
+    }
+    rows = published["probation_breaches"]
+    # a breakdown's values are those found in its population, so some combinations may be absent
+    assert {(r["probation_type"], r["probation_termination"]) for r in rows} & impossible
+    for r in rows:
+        combo = (r["probation_type"], r["probation_termination"])
+        for m in spec.measures:
+            assert (r[m] == NOT_APPLICABLE) == (combo in impossible), (combo, m, r[m])
+            if combo in impossible:
+                assert counts[(combo, m)] == 0

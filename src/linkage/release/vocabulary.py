@@ -518,6 +518,26 @@ STATISTICS: dict[str, Statistic] = {
 }
 
 
+# Breakdown values that cannot occur together by definition (a recall ends a licence, never a court
+# order; a licence is not revoked for a breach, nor ended early). A count whose conditions hold one of
+# these combinations is published as [z] (not applicable) rather than withheld as [c], when it is zero.
+IMPOSSIBLE: tuple[dict[str, tuple[str, ...]], ...] = (
+    {
+        "probation_type": ("Community order", "Suspended sentence order"),
+        "probation_termination": ("Recalled to custody",),
+    },
+    {
+        "probation_type": ("Licence",),
+        "probation_termination": ("Revoked - breach", "Terminated early - good progress"),
+    },
+)
+
+
+def impossible(conditions: dict[str, str]) -> bool:
+    """Whether the vocabulary says no journey can meet these conditions (a structural zero, [z])."""
+    return any(all(conditions.get(d) in values for d, values in rule.items()) for rule in IMPOSSIBLE)
+
+
 def label(name: str) -> str:
     """What a reader sees for a vocabulary name (dimension, measure or statistic)."""
     entry = DIMENSIONS.get(name) or MEASURES.get(name) or STATISTICS.get(name)
