@@ -170,7 +170,8 @@ def test_run_folder_contents_and_metrics(linked):
     model = json.loads((out / "model.json").read_text())
     assert model["link_type"] == "link_and_dedupe"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [b["name"] for b in metrics["blocking"]][:2] == ["pnc", "case_ref"]
+    # exact ids first: the PNC, probation's CRN (a generic id family), then the shared case reference
+    assert [b["name"] for b in metrics["blocking"]][:3] == ["pnc", "id_crn", "case_ref"]
     assert metrics["comparisons_total"] == sum(b["comparisons"] for b in metrics["blocking"])
     sizes = metrics["clusters"]
     assert sizes["clusters"] == sum(sizes["size_distribution"].values())
