@@ -18,7 +18,7 @@ from typing import Any
 
 from linkage.release.lookups import force_area_names, force_label
 from linkage.release.tables import ALL, NOT_APPLICABLE, NOT_AVAILABLE, QUANTILES, SUPPRESSED, Published
-from linkage.release.vocabulary import MEASURES, OUTCOME_GROUPS, STATISTICS, label
+from linkage.release.vocabulary import DA_INDEX_OR_HISTORY, MEASURES, OUTCOME_GROUPS, STATISTICS, label
 
 FUNNEL = (
     "recorded",
@@ -537,7 +537,6 @@ def _probation(ids: _Ids, tables: list[Published]) -> str:
     total = _row(main, probation_type=ALL, da_probation=ALL) if main else None
     if main and total:
         den = _value(main, total, "probation_starts")
-        groups = ("DA index offence", "DA history only", "Neither", "Not known")
         items = [
             (
                 g,
@@ -546,17 +545,17 @@ def _probation(ids: _Ids, tables: list[Published]) -> str:
                 else SUPPRESSED,
                 den,
             )
-            for g in groups
+            for g in DA_INDEX_OR_HISTORY
         ]
         html += _hbars(
             ids, "Supervisions started, by DA index offence or DA history (count and % of all)", items
         )
-    html += (
-        '<p class="note">Probation records carry no DA flag: a supervision is for a DA index offence when '
-        "the police or the CPS flagged its case, and has a DA history when the same person had an earlier "
-        "DA police crime before it started. Both exist only through linkage.</p>"
+    note = (
+        "Probation records carry no DA flag: a supervision is for a DA index offence when the police or "
+        "the CPS flagged its case, and has a DA history when the same person had an earlier DA police "
+        "crime before it started. Both exist only through linkage."
     )
-    return html + "".join(_table_block(t) for t in tables)
+    return _with_tables(html, note, tables)
 
 
 def _police_perpetrated(ids: _Ids, tables: list[Published]) -> str:
@@ -574,12 +573,16 @@ def _police_perpetrated(ids: _Ids, tables: list[Published]) -> str:
         html += _hbars(
             ids, "DA crimes with a police-employee suspect and everyone else: charged and convicted", items
         )
-    html += (
-        '<p class="note">The police record says whether the suspect is a police officer or member of police '
-        "staff. These allegations are rare, so the table is by nation; the force-area table withholds most "
-        "cells.</p>"
+    note = (
+        "The police record says whether the suspect is a police officer or member of police staff. These "
+        "allegations are rare, so the table is by nation; the force-area table withholds most cells."
     )
-    return html + "".join(_table_block(t) for t in tables)
+    return _with_tables(html, note, tables)
+
+
+def _with_tables(html: str, note: str, tables: list[Published]) -> str:
+    """A section's chart, a note for the reader, then its tables."""
+    return f'{html}<p class="note">{escape(note)}</p>' + "".join(_table_block(t) for t in tables)
 
 
 def render_report(tables: list[Published], meta: dict[str, Any]) -> str:

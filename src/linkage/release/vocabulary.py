@@ -43,6 +43,18 @@ def _yes_no(cond: str) -> str:
     return f"CASE WHEN {cond} THEN 'Yes' ELSE 'No' END"
 
 
+DA_INDEX_OR_HISTORY = ("DA index offence", "DA history only", "Neither", NOT_KNOWN)
+
+
+def _da_index_or_history(history: str) -> str:
+    """A DA index offence, else a DA history (the boolean column ``history``), else neither; not known
+    when the journey has no police or CPS record (the DA flag is theirs)."""
+    return (
+        f"CASE WHEN da_flag THEN 'DA index offence' WHEN {history} THEN 'DA history only' "
+        "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END"
+    )
+
+
 # Home Office outcome types (crime outcomes framework); 15 and 16 are the evidential-difficulty codes.
 OUTCOME_LABELS = {
     1: "Charged/summonsed",
@@ -312,11 +324,10 @@ DIMENSIONS: dict[str, Dimension] = {
         label="History of DA",
     ),
     "da_prisoner": Dimension(
-        "CASE WHEN da_flag THEN 'DA index offence' WHEN da_history THEN 'DA history only' "
-        "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END",
+        _da_index_or_history("da_history"),
         "prisoners received for a DA index offence, else with a DA history (an earlier DA police crime), "
         "else neither; not known when the index offence has no police or CPS record",
-        ("DA index offence", "DA history only", "Neither", NOT_KNOWN),
+        DA_INDEX_OR_HISTORY,
         requires=("prison_reception", "Yes"),
         label="DA index offence or DA history",
     ),
@@ -356,11 +367,10 @@ DIMENSIONS: dict[str, Dimension] = {
         label="How the supervision ended",
     ),
     "da_probation": Dimension(
-        "CASE WHEN da_flag THEN 'DA index offence' WHEN probation_da_history THEN 'DA history only' "
-        "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END",
+        _da_index_or_history("probation_da_history"),
         "supervised for a DA index offence, else with a DA history (an earlier DA police crime before the "
         "supervision started), else neither; not known when the index offence has no police or CPS record",
-        ("DA index offence", "DA history only", "Neither", NOT_KNOWN),
+        DA_INDEX_OR_HISTORY,
         requires=("probation_case", "Yes"),
         label="DA index offence or DA history",
     ),
