@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkage.config import load_config
 from linkage.config.agency import AgencyConfig, Attribute, ForenamesField
@@ -431,3 +433,22 @@ def test_police_employee_suspects_are_rare_and_referred_less(tmp_path: Path) -> 
     others = [c for c in da if not c["suspect_police_employee"]]
     referred_others = sum(c["cps_receipt_date"] is not None for c in others) / len(others)
     assert referred < referred_others
+
+
+PROBATION_NAME = load_config(CONFIGS / "probation.yaml", AgencyConfig).identifiers.full_name
+PROBATION_NAME_LAYOUTS = [str(x) for x in PROBATION_NAME.layouts] if PROBATION_NAME else []
+_forename = st.from_regex(r"[A-Z][a-z]{1,9}(-[A-Z][a-z]{1,6})?", fullmatch=True)
+_surname_word = st.from_regex(r"(O'|Mc)?[A-Z][a-z]{1,9}(-[A-Z][a-z]{1,8})?", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_forename, min_size=1, max_size=3), st.lists(_surname_word, min_size=1, max_size=3))
+def test_probation_names_split_back_into_forenames_and_surname(forenames, surname_words) -> None:
+    """probation.csv writes "Forenames SURNAME" with the surname in capitals (layouts.probation); the
+    config's layouts read every such name back into exactly its forenames and surname."""
+    from linkage.tokens.standardise import split_full_name_layouts
+
+    surname = " ".join(w.upper() for w in surname_words)
+    raw = " ".join([*forenames, surname])
+    fore, sur, _ = split_full_name_layouts(raw, PROBATION_NAME_LAYOUTS)
+    assert (fore, sur) == (" ".join(forenames), surname)
