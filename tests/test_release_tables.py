@@ -79,6 +79,7 @@ CHECKED = (
     "probation_by_ethnicity",
     "probation_breaches",
     "police_perpetrated",
+    "police_perpetrated_by_nation",
     "police_perpetrated_by_force",
 )
 

@@ -520,9 +520,9 @@ NOT_IN_SOURCES = (
         "next: victim mentions (token spec v2)",
     ),
     (
-        "Police-perpetrated abuse at force level",
-        "allegations against police employees are well under 1 % of DA crimes: most force-area cells are "
-        "withheld, so the figures are read by nation",
+        "Police-perpetrated abuse by force area or nation",
+        "allegations against police employees are well under 1 % of DA crimes: most force and nation cells "
+        "are withheld, so the figures are read for England and Wales together",
     ),
     ("DVPNs, DVPOs and DAPOs", "no extract here records them ([x] in the orders table)"),
     ("Victim satisfaction, DVDS (Clare's Law) disclosures, MARAC and specialist referrals", "no source here"),
@@ -561,11 +561,11 @@ def _probation(ids: _Ids, tables: list[Published]) -> str:
 def _police_perpetrated(ids: _Ids, tables: list[Published]) -> str:
     """Criminal outcomes of DA allegations against police employees beside all other DA crimes."""
     html = ""
-    main = _find(tables, lambda t: t.spec.by == ["nation", "police_employee"])
+    main = _find(tables, lambda t: t.spec.by == ["police_employee"])
     if main:
         items = []
         for who, flag in (("Police employees", "Yes"), ("Everyone else", "No")):
-            r = _row(main, nation=ALL, police_employee=flag)
+            r = _row(main, police_employee=flag)
             den = _value(main, r, "recorded") if r else None
             for m in ("recorded", "cps_charged", "convicted"):
                 v = _value(main, r, m) if r else SUPPRESSED
@@ -575,7 +575,8 @@ def _police_perpetrated(ids: _Ids, tables: list[Published]) -> str:
         )
     note = (
         "The police record says whether the suspect is a police officer or member of police staff. These "
-        "allegations are rare, so the table is by nation; the force-area table withholds most cells."
+        "allegations are rare, so the first table is for England and Wales together; the nation and "
+        "force-area tables withhold most cells."
     )
     return _with_tables(html, note, tables)
 
