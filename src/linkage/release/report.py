@@ -569,7 +569,7 @@ def _police_perpetrated(ids: _Ids, tables: list[Published]) -> str:
             den = _value(main, r, "recorded") if r else None
             for m in ("recorded", "cps_charged", "convicted"):
                 v = _value(main, r, m) if r else SUPPRESSED
-                items.append((f"{who}: {MEASURES[m].label.lower()}", v, den if m != "recorded" else None))
+                items.append((f"{who}: {MEASURES[m].label}", v, den if m != "recorded" else None))
         html += _hbars(
             ids, "DA crimes with a police-employee suspect and everyone else: charged and convicted", items
         )
