@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "linkage.yaml"
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 PASSPHRASE = "benchmark passphrase, not secret"
 THRESHOLD = 0.99
 
@@ -253,6 +253,18 @@ LAYOUTS = {
         "home_postcode",
         "pnc_number",
         "NULL",
+    ),
+    # one "Forenames SURNAME" column: the forenames before the run of upper-case words
+    "probation": (
+        {"delimiter": "\t", "encoding": "utf-8"},
+        "regexp_extract(offender_name, '^(.*?) ([A-Z''-]+( [A-Z''-]+)*)$', 1)",
+        "NULL",
+        "regexp_extract(offender_name, '^(.*?) ([A-Z''-]+( [A-Z''-]+)*)$', 2)",
+        "strptime(offender_dob, '%d.%m.%Y')",
+        "left(gender, 1)",
+        "address_postcode",
+        "pnc_ref",
+        "court_urn",
     ),
 }
 

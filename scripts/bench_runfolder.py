@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 PASSPHRASE = "benchmark passphrase, not secret"
 
 

@@ -18,13 +18,13 @@ linkage synth --persons "$PERSONS" --seed 42 --out "$DEMO/raw"
 
 echo "== 2. key custodian: project key; each agency: a signing key pair"
 linkage keys new --project demo --out "$DEMO/custodian/project.key"
-for agency in police prosecution court prison; do
+for agency in police prosecution court prison probation; do
   linkage keys signing-new --agency "$agency" --out "$DEMO/agency-keys" --quiet
   cp "$DEMO/agency-keys/$agency.signing.pub" "$DEMO/secure/trusted-keys/"
 done
 
 echo "== 3. agency zone: pseudonymise each extract (rejects stay beside the raw file)"
-for agency in police prosecution court prison; do
+for agency in police prosecution court prison probation; do
   linkage pseudonymise --config "configs/agencies/$agency.yaml" --key "$DEMO/custodian/project.key" \
     --input "$DEMO/raw/$agency.csv" --out "$DEMO/secure/extracts" \
     --signing-key "$DEMO/agency-keys/$agency.signing.key"

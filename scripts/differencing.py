@@ -36,7 +36,7 @@ from linkage.release.tables import ALL, SUPPRESSED
 from linkage.release.vocabulary import DIMENSIONS, STATISTICS
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 POLICY = ROOT / "configs" / "release.yaml"
 # attribute -> the release dimension that carries it
 DIMENSION_OF = {

@@ -82,7 +82,7 @@ def main() -> None:
     jobs: list[tuple[Path, Path, set[int] | None]] = []
     if args.synth:
         bad = pq.read_table(args.synth / "truth" / "bad_rows.parquet").to_pylist()
-        for agency in ("police", "prosecution", "court", "prison"):
+        for agency in ("police", "prosecution", "court", "prison", "probation"):
             injected = {b["source_row"] for b in bad if b["source_dataset"] == agency}
             jobs.append(
                 (ROOT / "configs" / "agencies" / f"{agency}.yaml", args.synth / f"{agency}.csv", injected)

@@ -51,7 +51,7 @@ def keys(tmp_path_factory) -> Keys:
     d = tmp_path_factory.mktemp("keys")
     new_project_key("test-project", d / "project.key", PASSPHRASE, log2_n=FAST_KDF)
     signing_dir = d / "signing"
-    for agency in ("police", "prosecution", "court", "prison", "other"):
+    for agency in ("police", "prosecution", "court", "prison", "probation", "other"):
         new_signing_key(agency, signing_dir, PASSPHRASE, log2_n=FAST_KDF)
     return Keys(d / "project.key", load_project_key(d / "project.key", PASSPHRASE), signing_dir)
 
@@ -94,6 +94,7 @@ POLICE_HEADER = [
     "ethnicity_code",
     "victim_sex",
     "victim_relationship",
+    "suspect_police_employee",
     "officer_notes",
 ]
 
@@ -135,6 +136,7 @@ POLICE_ROWS = [
         "W1",
         "Female",
         "Partner",
+        "N",
         'said "enough", left',
     ],
     [
@@ -157,6 +159,7 @@ POLICE_ROWS = [
         "NS",
         "Male",
         "Ex-partner",
+        "N",
         "",
     ],
     [
@@ -179,6 +182,7 @@ POLICE_ROWS = [
         "B2",
         "Female",
         "Family member",
+        "Y",
         "notes",
     ],
 ]

@@ -26,9 +26,10 @@ def perfect_run(extracts: Path, truth: Path, run_dir: Path, trusted_keys: Path) 
     assert report.ok, report.reasons()
     record = record_from_verified(run_dir.name, report, extracts_dir=extracts, trusted_keys_dir=trusted_keys)
     folder = RunWriter.create(run_dir, record)
+    agencies = [a for a in AGENCIES if (extracts / f"{a}.parquet").exists()]  # probation is optional
     selects = " UNION ALL ".join(
         f"SELECT '{a}' AS source_dataset, record_key, source_row FROM read_parquet('{extracts / a}.parquet')"
-        for a in AGENCIES
+        for a in agencies
     )
     with folder.writing("clusters.parquet") as tmp:
         duckdb.sql(f"""
@@ -36,7 +37,7 @@ def perfect_run(extracts: Path, truth: Path, run_dir: Path, trusted_keys: Path) 
                   FROM ({selects}) e JOIN read_parquet('{truth / "records.parquet"}') t
                   USING (source_dataset, source_row))
             TO '{tmp}' (FORMAT parquet)""")
-    for agency in AGENCIES:
+    for agency in agencies:
         folder.copy_in(extracts / f"{agency}.manifest.json", f"inputs/manifests/{agency}.manifest.json")
     folder.complete()
     return run_dir
@@ -51,7 +52,7 @@ class LinkedRun:
 
 @pytest.fixture(scope="session")
 def linked_run(tmp_path_factory, keys) -> LinkedRun:
-    """synth (800 persons) -> pseudonymise x4 -> perfect-linkage run -> journeys, once per session."""
+    """synth (800 persons) -> pseudonymise x5 -> perfect-linkage run -> journeys, once per session."""
     from linkage.journeys.build import build_journeys
 
     raw = tmp_path_factory.mktemp("journey-raw")

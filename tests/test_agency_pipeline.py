@@ -18,7 +18,7 @@ from linkage.extract.verify import verify_extracts
 from linkage.keys import load_trusted_keys
 from linkage.synth import generate
 
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 
 
 def pseudonymise_all(keys, raw: Path, out: Path, **kw) -> dict:
@@ -117,3 +117,26 @@ def test_bad_rows_all_land_in_rejects(tmp_path, keys):
         m = result.manifest_data
         assert m.counts.read == m.counts.written + m.counts.rejected
         assert result.rejects.parent == raw  # beside the input, inside the agency zone
+
+
+def test_no_probation_identifier_in_outputs(clean):
+    """Probation's own identifiers (the person's CRN, the whole name, DOB, PNC, URN, order id) never leave
+    in the clear: not in the extract's values, not in any byte of any output file."""
+    raw, out, _ = clean
+    needles: set[str] = set()
+    with open(raw / "probation.csv", newline="", encoding="utf-8") as fh:
+        for rec in csv.DictReader(fh, delimiter="\t"):
+            for col in ("offender_name", "offender_dob", "crn", "pnc_ref", "court_urn", "event_id"):
+                if len(value := rec[col].strip()) >= 5 and value != "Not recorded":
+                    needles.add(value)
+            surname = " ".join(w for w in rec["offender_name"].split() if w.isupper())
+            if len(surname) >= 5:
+                needles.add(surname)
+    assert any(len(n) == 7 and n[0].isalpha() and n[1:].isdigit() for n in needles)  # CRNs are checked
+    blobs = [p.read_bytes() for p in out.iterdir()]
+    values = {
+        str(v) for p in out.glob("*.parquet") for col in pq.read_table(p).columns for v in col.to_pylist()
+    }
+    for needle in needles:
+        assert needle not in values, needle
+        assert not any(needle.encode() in blob for blob in blobs), needle

@@ -72,7 +72,7 @@ def test_demo_configs_audit_clean(run_cli):
     assert code == 0
     assert [f for f in report["findings"] if f["severity"] == "high"] == []
     kinds = sorted(f["kind"] for f in report["files"])
-    assert kinds == ["agency"] * 9 + ["linkage", "release"]  # 4 demo agencies + 5 in configs/examples/
+    assert kinds == ["agency"] * 10 + ["linkage", "release"]  # 5 demo agencies + 5 in configs/examples/
 
 
 def test_demo_release_policy_review():
@@ -173,7 +173,7 @@ def test_permissive_code_pattern(tmp_path, pattern):
         [police(tmp_path, add_attribute({"column": "area", "type": "code", "pattern": pattern}))]
     )
     assert codes(report) == {"AUD103"}
-    assert report.findings[0].field == "attributes[10].pattern"
+    assert report.findings[0].field == "attributes[11].pattern"
 
 
 def test_record_reference_passed_through_is_medium(tmp_path):

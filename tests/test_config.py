@@ -19,7 +19,7 @@ identifiers:
 """
 
 
-@pytest.mark.parametrize("name", ["police", "prosecution", "court", "prison"])
+@pytest.mark.parametrize("name", ["police", "prosecution", "court", "prison", "probation"])
 def test_demo_configs_validate(name):
     config = load_config(CONFIGS / f"{name}.yaml", AgencyConfig)
     assert config.agency.name == name

@@ -18,7 +18,7 @@ from linkage.config.agency import AgencyConfig
 from linkage.errors import VerificationError
 from linkage.evaluate import evaluate
 from linkage.extract.pseudonymise import pseudonymise
-from linkage.journeys.assemble import STAGE_KEYS
+from linkage.journeys.assemble import AGENCIES, STAGE_KEYS
 from linkage.journeys.build import build_journeys
 from linkage.runfolder import open_run
 from linkage.synth import generate
@@ -44,7 +44,7 @@ def test_every_record_in_exactly_one_journey_and_no_tokens(linked_run):  # noqa:
     assert not names & set(TOKEN_COLUMN_NAMES)
     assert "source_row" not in names
     con = duckdb.connect()
-    for agency, col in zip(("police", "prosecution", "court", "prison"), STAGE_KEYS, strict=True):
+    for agency, col in zip(AGENCIES, STAGE_KEYS, strict=True):
         in_journeys = con.execute(
             f"SELECT count({col}), count(DISTINCT {col}) FROM read_parquet('{journeys}')"
         ).fetchall()[0]
@@ -64,7 +64,7 @@ def test_derived_facts_are_consistent(linked_run):  # noqa: F811
     assert bad == (0, 0, 0, 0)
     summary = json.loads((linked_run.run / "journeys.json").read_text())
     assert summary["attached_by_reference"]["prosecution"] > summary["attached_by_dates"]["prosecution"]
-    assert summary["orphans"] == {"prosecution": 0, "court": 0, "prison": 0}
+    assert summary["orphans"] == {"prosecution": 0, "court": 0, "prison": 0, "probation": 0}
 
 
 def test_extracts_moved_to_another_folder_are_found_and_still_checked(linked_run, tmp_path):  # noqa: F811
@@ -145,3 +145,109 @@ def test_victim_mentions_are_people_of_the_run_but_never_crimes(keys, tmp_path):
         JOIN read_parquet('{extracts / "police.parquet"}') e
           ON e.record_key = j.police_record_key AND e.role = 'victim'""").fetchall()[0][0]
     assert victims_in_journeys == 0
+
+
+PROBATION_COLUMNS = (
+    "probation_type",
+    "probation_start_date",
+    "probation_expected_end_date",
+    "probation_requirement",
+    "probation_breach_date",
+    "probation_end_date",
+    "probation_termination",
+)
+
+
+def _case_of(con: duckdb.DuckDBPyConnection, linked_run, agency: str) -> str:  # noqa: F811
+    """SQL of (record_key, case_id) of an agency's records, from the synthetic truth."""
+    return f"""
+        SELECT e.record_key, r.case_id
+        FROM read_parquet('{linked_run.raw / "truth" / "records.parquet"}') r
+        JOIN read_parquet('{linked_run.extracts / agency}.parquet') e USING (source_row)
+        WHERE r.source_dataset = '{agency}'"""
+
+
+def test_probation_stage_of_every_journey_is_the_true_supervision(linked_run):  # noqa: F811
+    """Perfect linkage: the journey of every true case with a supervision carries exactly that
+    supervision (type, dates, requirement, breach, termination) beside that case's police record."""
+    con = duckdb.connect()
+    cols = ", ".join(f"t.{c}, j.{c}" for c in PROBATION_COLUMNS)
+    rows = con.execute(f"""
+        SELECT t.case_id, t.sentence_type, t.prison_release_date, police.case_id, {cols}
+        FROM read_parquet('{linked_run.raw / "truth" / "journeys.parquet"}') t
+        LEFT JOIN ({_case_of(con, linked_run, "probation")}) b ON b.case_id = t.case_id
+        LEFT JOIN read_parquet('{linked_run.run / "journeys.parquet"}') j
+               ON j.probation_record_key = b.record_key
+        LEFT JOIN ({_case_of(con, linked_run, "police")}) police ON police.record_key = j.police_record_key
+        WHERE t.probation_type IS NOT NULL ORDER BY t.case_id""").fetchall()
+    types = {r[4] for r in rows}
+    assert types == {"Community order", "Suspended sentence order", "Licence"}, types
+    for case_id, sentence, release, police_case, *pairs in rows:
+        assert police_case == case_id, case_id
+        truth, journey = pairs[0::2], pairs[1::2]
+        assert journey == truth, (case_id, sentence, release)
+    breached = sum(1 for r in rows if r[12] is not None)  # t.probation_breach_date
+    ended = {r[16] for r in rows}  # t.probation_termination
+    assert breached > 0 and {"Completed", "Recalled to custody", None} <= ended
+    in_journeys = con.execute(
+        f"SELECT count(probation_record_key) FROM read_parquet('{linked_run.run / 'journeys.parquet'}')"
+    ).fetchall()[0][0]
+    assert in_journeys == len(rows)
+
+
+def test_da_history_at_supervision_start_matches_the_truth(linked_run):  # noqa: F811
+    """An earlier DA police crime of the same person (not the case's own) before the supervision starts."""
+    con = duckdb.connect()
+    truth = linked_run.raw / "truth" / "journeys.parquet"
+    expected = dict(
+        con.execute(f"""
+            SELECT t.case_id, EXISTS (SELECT 1 FROM read_parquet('{truth}') d
+                                      WHERE d.person_id = t.person_id AND d.da_flag
+                                        AND d.recorded_date < t.probation_start_date
+                                        AND d.case_id <> t.case_id)
+            FROM read_parquet('{truth}') t WHERE t.probation_type IS NOT NULL""").fetchall()
+    )
+    found = dict(
+        con.execute(f"""
+            SELECT b.case_id, j.probation_da_history
+            FROM read_parquet('{linked_run.run / "journeys.parquet"}') j
+            JOIN ({_case_of(con, linked_run, "probation")}) b ON b.record_key = j.probation_record_key
+            """).fetchall()
+    )
+    assert found == expected
+    assert 0 < sum(expected.values()) < len(expected)
+
+
+def test_police_employee_suspects_reach_their_journeys(linked_run):  # noqa: F811
+    con = duckdb.connect()
+    truth = linked_run.raw / "truth" / "journeys.parquet"
+    pairs = con.execute(f"""
+        SELECT t.suspect_police_employee, j.suspect_police_employee
+        FROM read_parquet('{truth}') t
+        JOIN ({_case_of(con, linked_run, "police")}) p USING (case_id)
+        JOIN read_parquet('{linked_run.run / "journeys.parquet"}') j ON j.police_record_key = p.record_key
+        """).fetchall()
+    assert pairs and all(t == j for t, j in pairs)
+    share = sum(t for t, _ in pairs) / len(pairs)
+    assert 0.002 < share < 0.012, share
+
+
+def test_a_run_without_probation_has_empty_probation_columns(linked_run, keys, tmp_path):  # noqa: F811
+    """Probation is an optional source: a four-agency run still assembles, with no supervision."""
+    extracts = tmp_path / "extracts"
+    extracts.mkdir()
+    for f in linked_run.extracts.iterdir():
+        if not f.name.startswith("probation."):
+            shutil.copy(f, extracts / f.name)
+    run = perfect_run(extracts, linked_run.raw / "truth", tmp_path / "run", keys.signing_dir)
+    result = build_journeys(run)
+    assert result.summary.records["probation"] == 0
+    con = duckdb.connect()
+    with_probation, journeys = con.execute(
+        f"SELECT count(probation_record_key), count(*) FROM read_parquet('{result.journeys}')"
+    ).fetchall()[0]
+    full = con.execute(
+        f"SELECT count(*) - count(probation_record_key) FILTER (WHERE probation_link = 'orphan') "
+        f"FROM read_parquet('{linked_run.run / 'journeys.parquet'}')"
+    ).fetchall()[0][0]
+    assert with_probation == 0 and journeys == full

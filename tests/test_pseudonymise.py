@@ -136,7 +136,7 @@ def test_bad_values_are_blanked_and_only_unusable_rows_rejected(keys, tmp_path):
     assert set(rejects) == {4, 8, 10, 11, 12}
     assert "record id is missing" in rejects[4]["reason"]
     assert "no usable identifier" in rejects[8]["reason"]
-    assert "expected 20 fields, found 4" in rejects[10]["reason"]
+    assert "expected 21 fields, found 4" in rejects[10]["reason"]
     assert "not valid utf-8" in rejects[11]["reason"]
     assert "unparseable CSV" in rejects[12]["reason"]
     assert all(int(r["line"]) == int(r["source_row"]) + 1 for r in entries)  # one line per record here
@@ -313,7 +313,9 @@ def test_parquet_input_matches_csv(keys, police_csv, tmp_path):
 
 def test_missing_column_fails_before_any_output(keys, tmp_path):
     path = write_csv(tmp_path / "police.csv", POLICE_HEADER[:-3], [r[:-3] for r in POLICE_ROWS])
-    with pytest.raises(InputError, match="missing from the input: \\['victim_sex', 'victim_relationship'\\]"):
+    with pytest.raises(
+        InputError, match="missing from the input: \\['victim_relationship', 'suspect_police_employee'\\]"
+    ):
         run(keys, "police", path, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert not (tmp_path / "police.rejects.csv").exists()

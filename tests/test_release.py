@@ -124,7 +124,7 @@ def test_bundle_has_checksums_and_no_record_keys_and_acro_is_in_the_checker_pack
     assert {n.split("/")[0] for n in listed} == {"tables", "report.html", "release.json"}
     meta = json.loads((bundle / "tables" / "funnel.json").read_text())
     assert meta["provenance"]["run_id"] == linked_run.run.name
-    assert set(meta["provenance"]["manifests"]) == {"police", "prosecution", "court", "prison"}
+    assert set(meta["provenance"]["manifests"]) == {"police", "prosecution", "court", "prison", "probation"}
     journeys = linked_run.run / "journeys.parquet"
     keys = duckdb.sql(
         f"SELECT police_record_key::VARCHAR FROM read_parquet('{journeys}') LIMIT 200"

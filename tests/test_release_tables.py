@@ -72,6 +72,15 @@ CHECKED = (
     "prisoners_by_sex",
     "prisoners_by_age_band",
     "prisoners_by_ethnicity",
+    "probation",
+    "probation_by_force",
+    "probation_by_sex",
+    "probation_by_age_band",
+    "probation_by_ethnicity",
+    "probation_breaches",
+    "police_perpetrated",
+    "police_perpetrated_by_nation",
+    "police_perpetrated_by_force",
 )
 
 
@@ -118,13 +127,17 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
     cps_flag = from_extract("prosecution", "da_flag")
     offence = {**from_extract("prosecution", "offence_code"), **from_extract("court", "offence_code")}
     police_eth, prison_eth = from_extract("police", "ethnicity"), from_extract("prison", "ethnicity")
-    ethnicity = {k: police_eth.get(k) or prison_eth.get(k) for k in police_eth.keys() | prison_eth.keys()}
+    probation_eth = from_extract("probation", "ethnicity")
+    ethnicity = {
+        k: police_eth.get(k) or prison_eth.get(k) or probation_eth.get(k)
+        for k in police_eth.keys() | prison_eth.keys() | probation_eth.keys()
+    }
     relationship = from_extract("police", "victim_relationship")
     victim_sex = from_extract("police", "victim_sex")
 
     def first_stage(col: str) -> dict:
         """The value of the first stage (police, CPS, court, prison) that records it."""
-        found = [from_extract(a, col) for a in ("police", "prosecution", "court", "prison")]
+        found = [from_extract(a, col) for a in ("police", "prosecution", "court", "prison", "probation")]
         return {k: next((f[k] for f in found if f.get(k)), None) for k in set().union(*found)}
 
     # the suspect's sex as recorded (some records differ from the person's) and the age band each
@@ -144,6 +157,13 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
         history = reception is not None and any(
             d < reception and cid != c["case_id"] for d, cid in da_crimes.get(c["person_id"], [])
         )
+        # supervision in the community: a DA history is an earlier DA crime before the supervision started
+        supervised = c["probation_start_date"]
+        probation_history = supervised is not None and any(
+            d < supervised and cid != c["case_id"] for d, cid in da_crimes.get(c["person_id"], [])
+        )
+        force = c["force_area"] or ""
+        nation = "England" if force.startswith("E23") else "Wales" if force.startswith("W15") else NOT_KNOWN
         sentenced = c["sentence_date"] is not None
         charged = c["charging_decision"] == "Charge"
         convicted = c["verdict"] in CONVICTED
@@ -172,6 +192,13 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
                     "age_band": age_band.get(c["case_id"]) or NOT_KNOWN,
                     "victim_relationship": relationship.get(c["case_id"]) or NOT_KNOWN,
                     "victim_sex": {"M": "Male", "F": "Female"}.get(victim_sex.get(c["case_id"]), NOT_KNOWN),
+                    "probation_type": c["probation_type"] or NOT_KNOWN,
+                    "da_probation": "DA index offence"
+                    if da
+                    else ("DA history only" if probation_history else "Neither"),
+                    "probation_termination": c["probation_termination"] or "Ongoing at the data end",
+                    "nation": nation,
+                    "police_employee": "Yes" if c["suspect_police_employee"] else "No",
                 },
                 "facts": {
                     "police_record": True,
@@ -186,6 +213,8 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
                     "orders_made": bool(c["restraining_order"]),
                     "orders_breached": bool(c["restraining_order"]) and bool(c["order_breached"]),
                     "prison_receptions": reception is not None,
+                    "probation_starts": supervised is not None,
+                    "probation_breaches": c["probation_breach_date"] is not None,
                 },
                 "days": {
                     "days_to_outcome": _days(c["recorded_date"], c["police_outcome_date"]),
@@ -215,6 +244,8 @@ WHERE = {
     ("sentenced", "Yes"): lambda c: c["facts"]["sentenced"],
     ("order_made", "Yes"): lambda c: c["facts"]["orders_made"],
     ("prison_reception", "Yes"): lambda c: c["facts"]["prison_receptions"],
+    ("probation_case", "Yes"): lambda c: c["facts"]["probation_starts"],
+    ("police_employee", "Yes"): lambda c: c["dims"]["police_employee"] == "Yes",
 }
 
 
@@ -298,7 +329,10 @@ def test_published_cells_are_the_truth_within_the_noise_or_a_symbol(published, t
             true = counts[(combo, m)]
             assert int(v) % 5 == 0 and int(v) >= 10 and abs(int(v) - true) <= 4, (name, combo, m, v, true)
             seen += 1
-    assert seen or name.startswith(("protective", "prisoners_by")), name  # tiny tables may be all [c]
+    # tiny tables may be all [c]
+    assert seen or name.startswith(("protective", "prisoners_by", "probation_", "police_perpetrated_by")), (
+        name
+    )
 
 
 def test_not_available_and_not_applicable_come_from_the_definitions(published):
@@ -388,3 +422,46 @@ def test_a_tampered_lookup_row_is_refused_before_it_reaches_sql(monkeypatch, nam
             load()
     finally:
         load.cache_clear()
+
+
+def test_the_new_tables_count_something_in_every_population(cube, truth):
+    """The probation and police-perpetrated tables are not vacuous: their populations exist in the truth
+    and in the cube (a zero everywhere would pass the cell-by-cell check trivially)."""
+    tables = {t.spec.name: t for t in cube.tables}
+
+    def total(name: str, measure: str, **labels: str) -> int:
+        t = tables[name]
+        row = next(r for r in t.rows if all(r.labels[d] == labels.get(d, ALL) for d in t.spec.by))
+        return cube.counts[row.keys[measure]].n
+
+    groups = Counter(c["dims"]["da_probation"] for c in truth if c["facts"]["probation_starts"])
+    assert groups["DA index offence"] and groups["DA history only"] and groups["Neither"]
+    for group, n in groups.items():
+        assert total("probation", "probation_starts", da_probation=group) == n
+    types = Counter(c["dims"]["probation_type"] for c in truth if c["facts"]["probation_starts"])
+    assert set(types) == {"Community order", "Suspended sentence order", "Licence"}
+    assert total("probation", "probation_breaches") > 0
+    employee = [c for c in truth if c["dims"]["police_employee"] == "Yes" and c["dims"]["da_flag"] == "DA"]
+    assert employee and total("police_perpetrated", "recorded", police_employee="Yes") == len(employee)
+
+
+def test_impossible_probation_combinations_are_not_applicable_not_withheld(published, truth):
+    """A recall ends only a licence; a licence is never revoked for a breach nor ended early: those
+    cells are [z] by the vocabulary's definition (and zero in the truth), every other cell never is."""
+    spec = next(t for t in load_config(POLICY, ReleasePolicy).tables if t.name == "probation_breaches")
+    counts, _ = expected(truth, spec)
+    impossible = {
+        ("Community order", "Recalled to custody"),
+        ("Suspended sentence order", "Recalled to custody"),
+        ("Licence", "Revoked - breach"),
+        ("Licence", "Terminated early - good progress"),
+    }
+    rows = published["probation_breaches"]
+    # a breakdown's values are those found in its population, so some combinations may be absent
+    assert {(r["probation_type"], r["probation_termination"]) for r in rows} & impossible
+    for r in rows:
+        combo = (r["probation_type"], r["probation_termination"])
+        for m in spec.measures:
+            assert (r[m] == NOT_APPLICABLE) == (combo in impossible), (combo, m, r[m])
+            if combo in impossible:
+                assert counts[(combo, m)] == 0

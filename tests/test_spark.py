@@ -25,7 +25,7 @@ from linkage.link.run import run_linkage
 from linkage.synth import generate
 
 CONFIG = ROOT / "configs" / "linkage.yaml"
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 PERSONS = 2000  # the demo's default size (Makefile PERSONS)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkage.config import load_config
 from linkage.config.agency import AgencyConfig, Attribute, ForenamesField
@@ -22,7 +24,7 @@ from linkage.synth.noise import FACT_KINDS, NOISE_KINDS, ocr, postcode_typo, typ
 from linkage.synth.people import HARD_CASE_TAGS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "agencies"
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 PNC_RE = re.compile(r"^(\d{2}|\d{4})/(\d{1,7})([A-Z])$")
 PERSONS, SEED, BAD = 3000, 7, 9
 
@@ -93,8 +95,9 @@ def check_file(path: Path, cfg: AgencyConfig) -> dict[int, list[str]]:
             if ids.sex and (v := present(ids.sex.column)) and v.upper() not in sexes:
                 bad.append("sex")
             for spec in ids.ids:
-                if (v := present(spec.column)) and not pnc_ok(v):
-                    bad.append("pnc")
+                valid = pnc_ok if spec.type == "pnc" else lambda v, p=spec.pattern: bool(re.match(p, v))
+                if (v := present(spec.column)) and not valid(v):
+                    bad.append(spec.type.value)
             if ids.postcode and (v := present(ids.postcode.column)) and not is_valid_postcode(v):
                 bad.append("postcode")
             if ids.full_name and not present(ids.full_name.column):
@@ -324,3 +327,128 @@ def test_tiny_run_writes_header_only_files(tmp_path: Path) -> None:
     s = generate(3, 0, tmp_path, bad_rows=2)
     assert s.records["prison"] == 0 and s.bad_rows["prison"] == 0  # a bad row copies a good one
     assert (tmp_path / "prison.csv").read_text().count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def probation(synth: Path) -> tuple[list[dict], dict[int, dict]]:
+    """The probation CSV rows with their true case, and every true case by id."""
+    records = pq.read_table(synth / "truth" / "records.parquet").to_pylist()
+    case_of = {r["source_row"]: r["case_id"] for r in records if r["source_dataset"] == "probation"}
+    with (synth / "probation.csv").open(encoding="utf-8", newline="") as fh:
+        rows = [
+            {**r, "case_id": case_of.get(i)}
+            for i, r in enumerate(csv.DictReader(fh, delimiter="\t"), start=1)
+        ]
+    cases = {c["case_id"]: c for c in pq.read_table(synth / "truth" / "journeys.parquet").to_pylist()}
+    return [r for r in rows if r["case_id"] is not None], cases
+
+
+def _dmy(v: str) -> dt.date | None:
+    return dt.datetime.strptime(v, "%d.%m.%Y").date() if v else None
+
+
+def test_probation_rows_are_the_true_supervisions(probation) -> None:
+    """Every probation row is the supervision of its true case, field by field; truth reconciles."""
+    rows, cases = probation
+    with_supervision = {k for k, c in cases.items() if c["probation_type"]}
+    assert sorted(r["case_id"] for r in rows) == sorted(with_supervision)  # one row per supervision
+    for r in rows:
+        c = cases[r["case_id"]]
+        assert r["order_type"] == c["probation_type"]
+        assert _dmy(r["start_date"]) == c["probation_start_date"]
+        assert _dmy(r["expected_end_date"]) == c["probation_expected_end_date"]
+        assert _dmy(r["breach_date"]) == c["probation_breach_date"]
+        assert _dmy(r["termination_date"]) == c["probation_end_date"]
+        assert (r["termination_reason"] or None) == c["probation_termination"]
+        assert r["requirement"] == c["probation_requirement"]
+    # the CRN is the person's: one CRN per person, different persons different CRNs
+    crn = {}
+    for r in rows:
+        crn.setdefault(cases[r["case_id"]]["person_id"], set()).add(r["crn"])
+    assert all(len(v) == 1 for v in crn.values())
+    assert len({next(iter(v)) for v in crn.values()}) == len(crn)
+
+
+def test_probation_events_are_ordered_and_censored(probation) -> None:
+    rows, cases = probation
+    end = SynthParams(persons=1).extract_date
+    for r in rows:
+        c = cases[r["case_id"]]
+        start, expected, breach, stop = (
+            c["probation_start_date"],
+            c["probation_expected_end_date"],
+            c["probation_breach_date"],
+            c["probation_end_date"],
+        )
+        assert start <= end and start < expected
+        assert breach is None or start < breach <= min(end, expected)
+        assert stop is None or (start < stop <= end and (breach is None or breach < stop))
+        assert (stop is None) == (c["probation_termination"] is None)
+        if c["probation_termination"] in ("Revoked - breach", "Recalled to custody"):
+            assert breach is not None
+        if c["probation_termination"] == "Completed":
+            assert stop == expected
+
+
+def test_every_sentence_that_should_produce_supervision_does(probation) -> None:
+    """Community orders and suspended sentences start supervision within 14 days of sentence; every
+    release from custody starts a licence that day; nothing else is supervised."""
+    _, cases = probation
+    end = SynthParams(persons=1).extract_date
+    follows = {"Community order": "Community order", "Suspended sentence": "Suspended sentence order"}
+    counts: Counter[str] = Counter()
+    for c in cases.values():
+        kind = c["probation_type"]
+        if c["prison_release_date"] is not None:
+            assert kind == "Licence" and c["probation_start_date"] == c["prison_release_date"]
+        elif c["sentence_type"] in follows and c["sentence_date"] + dt.timedelta(days=14) <= end:
+            assert kind == follows[c["sentence_type"]]
+            assert 0 <= (c["probation_start_date"] - c["sentence_date"]).days <= 14
+        elif c["sentence_type"] not in follows:
+            assert kind is None, c["case_id"]
+        counts[kind or "none"] += 1
+    assert counts["Licence"] and counts["Community order"] and counts["Suspended sentence order"]
+    # a DA case is often sent to the DA perpetrator programme
+    bbr = [
+        c["da_flag"] for c in cases.values() if c["probation_requirement"] == "Building Better Relationships"
+    ]
+    assert bbr and all(bbr)
+
+
+def test_police_employee_suspects_are_rare_and_referred_less(tmp_path: Path) -> None:
+    generate(20000, 3, tmp_path)
+    cases = pq.read_table(
+        tmp_path / "truth" / "journeys.parquet",
+        columns=["da_flag", "suspect_police_employee", "cps_receipt_date", "person_id"],
+    ).to_pylist()
+    da = [c for c in cases if c["da_flag"]]
+    employee = [c for c in da if c["suspect_police_employee"]]
+    assert 0.003 < len(employee) / len(da) < 0.01
+    # an employee is one for all their cases
+    flags: dict[int, set[bool]] = {}
+    for c in cases:
+        flags.setdefault(c["person_id"], set()).add(c["suspect_police_employee"])
+    assert all(len(v) == 1 for v in flags.values())
+    referred = sum(c["cps_receipt_date"] is not None for c in employee) / len(employee)
+    others = [c for c in da if not c["suspect_police_employee"]]
+    referred_others = sum(c["cps_receipt_date"] is not None for c in others) / len(others)
+    assert referred < referred_others
+
+
+PROBATION_NAME = load_config(CONFIGS / "probation.yaml", AgencyConfig).identifiers.full_name
+PROBATION_NAME_LAYOUTS = [str(x) for x in PROBATION_NAME.layouts] if PROBATION_NAME else []
+_forename = st.from_regex(r"[A-Z][a-z]{1,9}(-[A-Z][a-z]{1,6})?", fullmatch=True)
+_surname_word = st.from_regex(r"(O'|Mc)?[A-Z][a-z]{1,9}(-[A-Z][a-z]{1,8})?", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_forename, min_size=1, max_size=3), st.lists(_surname_word, min_size=1, max_size=3))
+def test_probation_names_split_back_into_forenames_and_surname(forenames, surname_words) -> None:
+    """probation.csv writes "Forenames SURNAME" with the surname in capitals (layouts.probation); the
+    config's layouts read every such name back into exactly its forenames and surname."""
+    from linkage.tokens.standardise import split_full_name_layouts
+
+    surname = " ".join(w.upper() for w in surname_words)
+    raw = " ".join([*forenames, surname])
+    fore, sur, _ = split_full_name_layouts(raw, PROBATION_NAME_LAYOUTS)
+    assert (fore, sur) == (" ".join(forenames), surname)

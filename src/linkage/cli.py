@@ -211,7 +211,7 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     help="Also append diagnostic logging to this file (never data values; not the run log).",
 )
 def cli(verbose: int, log_level: str | None, log_file: Path | None) -> None:
-    """justice-linkage: privacy-preserving linkage of police, prosecution, court and prison records.
+    """justice-linkage: privacy-preserving linkage of police, CPS, court, prison and probation records.
 
     \b
     Agency zone:   keys, pseudonymise

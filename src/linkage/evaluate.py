@@ -224,6 +224,7 @@ JOURNEY_STAGES = {  # source_dataset -> the journeys.parquet column holding its 
     "prosecution": "cps_record_key",
     "court": "court_record_key",
     "prison": "prison_record_key",
+    "probation": "probation_record_key",
 }
 
 

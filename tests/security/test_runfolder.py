@@ -77,7 +77,7 @@ def _merge_50_persons(run_dir: Path) -> None:
 
 def test_a_complete_run_opens_and_only_listed_files_can_be_read(run):
     opened = open_run(run, require=("journeys",))
-    assert set(opened.extracts) == {"police", "prosecution", "court", "prison"}
+    assert set(opened.extracts) == {"police", "prosecution", "court", "prison", "probation"}
     assert opened.path("journeys.parquet").is_file()
     (run / "extra.parquet").write_bytes(b"not listed")
     with pytest.raises(VerificationError, match="not an output of any completed stage"):
@@ -285,6 +285,7 @@ def test_record_names_extracts_keys_and_configs(linked_run):  # noqa: F811
         "prosecution",
         "court",
         "prison",
+        "probation",
     }
     police = record["extracts"]["police"]
     key = record["trusted_keys"][police["signature_key_id"]]

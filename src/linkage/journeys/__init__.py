@@ -1,1 +1,1 @@
-"""Case journeys: each person's police, CPS, court and prison records assembled into cases (secure zone)."""
+"""Case journeys: each person's police, CPS, court, prison and probation records as cases (secure zone)."""

@@ -1,18 +1,23 @@
 """Assemble case journeys from a run's clusters and its extracts (DuckDB SQL; the rules: docs/journeys.md).
 
 A journey is one case of one linked person: a police crime and, where they exist, the CPS receipt
-and charging decision, the court case (first hearing, verdict, sentence, restraining order) and the
-prison reception that followed it. Stages are attached in three one-to-one matching steps, always
-within one predicted person:
+and charging decision, the court case (first hearing, verdict, sentence, restraining order), the
+prison reception that followed it, and its supervision in the community by probation (a community
+order, a suspended sentence order, or a licence after release). Stages are attached in four one-to-one
+matching steps, always within one predicted person:
 
   1. CPS record  -> police record   shared case reference first, else dates and offence
   2. court record -> journey        shared case reference (police or CPS copy) first, else dates
   3. prison record -> journey       dates, custodial sentence, sentence length and offence (no reference)
+  4. probation record -> journey    shared case reference first, else the sentence it follows (order
+                                    start after the sentence date; licence start on the release date)
 
 A record that attaches to nothing starts a journey of its own (an "orphan"), so every record of
 the run lands in exactly one journey. Derived facts need the whole person: the DA flag (police or
 CPS flagged it; courts and prisons carry none), breaches of restraining orders (a later police
-breach offence), DA history at prison reception, and the next DA crime (reoffending).
+breach offence), DA history at prison reception and at the start of probation supervision, and the
+next DA crime (reoffending). Probation is optional: a run without a probation extract gets journeys
+with empty probation columns.
 
 Tokens are used only for the case-reference equality inside this module; journeys.parquet carries
 record keys (to trace each stage to its source record) and the predicted person id, never a token.
@@ -28,7 +33,8 @@ import duckdb
 from linkage.errors import InputError, VerificationError
 from linkage.util import atomic_path
 
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
+OPTIONAL = ("probation",)  # a run may link without these; their journey columns are then empty
 
 # Home Office offence code of a breach of a restraining order (Protection from Harassment Act 1997).
 BREACH_OFFENCE_CODES = ("195/12",)
@@ -37,10 +43,35 @@ CPS_AFTER_RECORDING_DAYS = 730
 HEARING_AFTER_DECISION_DAYS = 730
 HEARING_AFTER_RECORDING_DAYS = 1095
 RECEPTION_AFTER_SENTENCE_DAYS = 90
+SUPERVISION_AFTER_SENTENCE_DAYS = 90  # a community or suspended sentence order starts within this
+LICENCE_AFTER_RELEASE_DAYS = 7  # a licence starts on the day of release (slack for data entry)
+# Probation order type -> the sentence it follows.
+PROBATION_SENTENCE = {
+    "Community order": "Community order",
+    "Suspended sentence order": "Suspended sentence",
+    "Licence": "Immediate custody",
+}
 EARLY_DAYS = 1  # a stage dated a day before the previous one is still accepted (data-entry slack)
 
 _BREACH_SQL = ", ".join(f"'{c}'" for c in BREACH_OFFENCE_CODES)
-STAGE_KEYS = ("police_record_key", "cps_record_key", "court_record_key", "prison_record_key")
+STAGE_KEYS = (
+    "police_record_key",
+    "cps_record_key",
+    "court_record_key",
+    "prison_record_key",
+    "probation_record_key",
+)
+_PROBATION_ATTRIBUTES = """probation_type, probation_start_date, probation_expected_end_date,
+    probation_requirement, probation_breach_date, probation_end_date, probation_termination,
+    offence_code, sentence_length_days, ethnicity, age_band"""
+# The empty probation table of a run without a probation extract (same columns as a loaded one).
+_NO_PROBATION = """
+    CREATE TEMP TABLE probation (
+        person_id BIGINT, record_key BIGINT, case_ref BIGINT, sex VARCHAR, role VARCHAR,
+        probation_type VARCHAR, probation_start_date DATE, probation_expected_end_date DATE,
+        probation_requirement VARCHAR, probation_breach_date DATE, probation_end_date DATE,
+        probation_termination VARCHAR, offence_code VARCHAR, sentence_length_days BIGINT,
+        ethnicity VARCHAR, age_band VARCHAR)"""
 
 
 @dataclass(frozen=True)
@@ -75,15 +106,20 @@ def _load(con: duckdb.DuckDBPyConnection, clusters: Path, extracts: dict[str, Pa
         raise VerificationError(f"{clusters}: records of dataset(s) {unknown} the run has no extract for")
     selects = {
         "police": """recorded_date, offence_date, force_area, offence_code, da_flag, police_outcome,
-                     police_outcome_date, ethnicity, victim_sex, victim_relationship, age_band""",
+                     police_outcome_date, ethnicity, victim_sex, victim_relationship, age_band,
+                     police_employee""",
         "prosecution": """cps_area, receipt_date, charging_decision, decision_date, offence_code, da_flag,
                           age_band""",
         "court": """court_code, offence_code, first_hearing_date, verdict, verdict_date, sentence_type,
                     sentence_length_days, sentence_date, restraining_order, age_band""",
         "prison": """establishment, reception_date, release_date, offence_code, sentence_length_days,
                      ethnicity, age_band""",
+        "probation": _PROBATION_ATTRIBUTES,
     }
     for agency, cols in selects.items():
+        if agency in OPTIONAL and agency not in extracts:
+            con.execute(_NO_PROBATION)
+            continue
         con.execute(f"""
             CREATE TEMP TABLE {agency} AS
             SELECT c.person_id, e.record_key, e.case_ref, e.sex, e.role, {cols}
@@ -209,21 +245,74 @@ def _attach_prison(con: duckdb.DuckDBPyConnection) -> None:
     _match(con, "prison_candidates", "prison_match", "prison_key", "jid")
 
 
+def _attach_probation(con: duckdb.DuckDBPyConnection) -> None:
+    """Step 4: each probation supervision to the sentence (and, for a licence, the release) it follows."""
+    sentence_of = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in PROBATION_SENTENCE.items())
+    con.execute(f"""
+        CREATE TEMP TABLE probation_candidates AS
+        WITH j AS (      -- journeys with a court case: its sentence, release and every case reference
+            SELECT m.jid, k.person_id, k.sentence_type, k.sentence_date, k.sentence_length_days,
+                   k.offence_code, r.release_date, [k.case_ref, p.case_ref, c.case_ref] AS refs
+            FROM court_match m
+            JOIN court k ON k.record_key = m.court_key
+            JOIN partial pj ON pj.jid = m.jid
+            LEFT JOIN police p ON p.record_key = pj.police_key
+            LEFT JOIN prosecution c ON c.record_key = pj.cps_key
+            LEFT JOIN prison_match pm ON pm.jid = m.jid
+            LEFT JOIN prison r ON r.record_key = pm.prison_key
+        ),
+        s AS (           -- each supervision with the sentence it follows and the date it starts from
+            SELECT *, CASE probation_type {sentence_of} END AS follows
+            FROM probation
+        ),
+        pairs AS (
+            SELECT s.record_key AS probation_key, j.jid, s.probation_type, s.probation_start_date,
+                   coalesce(list_contains(j.refs, s.case_ref), false) AS by_ref,
+                   coalesce(j.sentence_type = s.follows, false) AS same_sentence,
+                   coalesce(j.sentence_length_days = s.sentence_length_days, false) AS same_length,
+                   coalesce(j.offence_code = s.offence_code, false) AS same_offence,
+                   -- a licence starts on release; an order a few days after the sentence
+                   CASE WHEN s.probation_type = 'Licence' THEN j.release_date ELSE j.sentence_date END
+                       AS anchor,
+                   s.record_key
+            FROM s JOIN j USING (person_id)
+        )
+        SELECT probation_key, jid, by_ref,
+               -- shared reference, the sentence the order follows, its length and offence, nearest date
+               [NOT by_ref, NOT same_sentence, NOT same_length, NOT same_offence,
+                abs(probation_start_date - anchor), probation_key, jid] AS rank
+        FROM pairs
+        WHERE by_ref
+           OR (probation_type = 'Licence'
+               AND probation_start_date BETWEEN anchor - {EARLY_DAYS}
+                                            AND anchor + {LICENCE_AFTER_RELEASE_DAYS})
+           OR (probation_type <> 'Licence'
+               AND probation_start_date BETWEEN anchor - {EARLY_DAYS}
+                                            AND anchor + {SUPERVISION_AFTER_SENTENCE_DAYS})""")
+    _match(con, "probation_candidates", "probation_match", "probation_key", "jid")
+
+
 JOURNEYS_SQL = f"""
--- Every record in exactly one journey: partial journeys with their court and prison records,
--- then court cases and prison receptions that attached to nothing, as journeys of their own.
+-- Every record in exactly one journey: partial journeys with their court, prison and probation
+-- records, then court cases, prison receptions and supervisions that attached to nothing, as
+-- journeys of their own.
 WITH spine AS (
     SELECT j.person_id, j.police_key, j.cps_key, k.court_key, r.prison_key,
-           j.cps_by_ref, k.by_ref AS court_by_ref, r.prison_key IS NOT NULL AS prison_by_dates
+           j.cps_by_ref, k.by_ref AS court_by_ref, r.prison_key IS NOT NULL AS prison_by_dates,
+           b.probation_key, b.by_ref AS probation_by_ref
     FROM partial j
     LEFT JOIN court_match k USING (jid)
     LEFT JOIN prison_match r USING (jid)
+    LEFT JOIN probation_match b USING (jid)
     UNION ALL
-    SELECT person_id, NULL, NULL, record_key, NULL, NULL, NULL, NULL
+    SELECT person_id, NULL, NULL, record_key, NULL, NULL, NULL, NULL, NULL, NULL
     FROM court WHERE record_key NOT IN (SELECT court_key FROM court_match)
     UNION ALL
-    SELECT person_id, NULL, NULL, NULL, record_key, NULL, NULL, NULL
+    SELECT person_id, NULL, NULL, NULL, record_key, NULL, NULL, NULL, NULL, NULL
     FROM prison WHERE record_key NOT IN (SELECT prison_key FROM prison_match)
+    UNION ALL
+    SELECT person_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, record_key, NULL
+    FROM probation WHERE record_key NOT IN (SELECT probation_key FROM probation_match)
 ),
 stages AS (
     SELECT s.person_id,
@@ -236,9 +325,12 @@ stages AS (
                 WHEN s.court_by_ref THEN 'case_ref' ELSE 'dates' END AS court_link,
            CASE WHEN s.prison_key IS NULL THEN NULL WHEN s.prison_by_dates THEN 'dates'
                 ELSE 'orphan' END AS prison_link,
-           coalesce(p.sex, c.sex, k.sex, r.sex) AS suspect_sex,
-           coalesce(p.age_band, c.age_band, k.age_band, r.age_band) AS age_band,
-           coalesce(p.ethnicity, r.ethnicity) AS ethnicity,
+           s.probation_key AS probation_record_key,
+           CASE WHEN s.probation_key IS NULL THEN NULL WHEN s.probation_by_ref IS NULL THEN 'orphan'
+                WHEN s.probation_by_ref THEN 'case_ref' ELSE 'dates' END AS probation_link,
+           coalesce(p.sex, c.sex, k.sex, r.sex, b.sex) AS suspect_sex,
+           coalesce(p.age_band, c.age_band, k.age_band, r.age_band, b.age_band) AS age_band,
+           coalesce(p.ethnicity, r.ethnicity, b.ethnicity) AS ethnicity,
            p.force_area, p.recorded_date, p.offence_date, p.offence_code AS police_offence_code,
            p.da_flag AS police_da_flag, p.police_outcome, p.police_outcome_date,
            p.victim_sex, p.victim_relationship,
@@ -249,20 +341,26 @@ stages AS (
            r.establishment AS prison_establishment, r.reception_date AS prison_reception_date,
            r.release_date AS prison_release_date, r.offence_code AS prison_offence_code,
            r.sentence_length_days AS prison_sentence_length_days,
+           p.police_employee AS suspect_police_employee,
+           b.probation_type, b.probation_start_date, b.probation_expected_end_date,
+           b.probation_requirement, b.probation_breach_date, b.probation_end_date, b.probation_termination,
            -- DA if the police or the CPS flagged it; unknown when neither record is in the journey
            CASE WHEN p.record_key IS NULL AND c.record_key IS NULL THEN NULL
                 ELSE coalesce(p.da_flag, false) OR coalesce(c.da_flag, false) END AS da_flag,
            CASE WHEN k.restraining_order THEN coalesce(k.sentence_date, k.verdict_date) END AS order_date,
-           coalesce(p.recorded_date, c.receipt_date, k.first_hearing_date, r.reception_date) AS start_date
+           coalesce(p.recorded_date, c.receipt_date, k.first_hearing_date, r.reception_date,
+                    b.probation_start_date) AS start_date
     FROM spine s
     LEFT JOIN police p ON p.record_key = s.police_key
     LEFT JOIN prosecution c ON c.record_key = s.cps_key
     LEFT JOIN court k ON k.record_key = s.court_key
     LEFT JOIN prison r ON r.record_key = s.prison_key
+    LEFT JOIN probation b ON b.record_key = s.probation_key
 ),
 numbered AS (
     SELECT row_number() OVER (ORDER BY person_id, start_date, police_record_key, cps_record_key,
-                                       court_record_key, prison_record_key) AS journey_id, *,
+                                       court_record_key, prison_record_key, probation_record_key)
+               AS journey_id, *,
            -- reoffending is counted from release (custody) or from sentence (other disposals)
            CASE WHEN sentence_type = 'Immediate custody' THEN prison_release_date
                 ELSE sentence_date END AS reoffence_index_date
@@ -287,6 +385,11 @@ SELECT n.*,
            EXISTS (SELECT 1 FROM da_crimes d WHERE d.person_id = n.person_id
                    AND d.recorded_date < n.prison_reception_date
                    AND d.record_key IS DISTINCT FROM n.police_record_key) END AS da_history,
+       -- history of DA at the start of probation supervision, defined as at prison reception
+       CASE WHEN n.probation_start_date IS NOT NULL THEN
+           EXISTS (SELECT 1 FROM da_crimes d WHERE d.person_id = n.person_id
+                   AND d.recorded_date < n.probation_start_date
+                   AND d.record_key IS DISTINCT FROM n.police_record_key) END AS probation_da_history,
        (SELECT min(d.recorded_date) FROM da_crimes d
          WHERE d.person_id = n.person_id AND d.recorded_date > n.recorded_date) AS next_da_crime_date,
        (SELECT min(d.recorded_date) FROM da_crimes d
@@ -297,7 +400,8 @@ ORDER BY journey_id
 
 
 def assemble_journeys(clusters: Path, extracts: dict[str, Path], out: Path) -> JourneySummary:
-    """Write ``out`` (journeys.parquet) from a run's clusters and its four extracts; return the counts."""
+    """Write ``out`` (journeys.parquet) from a run's clusters and its extracts (four, or five with
+    probation); return the counts."""
     con = duckdb.connect()
     names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{clusters}')").fetchall()}
     needed = {"source_dataset", "record_key", "source_row", "person_id"}
@@ -307,6 +411,7 @@ def assemble_journeys(clusters: Path, extracts: dict[str, Path], out: Path) -> J
     _attach_cps(con)
     _attach_court(con)
     _attach_prison(con)
+    _attach_probation(con)
     con.execute(f"CREATE TEMP TABLE journeys AS {JOURNEYS_SQL}")
     with atomic_path(out) as tmp:
         con.execute(f"COPY journeys TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
@@ -321,7 +426,12 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> JourneySummary:
         agency: dict(
             con.execute(f"SELECT {col}, count(*) FROM journeys WHERE {col} IS NOT NULL GROUP BY 1").fetchall()
         )
-        for agency, col in (("prosecution", "cps_link"), ("court", "court_link"), ("prison", "prison_link"))
+        for agency, col in (
+            ("prosecution", "cps_link"),
+            ("court", "court_link"),
+            ("prison", "prison_link"),
+            ("probation", "probation_link"),
+        )
     }
     return JourneySummary(
         journeys=one("SELECT count(*) FROM journeys"),

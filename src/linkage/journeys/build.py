@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from linkage.errors import InputError
-from linkage.journeys.assemble import AGENCIES, JourneySummary, assemble_journeys
+from linkage.journeys.assemble import AGENCIES, OPTIONAL, JourneySummary, assemble_journeys
 from linkage.runfolder import open_run
 from linkage.runlog import logged
 
@@ -34,7 +34,7 @@ def build_journeys(run_dir: Path, extracts_dir: Path | None = None) -> JourneysR
     run_dir = Path(run_dir)
     with logged("journeys") as entry:
         run = open_run(run_dir, ignore=("journeys",), extracts_dir=extracts_dir)
-        if missing := [a for a in AGENCIES if a not in run.extracts]:
+        if missing := [a for a in AGENCIES if a not in run.extracts and a not in OPTIONAL]:
             raise InputError(f"{run_dir}: the run linked no extract for {', '.join(missing)}")
         clusters = run.path("clusters.parquet")
         entry.key_fingerprint = run.record.key_fingerprint

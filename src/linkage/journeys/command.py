@@ -22,7 +22,7 @@ def _render(console: Console, result: JourneysResult) -> None:
             f"{s.attached_by_dates[a]:,}",
             f"{s.orphans[a]:,}",
         ]
-        for a in ("prosecution", "court", "prison")
+        for a in s.orphans
     ]
     console.print(
         table("How stages were attached", ["agency", "records", "by case ref", "by dates", "orphan"], rows)
@@ -50,7 +50,7 @@ def _render(console: Console, result: JourneysResult) -> None:
 )
 @output_options
 def journeys_cmd(run_dir: Path, extracts_dir: Path | None, ui: Output) -> None:
-    """Assemble case journeys (police → CPS → court → prison) for every linked person.
+    """Assemble case journeys (police → CPS → court → prison / probation) for every linked person.
 
     Refuses (exit 1) a run that is incomplete, modified since it was written, or whose extracts are not
     the signed extracts it linked. Writes RUN/journeys.parquet (one row per case journey, stage dates

@@ -411,8 +411,14 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
         raise ConfigError("no blocking rule has usable columns in these extracts: no pair would be compared")
 
     t = config.training
+    # lambda is estimated from the pairs the deterministic rules find among ALL records: a rule on an id
+    # that one source alone holds (probation's CRN) sees only that source's pairs and would understate it
+    shared_ids = [c for c in generic_ids if coverage.sources(c) >= 2]
+    if not t.deterministic_rules:
+        for c in sorted(set(generic_ids) - set(shared_ids)):
+            notes.append(f"deterministic rule 'same_{c}' left out: {c} is held by one source only")
     deterministic = _usable_rules(
-        t.deterministic_rules or _deterministic(usable, generic_ids), usable, "deterministic rule", notes
+        t.deterministic_rules or _deterministic(usable, shared_ids), usable, "deterministic rule", notes
     )
     if not deterministic:
         notes.append("no deterministic rule is usable: lambda falls back to one match per record")

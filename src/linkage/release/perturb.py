@@ -1,8 +1,8 @@
 """Cell key perturbation: the ONS Census 2021 method, so the same people always give the same noise.
 
 Record keys. Each counted unit (a case journey) gets a record key 0-255: the low 8 bits of the keyed
-`record_key` token of its anchor record (the first stage it has: police, else CPS, court, prison).
-The token is already an HMAC under the project key, so its bits are uniform and unpredictable
+`record_key` token of its anchor record (the first stage it has: police, else CPS, court, prison,
+probation). The token is already an HMAC under the project key, so its bits are uniform and unpredictable
 without the key, and stable: the same record gives the same key in every release. (Keys drawn from
 row numbers instead would re-draw every later key when one row is removed; the release warns when
 a manifest says `record_id_source: row_number`.)

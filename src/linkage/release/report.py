@@ -18,7 +18,7 @@ from typing import Any
 
 from linkage.release.lookups import force_area_names, force_label
 from linkage.release.tables import ALL, NOT_APPLICABLE, NOT_AVAILABLE, QUANTILES, SUPPRESSED, Published
-from linkage.release.vocabulary import MEASURES, OUTCOME_GROUPS, STATISTICS, label
+from linkage.release.vocabulary import DA_INDEX_OR_HISTORY, MEASURES, OUTCOME_GROUPS, STATISTICS, label
 
 FUNNEL = (
     "recorded",
@@ -519,15 +519,71 @@ NOT_IN_SOURCES = (
         "Victims as people (distinct victims, repeat victims, children involved)",
         "next: victim mentions (token spec v2)",
     ),
-    ("Offenders managed in the community (probation)", "next: probation as a fifth source"),
     (
-        "Police-perpetrated domestic abuse allegations and outcomes",
-        "next: a suspect-is-police-employee attribute",
+        "Police-perpetrated abuse by force area or nation",
+        "allegations against police employees are well under 1 % of DA crimes: most force and nation cells "
+        "are withheld, so the figures are read for England and Wales together",
     ),
     ("DVPNs, DVPOs and DAPOs", "no extract here records them ([x] in the orders table)"),
     ("Victim satisfaction, DVDS (Clare's Law) disclosures, MARAC and specialist referrals", "no source here"),
     ("Police misconduct outcomes", "no source here"),
 )
+
+
+def _probation(ids: _Ids, tables: list[Published]) -> str:
+    """Supervisions by DA index offence or history (chart, from the first table by type), then the tables."""
+    html = ""
+    main = _find(tables, lambda t: t.spec.by == ["probation_type", "da_probation"])
+    total = _row(main, probation_type=ALL, da_probation=ALL) if main else None
+    if main and total:
+        den = _value(main, total, "probation_starts")
+        items = [
+            (
+                g,
+                _value(main, r, "probation_starts")
+                if (r := _row(main, probation_type=ALL, da_probation=g))
+                else SUPPRESSED,
+                den,
+            )
+            for g in DA_INDEX_OR_HISTORY
+        ]
+        html += _hbars(
+            ids, "Supervisions started, by DA index offence or DA history (count and % of all)", items
+        )
+    note = (
+        "Probation records carry no DA flag: a supervision is for a DA index offence when the police or "
+        "the CPS flagged its case, and has a DA history when the same person had an earlier DA police "
+        "crime before it started. Both exist only through linkage."
+    )
+    return _with_tables(html, note, tables)
+
+
+def _police_perpetrated(ids: _Ids, tables: list[Published]) -> str:
+    """Criminal outcomes of DA allegations against police employees beside all other DA crimes."""
+    html = ""
+    main = _find(tables, lambda t: t.spec.by == ["police_employee"])
+    if main:
+        items = []
+        for who, flag in (("Police employees", "Yes"), ("Everyone else", "No")):
+            r = _row(main, police_employee=flag)
+            den = _value(main, r, "recorded") if r else None
+            for m in ("recorded", "cps_charged", "convicted"):
+                v = _value(main, r, m) if r else SUPPRESSED
+                items.append((f"{who}: {MEASURES[m].label}", v, den if m != "recorded" else None))
+        html += _hbars(
+            ids, "DA crimes with a police-employee suspect and everyone else: charged and convicted", items
+        )
+    note = (
+        "The police record says whether the suspect is a police officer or member of police staff. These "
+        "allegations are rare, so the first table is for England and Wales together; the nation and "
+        "force-area tables withhold most cells."
+    )
+    return _with_tables(html, note, tables)
+
+
+def _with_tables(html: str, note: str, tables: list[Published]) -> str:
+    """A section's chart, a note for the reader, then its tables."""
+    return f'{html}<p class="note">{escape(note)}</p>' + "".join(_table_block(t) for t in tables)
 
 
 def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
@@ -553,7 +609,12 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
         sections.append(("trend", "Trend over time", _trend_chart(ids, trend, period) + _table_block(trend)))
     force = _find(
         tables,
-        lambda t: t.spec.by == ["force_area"] and t.spec.where.get("da_flag") == "DA" and _is_funnel(t),
+        lambda t: (
+            t.spec.by == ["force_area"]
+            and t.spec.where.get("da_flag") == "DA"
+            and "police_employee" not in t.spec.where
+            and _is_funnel(t)
+        ),
     )
     if force:
         num = next(m for m in RATE_WORDS if m in force.spec.measures)
@@ -618,8 +679,22 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
                 "".join(_table_block(t) for t in prisoners),
             )
         )
+    probation = [t for t in tables if "probation_starts" in t.spec.measures]
+    if probation:
+        sections.append(
+            ("probation", "Offenders managed in the community (probation)", _probation(ids, probation))
+        )
+    by_police = [t for t in tables if "police_employee" in (*t.spec.by, *t.spec.where)]
+    if by_police:
+        sections.append(
+            (
+                "policeperpetrated",
+                "Domestic abuse allegations against police officers and staff",
+                _police_perpetrated(ids, by_police),
+            )
+        )
     shown = {t.spec.name for t in (funnel, trend, force, times) if t} | {
-        t.spec.name for t in [*orders, *sentencing, *prisoners]
+        t.spec.name for t in [*orders, *sentencing, *prisoners, *probation, *by_police]
     }
     shown |= {
         t.spec.name for t in tables if "police_outcome" in t.spec.by or "police_outcome_group" in t.spec.by
@@ -633,9 +708,10 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
     sections.append(("gaps", "What these statistics cannot show yet", f"<ul>{gaps}</ul>"))
     about = (
         f"<p>Each count is of case journeys: one crime with a named suspect and what followed it, found by "
-        f"linking police, CPS, court and prison records of the same person without sharing names or dates "
-        f"of birth. Courts and prisons do not flag domestic abuse: a case is DA when the police or the CPS "
-        f"flagged it, so DA sentencing and DA prisoners exist only through this linkage.</p>"
+        f"linking police, CPS, court, prison and probation records of the same person without sharing names "
+        f"or dates of birth. Courts, prisons and probation do not flag domestic abuse: a case is DA when the "
+        f"police or the CPS flagged it, so DA sentencing, DA prisoners and DA offenders supervised in the "
+        f"community exist only through this linkage.</p>"
         f"<p>{_rounding_note(sdc)} Totals are rounded on their own and may differ from the sum of their "
         f"parts. Symbols:</p>{_symbols(sdc)}"
         f'<p class="note">Release {escape(meta["release_id"])} from run {escape(meta["run_id"])}, data to '

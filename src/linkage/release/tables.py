@@ -22,7 +22,15 @@ import duckdb
 from linkage.config.release import ReleasePolicy, TableSpec
 from linkage.errors import LinkageError
 from linkage.release import perturb, sdc
-from linkage.release.vocabulary import DIMENSIONS, IDENTIFYING, MEASURES, STATISTICS, Key, canonical
+from linkage.release.vocabulary import (
+    DIMENSIONS,
+    IDENTIFYING,
+    MEASURES,
+    STATISTICS,
+    Key,
+    canonical,
+    impossible,
+)
 
 ALL = "All"
 # GSS symbols (Government Statistical Service guidance on symbols in tables)
@@ -31,7 +39,13 @@ NOT_APPLICABLE = "[z]"  # not applicable: the table definition says the value ca
 NOT_AVAILABLE = "[x]"  # not available: no source of this release records it
 SYMBOLS = (SUPPRESSED, NOT_APPLICABLE, NOT_AVAILABLE)
 QUANTILES = (("q1", 0.25), ("median", 0.5), ("q3", 0.75))
-ANCHORS = ["police_record_key", "cps_record_key", "court_record_key", "prison_record_key"]
+ANCHORS = [
+    "police_record_key",
+    "cps_record_key",
+    "court_record_key",
+    "prison_record_key",
+    "probation_record_key",
+]
 
 
 class DisclosureRefused(LinkageError):
@@ -106,6 +120,10 @@ class Cube:
     stats: dict[tuple[Key, str], StatCell] = field(default_factory=dict)
     tables: list[TableData] = field(default_factory=list)
     release_key: int = 0  # sum of every journey's record key mod 256 (perturbation key_scope: release)
+
+    def structural_zero(self, key: Key) -> bool:
+        """A count the vocabulary defines as impossible, and that is indeed zero: published as [z]."""
+        return self.counts[key].n == 0 and impossible(dict(key))
 
     def add_count(self, key: Key, cell: CountCell) -> None:
         old = self.counts.setdefault(key, cell)
@@ -284,7 +302,10 @@ def publish(
                     continue
                 key = row.keys[m]
                 keys_seen.add(key)
-                cells.append(SUPPRESSED if key in counts.suppressed else values[key])
+                if cube.structural_zero(key):
+                    cells.append(NOT_APPLICABLE)
+                else:
+                    cells.append(SUPPRESSED if key in counts.suppressed else values[key])
             for s in spec.statistics:
                 key = row.keys[spec.measures[0]]
                 st = cube.stats[(key, s)]
@@ -324,12 +345,19 @@ def protect_cube(
     any count whose published (perturbed) value would fall below the threshold. Secondary suppression
     then chooses complements by their published values (release/perturb.py gives the order)."""
     rules = policy.sdc
+    # a structural zero ([z]) is known to every reader: never a primary cell, never a complement
+    structural = {k for k in cube.counts if cube.structural_zero(k)}
     primary = [
         k
         for k, c in cube.counts.items()
-        if sdc.count_reason(c.n, c.persons, rules) or (c.n and values[k] < rules.threshold)
+        if k not in structural
+        and (sdc.count_reason(c.n, c.persons, rules) or (c.n and values[k] < rules.threshold))
     ]
-    lines = [ln for t in cube.tables for ln in t.lines]
+    lines = [
+        sdc.Line(tuple(d for d in ln.details if d not in structural), ln.total)
+        for t in cube.tables
+        for ln in t.lines
+    ]
     counts = sdc.protect(values, primary, lines, rules)
     mag_keys = [k for k in cube.stats if STATISTICS[k[1]].magnitude]
     mag_values = {k: cube.stats[k].total for k in mag_keys}

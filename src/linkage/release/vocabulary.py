@@ -18,7 +18,7 @@ from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES
 # may carry one (release/tables.py checks the headers again before anything is written).
 IDENTIFYING = frozenset(
     {*TOKEN_COLUMN_NAMES, RECORD_KEY, SOURCE_ROW, "person_id", "journey_id", "case_id"}
-    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison")}
+    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison", "probation")}
 )
 NOT_KNOWN = "Not known"
 YES_NO = ("Yes", "No")
@@ -41,6 +41,18 @@ def _fq(col: str) -> str:
 
 def _yes_no(cond: str) -> str:
     return f"CASE WHEN {cond} THEN 'Yes' ELSE 'No' END"
+
+
+DA_INDEX_OR_HISTORY = ("DA index offence", "DA history only", "Neither", NOT_KNOWN)
+
+
+def _da_index_or_history(history: str) -> str:
+    """A DA index offence, else a DA history (the boolean column ``history``), else neither; not known
+    when the journey has no police or CPS record (the DA flag is theirs)."""
+    return (
+        f"CASE WHEN da_flag THEN 'DA index offence' WHEN {history} THEN 'DA history only' "
+        "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END"
+    )
 
 
 # Home Office outcome types (crime outcomes framework); 15 and 16 are the evidential-difficulty codes.
@@ -92,6 +104,15 @@ _OUTCOME_GROUP_SQL = (
 )
 
 SENTENCE_TYPES = ("Immediate custody", "Suspended sentence", "Community order", "Fine", "Discharge", "Other")
+PROBATION_TYPES = ("Community order", "Suspended sentence order", "Licence")
+ONGOING = "Ongoing at the data end"
+PROBATION_TERMINATIONS = (
+    "Completed",
+    "Revoked - breach",
+    "Recalled to custody",
+    "Terminated early - good progress",
+    ONGOING,
+)
 
 
 @dataclass(frozen=True)
@@ -303,13 +324,70 @@ DIMENSIONS: dict[str, Dimension] = {
         label="History of DA",
     ),
     "da_prisoner": Dimension(
-        "CASE WHEN da_flag THEN 'DA index offence' WHEN da_history THEN 'DA history only' "
-        "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END",
+        _da_index_or_history("da_history"),
         "prisoners received for a DA index offence, else with a DA history (an earlier DA police crime), "
         "else neither; not known when the index offence has no police or CPS record",
-        ("DA index offence", "DA history only", "Neither", NOT_KNOWN),
+        DA_INDEX_OR_HISTORY,
         requires=("prison_reception", "Yes"),
         label="DA index offence or DA history",
+    ),
+    # offenders managed in the community: probation supervision (community order, suspended sentence
+    # order, licence after release) of the journey's sentence
+    "probation_case": Dimension(
+        _yes_no("probation_record_key IS NOT NULL"),
+        "a probation supervision is linked: a community order, a suspended sentence order or a licence",
+        label="Supervised by probation",
+    ),
+    "probation_type": Dimension(
+        "coalesce(probation_type, 'Not known')",
+        "type of supervision (probation record)",
+        (*PROBATION_TYPES, NOT_KNOWN),
+        requires=("probation_case", "Yes"),
+        label="Type of supervision",
+    ),
+    "probation_year": Dimension(
+        _fy("probation_start_date"),
+        "financial year the supervision started",
+        (NOT_KNOWN,),
+        YEAR,
+        requires=("probation_case", "Yes"),
+        label="Financial year supervision started",
+    ),
+    "probation_breached": Dimension(
+        _yes_no("probation_breach_date IS NOT NULL"),
+        "probation recorded a breach: failure to comply with the order, or a licence recall",
+        requires=("probation_case", "Yes"),
+        label="Supervision breached",
+    ),
+    "probation_termination": Dimension(
+        f"coalesce(probation_termination, '{ONGOING}')",
+        "how the supervision ended (probation record); ongoing when it had not ended by the data end",
+        PROBATION_TERMINATIONS,
+        requires=("probation_case", "Yes"),
+        label="How the supervision ended",
+    ),
+    "da_probation": Dimension(
+        _da_index_or_history("probation_da_history"),
+        "supervised for a DA index offence, else with a DA history (an earlier DA police crime before the "
+        "supervision started), else neither; not known when the index offence has no police or CPS record",
+        DA_INDEX_OR_HISTORY,
+        requires=("probation_case", "Yes"),
+        label="DA index offence or DA history",
+    ),
+    # police-perpetrated abuse: the police record says the suspect is a police officer or staff member
+    "police_employee": Dimension(
+        "CASE suspect_police_employee WHEN true THEN 'Yes' WHEN false THEN 'No' ELSE 'Not known' END",
+        "the police recorded the suspect as a police officer or member of police staff",
+        (*YES_NO, NOT_KNOWN),
+        requires=("police_record", "Yes"),
+        label="Suspect is a police employee",
+    ),
+    "nation": Dimension(
+        "CASE WHEN force_area LIKE 'E23%' THEN 'England' WHEN force_area LIKE 'W15%' THEN 'Wales' "
+        "ELSE 'Not known' END",
+        "nation of the police force area (from its ONS code: E23 England, W15 Wales)",
+        ("England", "Wales", NOT_KNOWN),
+        label="Nation",
     ),
     "disposal": Dimension(
         "CASE WHEN sentence_type = 'Immediate custody' THEN 'Custody' ELSE 'Non-custodial' END",
@@ -355,6 +433,16 @@ MEASURES: dict[str, Measure] = {
         {"sentenced": "Yes", "sentence_type": "Immediate custody"},
     ),
     "prison_receptions": Measure("Prison receptions", "received into prison", {"prison_reception": "Yes"}),
+    "probation_starts": Measure(
+        "Supervisions started",
+        "offenders starting supervision by probation: community order, suspended sentence order or licence",
+        {"probation_case": "Yes"},
+    ),
+    "probation_breaches": Measure(
+        "Supervisions breached",
+        "supervisions with a breach (failure to comply, or licence recall) by the data end",
+        {"probation_case": "Yes", "probation_breached": "Yes"},
+    ),
     "orders_made": Measure("Restraining orders made", "order made by the court", {"order_made": "Yes"}),
     "orders_breached": Measure(
         "Restraining orders breached",
@@ -438,6 +526,26 @@ STATISTICS: dict[str, Statistic] = {
         },
     ),
 }
+
+
+# Breakdown values that cannot occur together by definition (a recall ends a licence, never a court
+# order; a licence is not revoked for a breach, nor ended early). A count whose conditions hold one of
+# these combinations is published as [z] (not applicable) rather than withheld as [c], when it is zero.
+IMPOSSIBLE: tuple[dict[str, tuple[str, ...]], ...] = (
+    {
+        "probation_type": ("Community order", "Suspended sentence order"),
+        "probation_termination": ("Recalled to custody",),
+    },
+    {
+        "probation_type": ("Licence",),
+        "probation_termination": ("Revoked - breach", "Terminated early - good progress"),
+    },
+)
+
+
+def impossible(conditions: dict[str, str]) -> bool:
+    """Whether the vocabulary says no journey can meet these conditions (a structural zero, [z])."""
+    return any(all(conditions.get(d) in values for d, values in rule.items()) for rule in IMPOSSIBLE)
 
 
 def label(name: str) -> str:

@@ -40,7 +40,7 @@ def _print_summary(console: Console, s: SynthSummary) -> None:
     "out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Output directory for the four agency CSVs and truth/.",
+    help="Output directory for the five agency CSVs and truth/.",
 )
 @click.option(
     "--da-share",

@@ -1,4 +1,4 @@
-"""Orchestration: persons in chunks -> cases -> four agency files and the truth, streamed to disk.
+"""Orchestration: persons in chunks -> cases -> five agency files and the truth, streamed to disk.
 
 Each chunk of persons has its own numpy Generator derived from (seed, chunk number), so a run is
 byte-identical for a seed and memory is bounded by the chunk size, not by ``--persons``.
@@ -25,6 +25,7 @@ from linkage.synth.layouts import BAD_ROW_KINDS, BUILDERS, ID_PREFIX, LAYOUTS, C
 from linkage.synth.noise import AGENCIES, NoiseCounter, render
 from linkage.synth.params import ErrorRate, SynthParams
 from linkage.synth.people import Persons, make_persons, random_postcodes
+from linkage.synth.probation import supervise
 
 Progress = Callable[[int, int], None]
 
@@ -87,6 +88,14 @@ JOURNEYS_SCHEMA = pa.schema(
         ("prison_release_date", pa.date32()),
         ("breach_of_case_id", pa.int64()),
         ("order_breached", pa.bool_()),
+        ("suspect_police_employee", pa.bool_()),
+        ("probation_type", pa.string()),
+        ("probation_start_date", pa.date32()),
+        ("probation_expected_end_date", pa.date32()),
+        ("probation_requirement", pa.string()),
+        ("probation_breach_date", pa.date32()),
+        ("probation_end_date", pa.date32()),
+        ("probation_termination", pa.string()),
     ]
 )
 
@@ -119,7 +128,7 @@ def generate(
     progress: Progress | None = None,
     overwrite: bool = False,
 ) -> SynthSummary:
-    """Write the four agency CSVs and the truth for ``persons`` people, deterministically for ``seed``."""
+    """Write the five agency CSVs and the truth for ``persons`` people, deterministically for ``seed``."""
     params = SynthParams.preset(
         persons, error_rate, seed=seed, da_share=da_share, bad_rows=bad_rows, hard_cases=hard_cases
     )
@@ -169,6 +178,14 @@ def _journeys_table(cases: Cases, persons: Persons) -> pa.Table:
             _dates(cases.release),
             pa.array(cases.breach_of, mask=cases.breach_of < 0),
             pa.array(cases.breached),
+            pa.array(cases.police_employee),
+            _str_or_null(cases.probation_type),
+            _dates(cases.probation_start),
+            _dates(cases.probation_expected_end),
+            _str_or_null(cases.probation_requirement),
+            _dates(cases.probation_breach),
+            _dates(cases.probation_end),
+            _str_or_null(cases.probation_termination),
         ],
         schema=JOURNEYS_SCHEMA,
     )
@@ -190,7 +207,13 @@ def _persons_table(p: Persons, has_pnc: np.ndarray, n_cases: np.ndarray) -> pa.T
     )
 
 
-STAGE_DAY = {"police": "recorded", "prosecution": "receipt", "court": "hearing", "prison": "reception"}
+STAGE_DAY = {
+    "police": "recorded",
+    "prosecution": "receipt",
+    "court": "hearing",
+    "prison": "reception",
+    "probation": "probation_start",
+}
 
 
 class _Run:
@@ -215,6 +238,8 @@ class _Run:
         rng = np.random.default_rng(np.random.SeedSequence([params.seed, k]))
         persons = make_persons(rng, first_pid, n, params, hostels)
         cases = make_cases(rng, persons, params)
+        # probation draws from a stream of its own, so the other agencies' values do not depend on it
+        supervise(cases, np.random.default_rng(np.random.SeedSequence([params.seed, k, 5])), params)
         # A PNC id for everyone charged, and for most others (arrested but not charged).
         has_pnc = rng.random(n) < 0.75
         has_pnc[cases.pidx[cases.decision == "Charge"]] = True

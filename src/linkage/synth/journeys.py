@@ -60,6 +60,10 @@ OUTCOMES_OTHER = {
     17: 0.02,
     22: 0.05,
 }
+# Share of persons who are police officers or staff (per mille): ~200,000 police workforce in England
+# and Wales (Home Office police workforce statistics) among an adult population of ~48 million is
+# ~0.4 %; suspects skew to working ages, so 0.6 % of suspects.
+POLICE_EMPLOYEE_PER_MILLE = 6
 # Police outcome recorded after a CPS decision.
 OUTCOME_OF_DECISION = {"Charge": 1, "NFA public interest": 9, "Caution": 3, "Other": 20}
 
@@ -104,6 +108,15 @@ class Cases:
     establishment: np.ndarray
     breach_of: np.ndarray  # case_id of the order this crime breached, -1 otherwise
     breached: np.ndarray  # this case's order was later breached (as known by the extract date)
+    police_employee: np.ndarray  # the suspect is a police officer or staff member (police record)
+    # supervision in the community (probation), filled by `synth.probation.supervise`
+    probation_type: np.ndarray  # "" = none
+    probation_start: np.ndarray
+    probation_expected_end: np.ndarray
+    probation_requirement: np.ndarray
+    probation_breach: np.ndarray
+    probation_end: np.ndarray
+    probation_termination: np.ndarray  # "" while the supervision is ongoing at the extract date
 
     def __len__(self) -> int:
         return len(self.case_id)
@@ -124,6 +137,14 @@ def _pick(rng: np.random.Generator, probs: dict[int, float], n: int) -> np.ndarr
     keys = np.array(list(probs), dtype=np.int64)
     p = np.array(list(probs.values()))
     return keys[rng.choice(len(keys), size=n, p=p / p.sum())]
+
+
+def police_employees(pid: np.ndarray, seed: int) -> np.ndarray:
+    """Persons the police record as police officers or staff (~0.6 %): a stable choice per person and
+    seed, from a hash rather than the random stream so that every other value stays as before."""
+    z = (pid.astype(np.uint64) + np.uint64(seed % 2**32) * np.uint64(1 << 40)) * np.uint64(0x9E3779B97F4A7C15)
+    z ^= z >> np.uint64(29)
+    return (z % np.uint64(1000)) < POLICE_EMPLOYEE_PER_MILLE
 
 
 def _objects(values: tuple[str, ...], rng: np.random.Generator, p: tuple[float, ...], n: int) -> np.ndarray:
@@ -210,8 +231,12 @@ def _journeys(
     rel = _objects(("Partner", "Ex-partner", "Family member"), rng, (0.45, 0.35, 0.20), n)
     victim_relationship = np.where(da, rel, "Other").astype(object)
 
-    # CPS referral and charging decision.
-    referred = rng.random(n) < np.where(da, a.cps_referral_da, a.cps_referral_other)
+    # CPS referral and charging decision; DA allegations against police employees are referred less
+    # often (the rate is per case, so the random stream is the same as without the attribute).
+    employee = police_employees(persons.pid[pidx], params.seed)
+    referral = np.where(da, a.cps_referral_da, a.cps_referral_other)
+    referral = np.where(da & employee, a.cps_referral_police_employee_da, referral)
+    referred = rng.random(n) < referral
     receipt = recorded + 1 + _lognormal(rng, 21, 1.0, n)
     decision_day = receipt + _lognormal(rng, 10, 1.0, n)
     rest = (1 - a.charge_rate) * np.array([0.72, 0.10, 0.08, 0.10])
@@ -326,4 +351,20 @@ def _journeys(
         establishment=establishment,
         breach_of=np.full(n, -1, dtype=np.int64),
         breached=np.zeros(n, dtype=bool),
+        police_employee=employee,
+        **no_supervision(n),
     )
+
+
+def no_supervision(n: int) -> dict[str, np.ndarray]:
+    """The probation fields of ``n`` cases before `synth.probation.supervise` fills them."""
+    blank, missing = np.full(n, "", dtype=object), np.full(n, MISSING_DAY, dtype=np.int64)
+    return {
+        "probation_type": blank,
+        "probation_start": missing,
+        "probation_expected_end": missing.copy(),
+        "probation_requirement": blank.copy(),
+        "probation_breach": missing.copy(),
+        "probation_end": missing.copy(),
+        "probation_termination": blank.copy(),
+    }

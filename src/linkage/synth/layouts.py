@@ -85,6 +85,21 @@ LAYOUTS: dict[str, Layout] = {
         "pnc_number",
         "19850231",
     ),
+    # tab-separated, dd.mm.yyyy dates, one "Forenames SURNAME" name column, the probation case
+    # reference number (CRN) of the person, and a PNC id only sometimes
+    "probation": Layout(
+        "probation",
+        "probation.csv",
+        "utf-8",
+        "\t",
+        "\n",
+        "%d.%m.%Y",
+        "event_id",
+        8,
+        "offender_dob",
+        "pnc_ref",
+        "31.02.1985",
+    ),
 }
 
 POLICE_NOTES = (
@@ -256,6 +271,7 @@ def police(
         "suspect_phone": np.where(rng.random(n) < 0.6, _phone(rng, n), "").astype(object),
         "victim_sex": cases.victim_sex,
         "victim_relationship": cases.victim_relationship,
+        "suspect_police_employee": np.where(cases.police_employee, "Y", "N").astype(object),
         "outcome": outcome,
         "outcome_date": _dates(cases.outcome_day, fmt),
         "officer_notes": notes,
@@ -385,13 +401,65 @@ def prison(
     }
 
 
+PROBATION_NOTES = (
+    "Induction completed; sentence plan agreed",
+    "Failed to attend appointment, warning letter issued",
+    "Attended BBR session 4 of 24",
+    "Home visit, no concerns",
+    "",
+)
+
+
+def probation(
+    cases: Cases, ident: Identities, persons: Persons, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Columns of probation.csv (tab-separated; "Forenames SURNAME"; dd.mm.yyyy; a CRN per person)."""
+    fmt, n = LAYOUTS["probation"].date_format, len(cases)
+    name = np.array(
+        [
+            " ".join(p for p in (f, m, s.upper()) if p)
+            for f, m, s in zip(ident.forename, ident.middle, ident.surname, strict=True)
+        ],
+        dtype=object,
+    )
+    sex = np.array(["Male", "Female"], dtype=object)[np.maximum(ident.sex, 0)]
+    sex[ident.sex < 0] = "Not specified"
+    h = _hash_codes(persons.pid[cases.pidx], 53)  # the CRN belongs to the person, not to the order
+    letters = "ABCDEFGHJKLMNPRSTUVWXYZ"
+    crn = np.array([f"{letters[int(x % 23)]}{int(x // 23 % 1000000):06d}" for x in h], dtype=object)
+    lf, ls = _person_names(rng, n)
+    return {
+        "event_id": np.full(n, "", dtype=object),
+        "crn": crn,
+        "offender_name": name,
+        "offender_dob": _missing_as(_dates(ident.dob, fmt), rng, "Not recorded", 0.5),
+        "gender": sex,
+        "ethnicity": np.where(rng.random(n) < 0.05, "NS", persons.ethnicity[cases.pidx]).astype(object),
+        "address_postcode": ident.postcode,
+        "pnc_ref": _pnc(ident, 0.3, rng),
+        "court_urn": _urn_variants(urns(cases), rng, COMPLETENESS["probation"].case_reference, ident.noise),
+        "order_type": cases.probation_type,
+        "main_offence": _offence_codes(cases.cps_offence),
+        "sentence_days": _sentence_days(cases),
+        "requirement": cases.probation_requirement,
+        "start_date": _dates(cases.probation_start, fmt),
+        "expected_end_date": _dates(cases.probation_expected_end, fmt),
+        "breach_date": _dates(cases.probation_breach, fmt),
+        "termination_date": _dates(cases.probation_end, fmt),
+        "termination_reason": cases.probation_termination,
+        "offender_manager": _join(lf, ls),
+        "contact_notes": np.array(PROBATION_NOTES, dtype=object)[rng.integers(0, len(PROBATION_NOTES), n)],
+    }
+
+
 BUILDERS: dict[str, Callable[[Cases, Identities, Persons, np.random.Generator], dict[str, np.ndarray]]] = {
     "police": police,
     "prosecution": prosecution,
     "court": court,
     "prison": prison,
+    "probation": probation,
 }
-ID_PREFIX = {"police": "", "prosecution": "CPS", "court": "", "prison": "BK"}
+ID_PREFIX = {"police": "", "prosecution": "CPS", "court": "", "prison": "BK", "probation": "PR"}
 
 
 class CsvSink:
@@ -431,6 +499,8 @@ def bad_row(
     out[header.index(SURNAME_COLUMN[layout.agency])] = ""
     out[header.index(layout.dob_column)] = layout.bad_date
     out[header.index(layout.pnc_column)] = pnc_with_bad_check(pnc_year, pnc_serial)
+    for col in OTHER_ID_COLUMNS.get(layout.agency, ()):
+        out[header.index(col)] = ""
     return out
 
 
@@ -440,5 +510,8 @@ SURNAME_COLUMN = {
     "prosecution": "defendant_name",
     "court": "defendant_surname",
     "prison": "last_name",
+    "probation": "offender_name",
 }
+# Other valid ids a layout holds, blanked too in a no_identifier bad row (a valid id keeps a row).
+OTHER_ID_COLUMNS = {"probation": ("crn",)}
 BAD_ROW_KINDS = ("column_count", "no_identifier")

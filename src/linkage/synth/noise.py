@@ -1,4 +1,4 @@
-"""Identifier noise: how one person's details come out of four agencies' systems.
+"""Identifier noise: how one person's details come out of five agencies' systems.
 
 Each record's identity is rendered from the true person and then corrupted at the rates in
 `params.NoiseRates` (typos, OCR errors, nicknames, spelling variants, swaps, aliases, DOB slips,
@@ -22,7 +22,7 @@ from linkage.synth.identifiers import MISSING_DAY, day_number, from_ymd, ymd
 from linkage.synth.params import COMPLETENESS, SynthParams
 from linkage.synth.people import Persons, pools
 
-AGENCIES = ("police", "prosecution", "court", "prison")
+AGENCIES = ("police", "prosecution", "court", "prison", "probation")
 NOISE_KINDS = (
     "alias",
     "agency_variant",

@@ -79,6 +79,8 @@ COMPLETENESS: dict[str, Completeness] = {
     "prosecution": Completeness(pnc=0.65, dob=0.97, postcode=0.90, case_reference=0.97),
     "court": Completeness(pnc=0.55, dob=0.99, postcode=0.92, case_reference=0.90),
     "prison": Completeness(pnc=0.95, dob=1.0, postcode=0.80, case_reference=0.0),
+    # probation holds a PNC id for about half its cases and the sentencing court's case reference for most
+    "probation": Completeness(pnc=0.50, dob=0.98, postcode=0.85, case_reference=0.70),
 }
 
 
@@ -106,6 +108,10 @@ class AttritionParams(_Frozen):
     # with a named suspect (~88 % of DA crimes), so the referral rate among them is ~8.5 %.
     cps_referral_da: Prob = 0.085
     cps_referral_other: Prob = 0.12  # assumption: other violent/acquisitive crime with a suspect
+    # DA allegations against police officers and staff: 3.9 % led to a conviction against 6.2 % for the
+    # general population (Bureau of Investigative Journalism FOI study, 2019; the Centre for Women's
+    # Justice super-complaint, 2020, reports the same gap); 0.085 x 3.9 / 6.2 ~ 0.054
+    cps_referral_police_employee_da: Prob = 0.054
     charge_rate: Prob = 0.662  # 44,892 / 67,790 charging decisions that are a charge
     conviction_rate: Prob = 0.768  # 40,042 / 52,125 prosecutions that end in conviction
     guilty_plea_share: Prob = 0.86  # of convictions (assumption, close to MoJ CJS statistics)
