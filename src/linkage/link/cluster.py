@@ -111,8 +111,18 @@ class _Profiles:
             return False
         return not any((p[i] >= 0 and p[i] == q[j]) or (p[j] >= 0 and p[j] == q[i]) for i, j in self.terms)
 
-    def any_conflict(self, a: set, b: set) -> bool:
-        return any(self.conflict(p, q) for p in a for q in b)
+    def any_conflict(self, a: set, b: set, allowed: tuple | None = None) -> bool:
+        """Does a profile of ``a`` conflict with one of ``b``? ``allowed`` (a profile of ``a``, one of
+        ``b``) is a difference a direct link has already accepted."""
+        return any(self.conflict(p, q) for p in a for q in b if (p, q) != allowed)
+
+    def accepted(self, a: int, b: int) -> tuple | None:
+        """The difference a direct link between nodes ``a`` and ``b`` accepts (rules that let the model
+        overrule them, ``direct_link_overrides``): their two profiles; None for a hard rule."""
+        if self.rule is None or not self.rule.direct_link_overrides:
+            return None
+        p, q = self.of(a), self.of(b)
+        return (p, q) if p is not None and q is not None else None
 
     def may_conflict(self, labels: np.ndarray) -> np.ndarray:
         """Per node: does its group hold two different identifiers (the only way to conflict)?"""
@@ -220,8 +230,11 @@ def _constrained(
     """Union-find over pairs from the strongest down, refusing merges that join conflicting records.
 
     A pair at or above ``override`` merges anyway: a record whose PNC id was mistyped as another valid
-    id still joins the person it agrees with on everything else. Returns (label per node: the smallest
-    node of its person, refusals). A connected component whose records never hold two different
+    id still joins the person it agrees with on everything else. For a rule with
+    ``direct_link_overrides`` (the date of birth), the pair's own two values may differ - the model
+    scored the pair with that difference - but no other record of one side may conflict with the other
+    side: a difference is accepted on direct evidence, never through a chain. Returns (label per node:
+    the smallest node of its person, refusals). A connected component whose records never hold two different
     identifiers cannot refuse a merge, so it is taken whole; the pairwise loop runs only over the
     (few) components that might conflict, in the same strongest-first order.
     """
@@ -250,7 +263,8 @@ def _constrained(
         if ra == rb:
             continue
         if weight < override and any(
-            ra in h and rb in h and p.any_conflict(h[ra], h[rb]) for p, h in zip(profiles, held, strict=True)
+            ra in h and rb in h and p.any_conflict(h[ra], h[rb], p.accepted(a, b))
+            for p, h in zip(profiles, held, strict=True)
         ):
             refused += 1
             continue  # the two people would conflict and the pair is not overwhelming

@@ -357,7 +357,8 @@ def _em_passes(comparisons: list[Comparison], usable: set[str], generic_ids: lis
 
 
 def _conflict_rules(usable: set[str], present: set[str]) -> list[str | ConflictRule]:
-    """Valid typed ids and the date of birth; weak evidence (a marked record) never conflicts."""
+    """Valid typed ids and the date of birth; weak evidence (a marked record) never conflicts, and a
+    date of birth yields to a direct link (only chains across two unrelated dates are refused)."""
     rules: list[str | ConflictRule] = []
     for typed in TYPED_IDS:
         if typed in usable:
@@ -365,9 +366,14 @@ def _conflict_rules(usable: set[str], present: set[str]) -> list[str | ConflictR
             rules.append(ConflictRule(column=typed, weak_marker=marker if marker in present else None))
     if "dob" in usable:
         unless = [t for t in ("dob=dob_swap", "dob_ym", "dob_md", "dob_yd") if set(t.split("=")) <= usable]
+        # a date of birth has no check character: two unrelated dates may be a typo or a wholesale
+        # error (FEBRL4, pseudopeople), so a pair the model links despite them may merge; chains may not
         rules.append(
             ConflictRule(
-                column="dob", unless_any=unless, weak_marker="dob_weak" if "dob_weak" in present else None
+                column="dob",
+                unless_any=unless,
+                weak_marker="dob_weak" if "dob_weak" in present else None,
+                direct_link_overrides=True,
             )
         )
     return rules
