@@ -45,7 +45,8 @@ FAMILIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             ("exact", "l.fn1 = r.fn1"),
             ("canonical", "l.fn1_canon = r.fn1_canon"),
-            ("swapped_with_surname", "l.fn1 = r.sn OR l.sn = r.fn1"),
+            ("swapped_with_surname", "l.fn1 = r.sn AND l.sn = r.fn1"),
+            ("one_name_crossed", "l.fn1 = r.sn OR l.sn = r.fn1"),
             ("phonetic", "l.fn1_phon = r.fn1_phon"),
             ("first_three", "l.fn1_pre3 = r.fn1_pre3"),
         ],
@@ -55,7 +56,7 @@ FAMILIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             ("exact", "l.sn = r.sn"),
             ("double_barrel_part", "l.sn_p1 = r.sn OR l.sn = r.sn_p1 OR l.sn_p2 = r.sn OR l.sn = r.sn_p2"),
-            ("swapped_with_forename", "l.fn1 = r.sn OR l.sn = r.fn1"),
+            ("swapped_with_forename", "l.fn1 = r.sn AND l.sn = r.fn1"),
             ("phonetic", "l.sn_phon = r.sn_phon"),
             ("first_three", "l.sn_pre3 = r.sn_pre3"),
         ],

@@ -107,6 +107,36 @@ def test_partial_date_agreement_is_a_typo_not_another_person():
         assert people == [{1, 2}]
 
 
+DOB_SOFT = {**DOB, "direct_link_overrides": True}
+
+
+def test_a_direct_link_overrules_a_date_of_birth_difference_a_chain_does_not():
+    # FEBRL4-like: the date of birth was replaced wholesale; the model links the pair on everything else
+    unrelated = [{"dob": 100, "dob_ym": 10, "dob_md": 11, "dob_yd": 12}, {"dob": 200, "dob_ym": 20}]
+    people, _ = _people(_backend(unrelated, [(1, 2, 6.0)]), _config(DOB))
+    assert people == [{1}, {2}]  # the hard rule refuses even the direct link
+    people, result = _people(_backend(unrelated, [(1, 2, 6.0)]), _config(DOB_SOFT))
+    assert people == [{1, 2}] and result.merges_refused == 0
+    # the father - no-date record - son chain is still cut: 1 and 3 are never linked directly
+    people, result = _people(_backend(JR_SR, JR_SR_PAIRS), _config(DOB_SOFT))
+    assert people == [{1, 2}, {3}] and result.merges_refused == 1
+
+
+def test_a_direct_link_accepts_only_its_own_two_dates():
+    # 1 and 2 (dob 100) are one person; 3 (dob 200) links directly to 2 only, and 4 (dob 300) to 3
+    records = [{"dob": 100}, {"dob": 100}, {"dob": 200}, {"dob": 300}]
+    pairs = [(1, 2, 15.0), (2, 3, 8.0), (3, 4, 7.0)]
+    people, result = _people(_backend(records, pairs), _config(DOB_SOFT))
+    # 2-3 accepts 100 vs 200 (record 1 holds 100 too: the same difference); 3-4 would bring 300 against 100
+    assert people == [{1, 2, 3}, {4}] and result.merges_refused == 1
+
+
+def test_valid_typed_ids_stay_hard_whatever_the_dob_rule():
+    records = [{"pnc": 1, "dob": 100}, {"pnc": 2, "dob": 200}]
+    people, _ = _people(_backend(records, [(1, 2, 15.0)]), _config("pnc", DOB_SOFT))
+    assert people == [{1}, {2}]
+
+
 def test_different_pnc_refused_unless_overwhelming():
     records = [{"pnc": 1}, {"pnc": 2}]
     people, _ = _people(_backend(records, [(1, 2, 15.0)]), _config("pnc", override_match_weight=20))

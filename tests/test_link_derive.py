@@ -116,6 +116,51 @@ def test_every_v2_family_present_gets_its_comparison_rules_and_conflicts(v2_extr
     check_em_coverage(model.config)
 
 
+def _level_of(comp, left: dict, right: dict) -> str:
+    """The label of the first level of ``comp`` that holds for the pair (the SQL Splink is given)."""
+    import duckdb
+
+    from linkage.config.linkage import Condition
+    from linkage.link.model import condition_sql
+
+    columns = sorted({*left, *right})
+    values = ", ".join(f"{left.get(c)}::BIGINT AS {c}_l, {right.get(c)}::BIGINT AS {c}_r" for c in columns)
+    for level in comp.levels:
+        cond = Condition(equal=level.equal, equal_any=level.equal_any)
+        if duckdb.sql(f"SELECT coalesce({condition_sql(cond)}, false) FROM (SELECT {values})").fetchall()[0][
+            0
+        ]:
+            return level.label
+    return "else"
+
+
+def test_one_name_crossed_over_counts_once_in_the_forename(v2_extracts):
+    _, paths, _ = v2_extracts
+    comps = {c.name: c for c in derive(LinkageConfig(), read_coverage(paths)).config.comparisons}
+    labels = [lvl.label for lvl in comps["forename"].levels]
+    crossed = "one name crossed over to the other field"
+    assert (
+        labels.index("forename and surname swapped") < labels.index(crossed) < labels.index("sounds the same")
+    )
+    # JASSIM RYBAK / RYBAK JASIM: the surname moved to the forename field, the forename mistyped
+    a = {"fn1": 1, "sn": 2, "fn1_phon": 10, "sn_phon": 20, "fn1_pre3": 100, "sn_pre3": 200, "fn1_canon": 1}
+    b = {"fn1": 2, "sn": 3, "fn1_phon": 20, "sn_phon": 30, "fn1_pre3": 200, "sn_pre3": 100, "fn1_canon": 2}
+    for left, right in ((a, b), (b, a)):  # whichever record Splink puts on the left
+        assert _level_of(comps["forename"], left, right) == crossed
+        assert _level_of(comps["surname"], left, right) == "else"  # the evidence is counted once
+    full_swap = {**b, "sn": 1}
+    assert _level_of(comps["forename"], a, full_swap) == "forename and surname swapped"
+
+
+def test_the_derived_date_of_birth_conflict_yields_to_a_direct_link(v2_extracts):
+    _, paths, _ = v2_extracts
+    rules = {
+        r.column: r for r in derive(LinkageConfig(), read_coverage(paths)).config.clustering.conflict_rules()
+    }
+    assert rules["dob"].direct_link_overrides  # no check character: a difference may be an error
+    assert not rules["nhs"].direct_link_overrides  # a valid checked id never yields
+
+
 def test_link_only_needs_a_family_in_two_sources(v2_extracts):
     _, paths, _ = v2_extracts
     model = derive(LinkageConfig(link_type="link_only"), read_coverage(paths))

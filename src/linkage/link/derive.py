@@ -124,6 +124,9 @@ def _candidate_comparisons(generic_ids: list[str]) -> list[Comparison]:
                 _level("same after nicknames and spelling variants (Bob = Robert)", "fn1_canon"),
                 _level("middle name used as first name", "fn1=fn2", any_of=True),
                 _level("forename and surname swapped", "fn1=sn", "sn=fn1"),
+                # names entered in the wrong fields with a typo in one of them: one name crossed over.
+                # Only here, not in `surname` too, so that one crossed name counts once
+                _level("one name crossed over to the other field", "fn1=sn", any_of=True),
                 _level("sounds the same", "fn1_phon"),
                 _level("same first three letters", "fn1_pre3"),
             ],
