@@ -11,8 +11,9 @@ import duckdb
 import pytest
 from splink import DuckDBAPI
 
-from linkage.config.linkage import Clustering
+from linkage.config.linkage import Clustering, match_weight
 from linkage.link.backend import Backend
+from linkage.link.calibrate import expected_quality
 from linkage.link.cluster import cluster
 from linkage.link.threshold import choose_threshold, expected_curve, probability
 
@@ -122,13 +123,15 @@ def test_a_direct_link_overrules_a_date_of_birth_difference_a_chain_does_not():
     assert people == [{1, 2}, {3}] and result.merges_refused == 1
 
 
-def test_a_direct_link_accepts_only_its_own_two_dates():
-    # 1 and 2 (dob 100) are one person; 3 (dob 200) links directly to 2 only, and 4 (dob 300) to 3
+def test_every_pair_with_unrelated_dates_in_one_person_must_be_linked_directly():
+    # 1 and 2 (dob 100) are one person; 3 (dob 200) links directly to 2 but not to 1; 4 (dob 300) to 3
     records = [{"dob": 100}, {"dob": 100}, {"dob": 200}, {"dob": 300}]
     pairs = [(1, 2, 15.0), (2, 3, 8.0), (3, 4, 7.0)]
     people, result = _people(_backend(records, pairs), _config(DOB_SOFT))
-    # 2-3 accepts 100 vs 200 (record 1 holds 100 too: the same difference); 3-4 would bring 300 against 100
-    assert people == [{1, 2, 3}, {4}] and result.merges_refused == 1
+    assert people == [{1, 2}, {3, 4}] and result.merges_refused == 1  # 1-3 would be joined by a chain
+    # when 3 links to both records dated 100, it joins them (one mistyped date among three records)
+    people, _ = _people(_backend(records, [*pairs, (1, 3, 6.0)]), _config(DOB_SOFT))
+    assert people == [{1, 2, 3}, {4}]
 
 
 def test_valid_typed_ids_stay_hard_whatever_the_dob_rule():
@@ -275,3 +278,26 @@ def test_one_to_one_keeps_at_most_one_record_of_each_source_per_person():
     assert people == [{1, 3}, {2}] and result.merges_refused == 1
     people, _ = _people(_backend(records, pairs), _config())
     assert people == [{1, 2, 3}]
+
+
+def test_expected_quality_of_the_clusters_counts_a_chain_as_right_when_every_link_is():
+    # 1 -0.9- 2 -0.8- 3 joined (1-3 never scored); 3 -0.2- 4 scored but under the threshold
+    pairs = [(1, 2, match_weight(0.9)), (2, 3, match_weight(0.8)), (3, 4, match_weight(0.2))]
+    backend = _backend([{}, {}, {}, {}], pairs)
+    result = cluster(backend, _Predictions(), "record_index", {s: f"input_{s}" for s in SOURCES}, _config())
+    q = expected_quality(backend, "preds", result.table, "record_index")
+    joined = 0.9 + 0.8 + 0.9 * 0.8  # the chain 1-2-3 is right when both its links are
+    assert q.pairs_joined == 3 and q.pairs_joined_scored == 2
+    assert q.expected_true_joined == pytest.approx(joined, abs=1e-3)
+    assert q.expected_precision == pytest.approx(joined / 3, abs=1e-5)
+    assert q.expected_recall == pytest.approx(joined / (joined + 0.2), abs=1e-5)
+
+
+def test_expected_quality_takes_the_strongest_chain():
+    # 1 and 4 are joined through 2 (0.99 * 0.99) and through 3 (0.6 * 0.6): the stronger chain counts
+    p = {(1, 2): 0.99, (2, 4): 0.99, (1, 3): 0.6, (3, 4): 0.6}
+    backend = _backend([{}, {}, {}, {}], [(a, b, match_weight(v)) for (a, b), v in p.items()])
+    result = cluster(backend, _Predictions(), "record_index", {s: f"input_{s}" for s in SOURCES}, _config())
+    q = expected_quality(backend, "preds", result.table, "record_index")
+    chains = 0.99 * 0.99 + 0.99 * 0.6  # 1-4 through 2; 2-3 through 1 (0.99 * 0.6) or 4 (the same)
+    assert q.expected_true_joined == pytest.approx(sum(p.values()) + chains, abs=1e-3)

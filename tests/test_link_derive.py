@@ -19,6 +19,7 @@ from splink import Linker
 from linkage.config.linkage import LinkageConfig
 from linkage.errors import ConfigError
 from linkage.link.backend import open_backend
+from linkage.link.calibrate import expected_quality
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
 from linkage.link.model import input_columns, settings
@@ -220,6 +221,7 @@ def test_derived_v2_model_trains_scores_and_clusters(v2_extracts, tmp_path):
         inputs = {a: t.physical_name for a, t in zip(paths, tables, strict=True)}
         result = cluster(backend, predictions, index, inputs, resolved.clustering)
         rows = backend.sql(f"SELECT record_key, person_id FROM {result.table}")
+        expected = expected_quality(backend, predictions.physical_name, result.table, index)
     assert not [n for n in model.notes if n.startswith("EM pass") or "lambda" in n]
     predicted: dict[int, set] = {}
     for key, person in rows:
@@ -227,6 +229,13 @@ def test_derived_v2_model_trains_scores_and_clusters(v2_extracts, tmp_path):
     same = {frozenset(k for k in truth if truth[k] == p) for p in set(truth.values())}
     exact = sum(1 for group in predicted.values() if frozenset(group) in same)
     assert exact / len(same) >= 0.9
+    # the model's own estimate of the people's pairwise precision/recall is close to the truth
+    pairs = lambda groups: {frozenset((a, b)) for g in groups for a in g for b in g if a < b}  # noqa: E731
+    joined, true = pairs(predicted.values()), pairs(same)
+    precision, recall = len(joined & true) / len(joined), len(joined & true) / len(true)
+    # (issue 13's targets: precision within 0.003, recall within 0.01)
+    assert expected.expected_precision == pytest.approx(precision, abs=0.003)
+    assert expected.expected_recall == pytest.approx(recall, abs=0.01)
     text = render_model(model, resolved, counts)
     assert "id_ssn" in text and "# Left out, and why:" in text
 
