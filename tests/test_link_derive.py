@@ -103,10 +103,14 @@ def test_every_v2_family_present_gets_its_comparison_rules_and_conflicts(v2_extr
     _, paths, _ = v2_extracts
     model = derive(LinkageConfig(), read_coverage(paths))
     names = [c.name for c in model.config.comparisons]
-    assert names == ["forename", "surname", "date_of_birth", "address", "town", "nhs", "id_ssn", "sex"]
+    assert names == ["forename", "surname", "date_of_birth", "place", "nhs", "id_ssn", "sex"]
     notes = "\n".join(model.notes)
-    for absent in ("postcode", "pnc", "case_ref", "cro"):
+    for absent in ("pnc", "case_ref", "cro"):
         assert f"comparison '{absent}' left out" in notes
+    # one comparison for where a person lives (no postcode here: the street decides 'missing')
+    place = model.config.comparisons[3]
+    assert [lvl.label for lvl in place.levels] == ["same house and street", "same street", "same town"]
+    assert place.missing_when == ["addr_street"]
     forename = model.config.comparisons[0]
     assert "middle name used as first name" not in [lvl.label for lvl in forename.levels]  # no fn2 anywhere
     rules = [r.name for r in model.config.blocking_rules]
@@ -199,7 +203,7 @@ def test_config_sections_override_the_derived_model(v2_extracts):
 def test_nothing_to_link_on_is_a_clear_refusal(v2_extracts, tmp_path):
     _, paths, _ = v2_extracts
     empty = LinkageConfig(
-        omit=["forename", "surname", "date_of_birth", "address", "town", "nhs", "id_ssn", "sex"]
+        omit=["forename", "surname", "date_of_birth", "place", "nhs", "id_ssn", "sex"]
     )
     with pytest.raises(ConfigError, match="no comparison has usable columns"):
         derive(empty, read_coverage(paths))

@@ -112,7 +112,40 @@ def _level(label: str, *equal: str, tf: str | None = None, any_of: bool = False)
     return Level(label=label, term_frequency=tf, **{key: list(equal)})
 
 
-def _candidate_comparisons(generic_ids: list[str]) -> list[Comparison]:
+# where a person lives, most specific first: (label, column, term-frequency adjusted)
+PLACE_LEVELS = (
+    ("same house and street", "addr_house", True),
+    ("same postcode", "pc", True),
+    ("same street", "addr_street", True),
+    ("same postcode sector", "pc_sector", False),
+    ("same postcode district", "pc_district", False),
+    ("same town", "addr_town", True),
+)
+
+
+def _place(usable: set[str]) -> Comparison:
+    """One comparison for the address, postcode and town: they are one fact about a person.
+
+    Household members share all of them at once, so scoring each as independent evidence counted one
+    home three times (pseudopeople: 454 pairs of relatives linked on surname + home alone). The most
+    specific part that agrees is the level; the pair is neutral only when no part agrees and the
+    first part held (postcode, else street, ...) is missing on either record.
+    """
+    # none usable: the full comparison, which the trimming leaves out with a note
+    levels = [(label, c, tf) for label, c, tf in PLACE_LEVELS if c in usable] or list(PLACE_LEVELS)
+    key = next((c for c in ("pc", "addr_street", "addr_house", "addr_town") if c in usable), "pc")
+    return Comparison(
+        name="place",
+        description="Where the person lives: house and street, postcode, street, postcode sector or "
+        "district, town (nested: the most specific agreement counts; people move, so a weaker one "
+        "is still evidence).",
+        missing_when=[key],
+        unless_any=[c for _, c, _ in levels if c != key],
+        levels=[_level(label, c, tf=c if tf else None) for label, c, tf in levels],
+    )
+
+
+def _candidate_comparisons(generic_ids: list[str], usable: set[str]) -> list[Comparison]:
     """Every comparison the derivation knows, with every level; unusable parts are removed later."""
     comparisons = [
         Comparison(
@@ -165,31 +198,7 @@ def _candidate_comparisons(generic_ids: list[str]) -> list[Comparison]:
                 _level("two of year, month and day agree", "dob_ym", "dob_md", "dob_yd", any_of=True),
             ],
         ),
-        Comparison(
-            name="postcode",
-            description="Postcode; people move, so a nearby postcode is weaker evidence, not a contradiction",
-            missing_when=["pc"],
-            levels=[
-                _level("same postcode", "pc", tf="pc"),
-                _level("same postcode sector", "pc_sector"),
-                _level("same postcode district", "pc_district"),
-            ],
-        ),
-        Comparison(
-            name="address",
-            description="House number and street, or the street alone (people move along a street rarely).",
-            missing_when=["addr_street"],
-            levels=[
-                _level("same house and street", "addr_house", tf="addr_house"),
-                _level("same street", "addr_street", tf="addr_street"),
-            ],
-        ),
-        Comparison(
-            name="town",
-            description="Town or suburb of the address.",
-            missing_when=["addr_town"],
-            levels=[_level("same town", "addr_town", tf="addr_town")],
-        ),
+        _place(usable),
     ]
     for typed in TYPED_IDS:
         comparisons.append(
@@ -323,10 +332,16 @@ def _merge_by_name(derived: list[Comparison], given: list[Comparison]) -> list[C
     return merged + list(by_name.values())
 
 
-def _deterministic(usable: set[str], generic_ids: list[str]) -> list[BlockingRule]:
+def _deterministic(usable: set[str], generic_ids: list[str], everywhere: set[str]) -> list[BlockingRule]:
+    """Near-certain matches for lambda: a shared id, or the same names and date of birth (and place).
+
+    The place is added only when every source holds it (``everywhere``): a rule that one source
+    cannot meet finds matches within the others only, and lambda would be counted from a fraction
+    of the links (census x SSA: SSA holds no postcode; lambda came out 30 times too small).
+    """
     # (an absent id family is already noted once, for its comparison)
     rules = [_rule(f"same_{c}", c) for c in (*TYPED_IDS, *generic_ids) if c in usable]
-    place = next((c for c in ("pc", "addr_house") if c in usable), None)
+    place = next((c for c in ("pc", "addr_house") if c in usable and c in everywhere), None)
     names_dob = ["fn1", "sn", "dob"] + ([place] if place else [])
     rules.append(_rule("same_name_dob" + (f"_{place}" if place else ""), *names_dob))
     return rules
@@ -400,9 +415,15 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
                 f"in {coverage.sources(c)} source(s) (needs {share:.2%} in {need_sources})"
             )
     generic_ids = sorted(c for c in usable if GENERIC_ID.match(c))
+    # columns every source holds (on at least the minimum share of its own records)
+    everywhere = {
+        c
+        for c in usable
+        if all(n > 0 and coverage.held[c].get(s, 0) >= share * n for s, n in coverage.records.items())
+    }
     omitted = set(config.omit)
 
-    derived = [c for c in _candidate_comparisons(generic_ids) if c.name not in omitted]
+    derived = [c for c in _candidate_comparisons(generic_ids, usable) if c.name not in omitted]
     merged = _merge_by_name(derived, config.comparisons)
     comparisons = [c for c in (_trim_comparison(comp, usable, notes) for comp in merged) if c]
     if not comparisons:
@@ -421,7 +442,10 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
 
     t = config.training
     deterministic = _usable_rules(
-        t.deterministic_rules or _deterministic(usable, generic_ids), usable, "deterministic rule", notes
+        t.deterministic_rules or _deterministic(usable, generic_ids, everywhere),
+        usable,
+        "deterministic rule",
+        notes,
     )
     if not deterministic:
         notes.append("no deterministic rule is usable: lambda falls back to one match per record")
