@@ -25,6 +25,7 @@ class _Predictions:
 
 
 SOURCES = ("police", "court")
+INPUTS = {name: f"input_{name}" for name in SOURCES}
 
 
 def _backend(records: list[dict], pairs: list[tuple[int, int, float]]) -> Backend:
@@ -284,8 +285,8 @@ def test_expected_quality_of_the_clusters_counts_a_chain_as_right_when_every_lin
     # 1 -0.9- 2 -0.8- 3 joined (1-3 never scored); 3 -0.2- 4 scored but under the threshold
     pairs = [(1, 2, match_weight(0.9)), (2, 3, match_weight(0.8)), (3, 4, match_weight(0.2))]
     backend = _backend([{}, {}, {}, {}], pairs)
-    result = cluster(backend, _Predictions(), "record_index", {s: f"input_{s}" for s in SOURCES}, _config())
-    q = expected_quality(backend, "preds", result.table, "record_index")
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config())
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config())
     joined = 0.9 + 0.8 + 0.9 * 0.8  # the chain 1-2-3 is right when both its links are
     assert q.pairs_joined == 3 and q.pairs_joined_scored == 2
     assert q.expected_true_joined == pytest.approx(joined, abs=1e-3)
@@ -297,7 +298,23 @@ def test_expected_quality_takes_the_strongest_chain():
     # 1 and 4 are joined through 2 (0.99 * 0.99) and through 3 (0.6 * 0.6): the stronger chain counts
     p = {(1, 2): 0.99, (2, 4): 0.99, (1, 3): 0.6, (3, 4): 0.6}
     backend = _backend([{}, {}, {}, {}], [(a, b, match_weight(v)) for (a, b), v in p.items()])
-    result = cluster(backend, _Predictions(), "record_index", {s: f"input_{s}" for s in SOURCES}, _config())
-    q = expected_quality(backend, "preds", result.table, "record_index")
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config())
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config())
     chains = 0.99 * 0.99 + 0.99 * 0.6  # 1-4 through 2; 2-3 through 1 (0.99 * 0.6) or 4 (the same)
     assert q.expected_true_joined == pytest.approx(sum(p.values()) + chains, abs=1e-3)
+
+
+def test_expected_recall_leaves_out_pairs_the_conflict_rules_keep_apart():
+    # 1-2: same person (p 0.9); 3-4: two unrelated dates of birth (relatives at one address, p 0.7),
+    # refused by the hard rule: believed apart, so not a match the clustering missed
+    records = [{"dob": 100}, {"dob": 100}, {"dob": 300}, {"dob": 400}]
+    pairs = [(1, 2, match_weight(0.9)), (3, 4, match_weight(0.7))]
+    backend = _backend(records, pairs)
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config(DOB))
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config(DOB))
+    assert q.expected_recall == pytest.approx(1.0, abs=1e-6) and q.expected_precision == pytest.approx(0.9)
+    # without the rule the pair is joined and counts in both
+    plain = _config()
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, plain)
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, plain)
+    assert q.expected_precision == pytest.approx((0.9 + 0.7) / 2) and q.expected_recall == pytest.approx(1.0)

@@ -202,9 +202,7 @@ def test_config_sections_override_the_derived_model(v2_extracts):
 
 def test_nothing_to_link_on_is_a_clear_refusal(v2_extracts, tmp_path):
     _, paths, _ = v2_extracts
-    empty = LinkageConfig(
-        omit=["forename", "surname", "date_of_birth", "place", "nhs", "id_ssn", "sex"]
-    )
+    empty = LinkageConfig(omit=["forename", "surname", "date_of_birth", "place", "nhs", "id_ssn", "sex"])
     with pytest.raises(ConfigError, match="no comparison has usable columns"):
         derive(empty, read_coverage(paths))
 
@@ -225,7 +223,9 @@ def test_derived_v2_model_trains_scores_and_clusters(v2_extracts, tmp_path):
         inputs = {a: t.physical_name for a, t in zip(paths, tables, strict=True)}
         result = cluster(backend, predictions, index, inputs, resolved.clustering)
         rows = backend.sql(f"SELECT record_key, person_id FROM {result.table}")
-        expected = expected_quality(backend, predictions.physical_name, result.table, index)
+        expected = expected_quality(
+            backend, predictions.physical_name, result.table, index, inputs, resolved.clustering
+        )
     assert not [n for n in model.notes if n.startswith("EM pass") or "lambda" in n]
     predicted: dict[int, set] = {}
     for key, person in rows:

@@ -203,7 +203,7 @@ def finish(
         [r.sql for r in blocking_rules_sql(resolved.blocking_rules)], input_columns(resolved),
     )  # fmt: skip
     metrics.expected_clusters = expected_quality(
-        backend, predictions.physical_name, clustered.table, scored.record_index
+        backend, predictions.physical_name, clustered.table, scored.record_index, inputs, resolved.clustering
     )
     seconds["metrics"] = time.perf_counter() - t
 
