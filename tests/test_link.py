@@ -178,7 +178,11 @@ def test_run_folder_contents_and_metrics(linked):
     assert {"verify", "train_u", "train_m", "predict", "cluster", "total"} <= set(metrics["timings_seconds"])
     assert metrics["peak_rss_bytes"] > 0
     # the model came from the data: absent v2 families are left out with a line each, never a crash
-    assert any("'address' left out" in n for n in metrics["model_notes"])
+    assert any("'nhs' left out" in n for n in metrics["model_notes"])
+    # the model's own estimate of the people's precision and recall (link/calibrate.py)
+    expected = metrics["expected_clusters"]
+    assert 0.9 < expected["expected_precision"] <= 1 and 0.9 < expected["expected_recall"] <= 1
+    assert expected["pairs_joined"] >= expected["pairs_joined_scored"] > 0
     assert not [n for n in metrics["model_notes"] if n.startswith("Splink:")]  # every level trained
     assert metrics["blocking_budget"] >= 2e6
     assert [c["name"] for c in metrics["blocking_candidates"] if c["chosen"]] == [

@@ -303,3 +303,16 @@ def test_linkage_model_previews_extracts_without_keys(v2_extracts, tmp_path):
     assert [c.model_dump() for c in again.config.comparisons] == [
         c.model_dump() for c in reloaded.comparisons
     ]
+
+
+def test_a_config_comparison_on_the_postcode_replaces_the_derived_place():
+    """A v1 file's `postcode` comparison and the derived `place` would score the postcode twice."""
+    from linkage.link.derive import Coverage
+
+    held = {c: {"a": 100, "b": 100} for c in ["fn1", "sn", "dob", "pc", "pc_district", "addr_house"]}
+    coverage = Coverage({"a": 100, "b": 100}, held)
+    assert "place" in [c.name for c in derive(LinkageConfig(), coverage).config.comparisons]
+    postcode = {"name": "postcode", "missing_when": ["pc"], "levels": [{"label": "same", "equal": ["pc"]}]}
+    model = derive(LinkageConfig.model_validate({"comparisons": [postcode]}), coverage)
+    assert [c.name for c in model.config.comparisons] == ["forename", "surname", "date_of_birth", "postcode"]
+    assert "comparison 'place' left out: a config comparison is keyed on pc" in model.notes

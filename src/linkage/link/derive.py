@@ -326,9 +326,22 @@ def _usable_rules(
     return kept
 
 
-def _merge_by_name(derived: list[Comparison], given: list[Comparison]) -> list[Comparison]:
+def _merge_by_name(derived: list[Comparison], given: list[Comparison], notes: list[str]) -> list[Comparison]:
+    """The config's comparisons replace the derived ones of the same name; a derived comparison keyed
+    on a column a config comparison of another name is keyed on (``missing_when``) steps aside too,
+    so one field is never scored twice (a v1 file's `postcode` and the derived `place`)."""
     by_name = {c.name: c for c in given}
-    merged = [by_name.pop(c.name, c) for c in derived]
+    keyed = {c for comp in given for c in comp.missing_when}
+    merged = []
+    for comp in derived:
+        if comp.name in by_name:
+            merged.append(by_name.pop(comp.name))
+        elif shared := sorted(keyed & set(comp.missing_when)):
+            notes.append(
+                f"comparison '{comp.name}' left out: a config comparison is keyed on {', '.join(shared)}"
+            )
+        else:
+            merged.append(comp)
     return merged + list(by_name.values())
 
 
@@ -424,7 +437,7 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
     omitted = set(config.omit)
 
     derived = [c for c in _candidate_comparisons(generic_ids, usable) if c.name not in omitted]
-    merged = _merge_by_name(derived, config.comparisons)
+    merged = _merge_by_name(derived, config.comparisons, notes)
     comparisons = [c for c in (_trim_comparison(comp, usable, notes) for comp in merged) if c]
     if not comparisons:
         raise ConfigError("no comparison has usable columns in these extracts: nothing to link on")
