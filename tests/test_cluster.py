@@ -318,3 +318,14 @@ def test_expected_recall_leaves_out_pairs_the_conflict_rules_keep_apart():
     result = cluster(backend, _Predictions(), "record_index", INPUTS, plain)
     q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, plain)
     assert q.expected_precision == pytest.approx((0.9 + 0.7) / 2) and q.expected_recall == pytest.approx(1.0)
+
+
+def test_expected_recall_leaves_out_the_other_candidates_of_a_record_joined_elsewhere():
+    # record 3 has no date of birth and links to 1 (p 0.9) and to 2 (p 0.85), who differ in date of birth:
+    # it joins 1, and 3-2 is an alternative the rules exclude, not a match the clustering missed
+    records = [{"dob": 100}, {"dob": 200}, {}]
+    pairs = [(1, 3, match_weight(0.9)), (2, 3, match_weight(0.85))]
+    backend = _backend(records, pairs)
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config(DOB))
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config(DOB))
+    assert q.expected_recall == pytest.approx(1.0) and q.expected_precision == pytest.approx(0.9)

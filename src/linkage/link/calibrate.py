@@ -16,12 +16,13 @@ So over the clusters, with p the match probability of a scored pair:
     expected precision       J / (pairs of records inside one person)
     expected recall          J / (sum of p over every scored pair that may be one person
                                   + the chained part of J)
-A pair whose two records conflict (the clustering's conflict rules: two valid ids, two unrelated
-dates of birth; one-to-one: one source) may not be one person unless the clustering joined it, so
-outside one person it counts for nothing: the rules are part of the model, and they are what stops
-relatives sharing a home and a surname (p near 0.7 on pseudopeople's census) from being counted as
-missed matches. Recall still counts only pairs that blocking found or chains reach: a true pair
-scored under the pair floor or never blocked is invisible (the blocking-recall estimate is beside it).
+A pair left in two people whom the clustering's conflict rules keep apart (a record of one conflicts
+with a record of the other: two valid ids, two unrelated dates of birth; one-to-one: one source)
+counts for nothing: the rules are part of the model. Without this, relatives sharing a home and a
+surname (p near 0.7 on pseudopeople's census), and a W2 record that links to every member of its
+household (p near 0.9 to each, one of them right), count as matches the clustering missed.
+Recall still counts only pairs that blocking found or chains reach: a true pair scored under the
+pair floor or never blocked is invisible (the blocking-recall estimate is beside it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pydantic import BaseModel
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
+
+MIN_P = 0.01  # scored pairs below this probability are not checked for people kept apart
 
 
 class ExpectedQuality(BaseModel):
@@ -120,23 +123,34 @@ def expected_quality(
         for agency, table in inputs.items()
     )
     pairs = backend.con.sql(f"""
-        WITH person AS (  -- the person of each record, by node id
-            SELECT r.node_id, c.person_id
-            FROM {record_index} AS r JOIN {clusters} AS c USING ({SOURCE_DATASET}, {RECORD_KEY})
+        WITH person AS (  -- the person of each record, by node id, with the tokens the rules read
+            SELECT r.node_id, c.person_id, k.*
+            FROM {record_index} AS r
+            JOIN {clusters} AS c USING ({SOURCE_DATASET}, {RECORD_KEY})
+            JOIN ({union}) AS k USING ({SOURCE_DATASET}, {RECORD_KEY})
         ),
-        records AS ({union})
-        -- every scored pair: its nodes, whether the clustering joined it, whether its records conflict
-        SELECT a.node_id AS l_node, b.node_id AS r_node, pa.person_id = pb.person_id AS joined,
-               coalesce({" OR ".join(conflicts) or "false"}, false) AS conflict, p.match_probability AS p
-        FROM {predictions} AS p
-        JOIN {record_index} AS a
-          ON a.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND a.{RECORD_KEY} = p.{RECORD_KEY}_l
-        JOIN {record_index} AS b
-          ON b.{SOURCE_DATASET} = p.{SOURCE_DATASET}_r AND b.{RECORD_KEY} = p.{RECORD_KEY}_r
-        JOIN person AS pa ON pa.node_id = a.node_id
-        JOIN person AS pb ON pb.node_id = b.node_id
-        JOIN records AS l ON l.{SOURCE_DATASET} = a.{SOURCE_DATASET} AND l.{RECORD_KEY} = a.{RECORD_KEY}
-        JOIN records AS r ON r.{SOURCE_DATASET} = b.{SOURCE_DATASET} AND r.{RECORD_KEY} = b.{RECORD_KEY}
+        scored AS (  -- every scored pair: its nodes, its two people, its probability
+            SELECT a.node_id AS l_node, b.node_id AS r_node, pa.person_id AS l_person,
+                   pb.person_id AS r_person, p.match_probability AS p
+            FROM {predictions} AS p
+            JOIN {record_index} AS a
+              ON a.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND a.{RECORD_KEY} = p.{RECORD_KEY}_l
+            JOIN {record_index} AS b
+              ON b.{SOURCE_DATASET} = p.{SOURCE_DATASET}_r AND b.{RECORD_KEY} = p.{RECORD_KEY}_r
+            JOIN person AS pa ON pa.node_id = a.node_id
+            JOIN person AS pb ON pb.node_id = b.node_id
+        ),
+        apart AS (  -- two people the rules keep apart: a record of one conflicts with one of the other
+            -- (pairs under probability {MIN_P} are left out of this check: together they weigh little)
+            SELECT DISTINCT u.l_person, u.r_person
+            FROM (SELECT DISTINCT l_person, r_person FROM scored
+                  WHERE l_person <> r_person AND p >= {MIN_P}) AS u
+            JOIN person AS l ON l.person_id = u.l_person
+            JOIN person AS r ON r.person_id = u.r_person
+            WHERE {" OR ".join(conflicts) or "false"}
+        )
+        SELECT s.l_node, s.r_node, s.l_person = s.r_person AS joined, a.l_person IS NOT NULL AS apart, s.p
+        FROM scored AS s LEFT JOIN apart AS a USING (l_person, r_person)
     """).fetchnumpy()
     labels = backend.con.sql(f"""
         SELECT r.node_id, dense_rank() OVER (ORDER BY c.person_id) - 1 AS person
@@ -147,7 +161,7 @@ def expected_quality(
     sizes = np.bincount(label[label >= 0])
     joined_pairs = int((sizes * (sizes - 1) // 2).sum())
     joined = np.asarray(pairs["joined"], dtype=bool)
-    may_match = joined | ~np.asarray(pairs["conflict"], dtype=bool)
+    may_match = joined | ~np.asarray(pairs["apart"], dtype=bool)
     prob = np.asarray(pairs["p"], dtype=float)
     direct = float(prob[joined].sum())
     left, right = np.asarray(pairs["l_node"]), np.asarray(pairs["r_node"])
