@@ -183,6 +183,7 @@ def test_run_folder_contents_and_metrics(linked):
     expected = metrics["expected_clusters"]
     assert 0.9 < expected["expected_precision"] <= 1 and 0.9 < expected["expected_recall"] <= 1
     assert expected["pairs_joined"] >= expected["pairs_joined_scored"] > 0
+    assert "expected precision of the people formed" in (out / "quality.html").read_text()
     assert not [n for n in metrics["model_notes"] if n.startswith("Splink:")]  # every level trained
     assert metrics["blocking_budget"] >= 2e6
     assert [c["name"] for c in metrics["blocking_candidates"] if c["chosen"]] == [
