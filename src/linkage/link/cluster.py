@@ -256,7 +256,7 @@ def _constrained(
     held: list[dict[int, dict[tuple, list[int]]]] = []  # rule -> root -> profile -> records holding it
     for prof in profiles:
         nodes = np.flatnonzero((prof.codes[:, 0] >= 0) & suspect)
-        held.append({int(x): {prof.of(int(x)): [int(x)]} for x in nodes})
+        held.append({int(x): {held_by: [int(x)]} for x in nodes if (held_by := prof.of(int(x))) is not None})
     soft = any(p.rule is not None and p.rule.direct_link_overrides for p in profiles)
     # pairs linked directly (only a rule yielding to direct links needs them)
     linked = (
@@ -294,8 +294,8 @@ def _constrained(
         for h in held:
             if rb in h:
                 into = h.setdefault(ra, {})
-                for profile, nodes in h.pop(rb).items():
-                    into.setdefault(profile, []).extend(nodes)
+                for profile, members in h.pop(rb).items():
+                    into.setdefault(profile, []).extend(members)
     for node in np.flatnonzero(suspect).tolist():
         labels[node] = find(node)
     return labels, refused
