@@ -61,25 +61,24 @@ def _chained(left: np.ndarray, right: np.ndarray, prob: np.ndarray, label: np.nd
     people = np.flatnonzero(possible > scored_in)
     if not len(people):
         return 0.0
-    order = np.argsort(label[left], kind="stable")
+    order = np.argsort(label[left], kind="stable")  # scored pairs grouped by person
     starts = np.searchsorted(label[left][order], people)
     ends = np.searchsorted(label[left][order], people, side="right")
-    for person, start, end in zip(people.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        nodes = np.flatnonzero(label == person)
-        index = {int(n): i for i, n in enumerate(nodes)}
+    by_person = np.argsort(label, kind="stable")  # nodes grouped by person, ascending within one
+    first = np.searchsorted(label[by_person], people)
+    last = np.searchsorted(label[by_person], people, side="right")
+    for lo, hi, start, end in zip(first.tolist(), last.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        nodes = by_person[lo:hi]
         edges = order[start:end]
+        ia, ib = np.searchsorted(nodes, left[edges]), np.searchsorted(nodes, right[edges])
         graph = igraph.Graph(len(nodes))
-        graph.add_edges(
-            [(index[int(a)], index[int(b)]) for a, b in zip(left[edges], right[edges], strict=True)]
-        )
+        graph.add_edges(np.column_stack([ia, ib]))
         cost = -np.log(np.clip(prob[edges], 1e-300, 1.0))
         dist = np.asarray(graph.distances(weights=cost.tolist()), dtype=float)
-        chain = np.exp(-dist[np.triu_indices(len(nodes), k=1)])  # unreachable: inf -> 0
         direct = np.zeros_like(dist, dtype=bool)
-        ia = [index[int(a)] for a in left[edges]]
-        ib = [index[int(b)] for b in right[edges]]
         direct[ia, ib] = direct[ib, ia] = True
-        total += float(chain[~direct[np.triu_indices(len(nodes), k=1)]].sum())
+        upper = np.triu_indices(len(nodes), k=1)
+        total += float(np.exp(-dist[upper])[~direct[upper]].sum())  # unreachable: inf -> 0
     return total
 
 
@@ -130,15 +129,13 @@ def expected_quality(
             JOIN ({union}) AS k USING ({SOURCE_DATASET}, {RECORD_KEY})
         ),
         scored AS (  -- every scored pair: its nodes, its two people, its probability
-            SELECT a.node_id AS l_node, b.node_id AS r_node, pa.person_id AS l_person,
+            SELECT pa.node_id AS l_node, pb.node_id AS r_node, pa.person_id AS l_person,
                    pb.person_id AS r_person, p.match_probability AS p
             FROM {predictions} AS p
-            JOIN {record_index} AS a
-              ON a.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND a.{RECORD_KEY} = p.{RECORD_KEY}_l
-            JOIN {record_index} AS b
-              ON b.{SOURCE_DATASET} = p.{SOURCE_DATASET}_r AND b.{RECORD_KEY} = p.{RECORD_KEY}_r
-            JOIN person AS pa ON pa.node_id = a.node_id
-            JOIN person AS pb ON pb.node_id = b.node_id
+            JOIN person AS pa
+              ON pa.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND pa.{RECORD_KEY} = p.{RECORD_KEY}_l
+            JOIN person AS pb
+              ON pb.{SOURCE_DATASET} = p.{SOURCE_DATASET}_r AND pb.{RECORD_KEY} = p.{RECORD_KEY}_r
         ),
         apart AS (  -- two people the rules keep apart: a record of one conflicts with one of the other
             -- (pairs under probability {MIN_P} are left out of this check: together they weigh little)
