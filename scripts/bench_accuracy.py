@@ -327,8 +327,16 @@ def run_ours(data: Path, out: Path, name: str) -> dict:
         "calibration_error_precision": round(m.threshold.expected_precision - default["precision"], 5),
         "calibration_error_recall": round(m.threshold.expected_recall - default["recall"], 5),
         "blocking_recall_estimate": m.blocking_recall.estimate if m.blocking_recall else None,
-        "model_notes": m.model_notes,
     }
+    if m.expected_clusters:  # the model's estimate for the people formed (link/calibrate.py)
+        e = m.expected_clusters
+        row |= {
+            "expected_clusters_precision": e.expected_precision,
+            "expected_clusters_recall": e.expected_recall,
+            "calibration_error_clusters_precision": round(e.expected_precision - default["precision"], 5),
+            "calibration_error_clusters_recall": round(e.expected_recall - default["recall"], 5),
+        }
+    row["model_notes"] = m.model_notes
     best = None
     for w in WEIGHTS:
         if w < config.report.pair_floor_match_weight:
@@ -501,20 +509,21 @@ def _cost(side: dict) -> str:
 def markdown(results: dict) -> str:
     lines = [
         "| data | ours, default | ours, declared type | ours, best in hindsight | expected P / measured P "
-        "| expected R / measured R | Splink at 0.5 | Splink best | CLK best | ours s / GiB "
-        "| Splink s / GiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| expected R / measured R | clusters: expected P / R | Splink at 0.5 | Splink best | CLK best "
+        "| ours s / GiB | Splink s / GiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         o, s, c = r.get("ours", {}), r.get("splink", {}), r.get("clk")
         if "error" in o:
-            lines.append(f"| {name} | error | | | | | | | | | |")
+            lines.append(f"| {name} | error | | | | | | | | | | |")
             continue
         d = o["default"]
         lines.append(
             f"| {name} | {d['f1']:.4f} | {_cell(o.get('declared'))} | {_cell(o.get('best_in_hindsight'))} "
             f"| {o['expected_precision']:.4f} / {d['precision']:.4f} "
             f"| {o['expected_recall']:.4f} / {d['recall']:.4f} "
+            f"| {o.get('expected_clusters_precision', 0):.4f} / {o.get('expected_clusters_recall', 0):.4f} "
             f"| {_cell(s.get('at_0.5'))} | {_cell(s.get('best_in_hindsight'))} "
             f"| {_cell(c.get('best_in_hindsight')) if c else '-'} | {_cost(o)} | {_cost(s)} |"
         )

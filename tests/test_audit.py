@@ -102,9 +102,17 @@ def test_linkage_review_describes_the_clustering(tmp_path):
         "people (constrained_components)",
         "records joined by pairs at or above the threshold, strongest first; never two different valid "
         "typed id (PNC, CRO, NI, NHS) or date of birth (derived from the extracts at run time; weak "
-        "evidence exempt: see the run's model.yaml) values in one person, unless a pair's match weight ≥ 20",
+        "evidence exempt; a date of birth yields to a pair the model links directly: see the run's "
+        "model.yaml) values in one person, unless a pair's match weight ≥ 20",
     ]
     data = load(LINKAGE)
+    dob = {"column": "dob", "unless_any": ["dob_ym"], "direct_link_overrides": True}
+    data["clustering"] = {**data["clustering"], "never_link_different": ["pnc", dob]}
+    written = people(run_audit([save(tmp_path / "written.yaml", data)]))
+    assert (
+        "date of birth (unless same year and month of birth) (yields to a pair the model links directly)"
+        in written[1]
+    )
     data["clustering"] = {"method": "connected_components", "threshold_match_probability": 0.99}
     plain = people(run_audit([save(tmp_path / "linkage.yaml", data)]))
     assert plain[0] == "people (connected_components)" and plain[1].startswith("plain connected components")

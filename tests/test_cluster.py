@@ -11,8 +11,9 @@ import duckdb
 import pytest
 from splink import DuckDBAPI
 
-from linkage.config.linkage import Clustering
+from linkage.config.linkage import Clustering, match_weight
 from linkage.link.backend import Backend
+from linkage.link.calibrate import expected_quality
 from linkage.link.cluster import cluster
 from linkage.link.threshold import choose_threshold, expected_curve, probability
 
@@ -24,6 +25,7 @@ class _Predictions:
 
 
 SOURCES = ("police", "court")
+INPUTS = {name: f"input_{name}" for name in SOURCES}
 
 
 def _backend(records: list[dict], pairs: list[tuple[int, int, float]]) -> Backend:
@@ -105,6 +107,38 @@ def test_partial_date_agreement_is_a_typo_not_another_person():
     for records in (swapped, same_year_month):
         people, _ = _people(_backend(records, [(1, 2, 6.0)]), _config(DOB))
         assert people == [{1, 2}]
+
+
+DOB_SOFT = {**DOB, "direct_link_overrides": True}
+
+
+def test_a_direct_link_overrules_a_date_of_birth_difference_a_chain_does_not():
+    # FEBRL4-like: the date of birth was replaced wholesale; the model links the pair on everything else
+    unrelated = [{"dob": 100, "dob_ym": 10, "dob_md": 11, "dob_yd": 12}, {"dob": 200, "dob_ym": 20}]
+    people, _ = _people(_backend(unrelated, [(1, 2, 6.0)]), _config(DOB))
+    assert people == [{1}, {2}]  # the hard rule refuses even the direct link
+    people, result = _people(_backend(unrelated, [(1, 2, 6.0)]), _config(DOB_SOFT))
+    assert people == [{1, 2}] and result.merges_refused == 0
+    # the father - no-date record - son chain is still cut: 1 and 3 are never linked directly
+    people, result = _people(_backend(JR_SR, JR_SR_PAIRS), _config(DOB_SOFT))
+    assert people == [{1, 2}, {3}] and result.merges_refused == 1
+
+
+def test_every_pair_with_unrelated_dates_in_one_person_must_be_linked_directly():
+    # 1 and 2 (dob 100) are one person; 3 (dob 200) links directly to 2 but not to 1; 4 (dob 300) to 3
+    records = [{"dob": 100}, {"dob": 100}, {"dob": 200}, {"dob": 300}]
+    pairs = [(1, 2, 15.0), (2, 3, 8.0), (3, 4, 7.0)]
+    people, result = _people(_backend(records, pairs), _config(DOB_SOFT))
+    assert people == [{1, 2}, {3, 4}] and result.merges_refused == 1  # 1-3 would be joined by a chain
+    # when 3 links to both records dated 100, it joins them (one mistyped date among three records)
+    people, _ = _people(_backend(records, [*pairs, (1, 3, 6.0)]), _config(DOB_SOFT))
+    assert people == [{1, 2, 3}, {4}]
+
+
+def test_valid_typed_ids_stay_hard_whatever_the_dob_rule():
+    records = [{"pnc": 1, "dob": 100}, {"pnc": 2, "dob": 200}]
+    people, _ = _people(_backend(records, [(1, 2, 15.0)]), _config("pnc", DOB_SOFT))
+    assert people == [{1}, {2}]
 
 
 def test_different_pnc_refused_unless_overwhelming():
@@ -245,3 +279,53 @@ def test_one_to_one_keeps_at_most_one_record_of_each_source_per_person():
     assert people == [{1, 3}, {2}] and result.merges_refused == 1
     people, _ = _people(_backend(records, pairs), _config())
     assert people == [{1, 2, 3}]
+
+
+def test_expected_quality_of_the_clusters_counts_a_chain_as_right_when_every_link_is():
+    # 1 -0.9- 2 -0.8- 3 joined (1-3 never scored); 3 -0.2- 4 scored but under the threshold
+    pairs = [(1, 2, match_weight(0.9)), (2, 3, match_weight(0.8)), (3, 4, match_weight(0.2))]
+    backend = _backend([{}, {}, {}, {}], pairs)
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config())
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config())
+    joined = 0.9 + 0.8 + 0.9 * 0.8  # the chain 1-2-3 is right when both its links are
+    assert q.pairs_joined == 3 and q.pairs_joined_scored == 2
+    assert q.expected_true_joined == pytest.approx(joined, abs=1e-3)
+    assert q.expected_precision == pytest.approx(joined / 3, abs=1e-5)
+    assert q.expected_recall == pytest.approx(joined / (joined + 0.2), abs=1e-5)
+
+
+def test_expected_quality_takes_the_strongest_chain():
+    # 1 and 4 are joined through 2 (0.99 * 0.99) and through 3 (0.6 * 0.6): the stronger chain counts
+    p = {(1, 2): 0.99, (2, 4): 0.99, (1, 3): 0.6, (3, 4): 0.6}
+    backend = _backend([{}, {}, {}, {}], [(a, b, match_weight(v)) for (a, b), v in p.items()])
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config())
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config())
+    chains = 0.99 * 0.99 + 0.99 * 0.6  # 1-4 through 2; 2-3 through 1 (0.99 * 0.6) or 4 (the same)
+    assert q.expected_true_joined == pytest.approx(sum(p.values()) + chains, abs=1e-3)
+
+
+def test_expected_recall_leaves_out_pairs_the_conflict_rules_keep_apart():
+    # 1-2: same person (p 0.9); 3-4: two unrelated dates of birth (relatives at one address, p 0.7),
+    # refused by the hard rule: believed apart, so not a match the clustering missed
+    records = [{"dob": 100}, {"dob": 100}, {"dob": 300}, {"dob": 400}]
+    pairs = [(1, 2, match_weight(0.9)), (3, 4, match_weight(0.7))]
+    backend = _backend(records, pairs)
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config(DOB))
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config(DOB))
+    assert q.expected_recall == pytest.approx(1.0, abs=1e-6) and q.expected_precision == pytest.approx(0.9)
+    # without the rule the pair is joined and counts in both
+    plain = _config()
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, plain)
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, plain)
+    assert q.expected_precision == pytest.approx((0.9 + 0.7) / 2) and q.expected_recall == pytest.approx(1.0)
+
+
+def test_expected_recall_leaves_out_the_other_candidates_of_a_record_joined_elsewhere():
+    # record 3 has no date of birth and links to 1 (p 0.9) and to 2 (p 0.85), who differ in date of birth:
+    # it joins 1, and 3-2 is an alternative the rules exclude, not a match the clustering missed
+    records = [{"dob": 100}, {"dob": 200}, {}]
+    pairs = [(1, 3, match_weight(0.9)), (2, 3, match_weight(0.85))]
+    backend = _backend(records, pairs)
+    result = cluster(backend, _Predictions(), "record_index", INPUTS, _config(DOB))
+    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config(DOB))
+    assert q.expected_recall == pytest.approx(1.0) and q.expected_precision == pytest.approx(0.9)

@@ -179,7 +179,12 @@ def test_run_folder_contents_and_metrics(linked):
     assert {"verify", "train_u", "train_m", "predict", "cluster", "total"} <= set(metrics["timings_seconds"])
     assert metrics["peak_rss_bytes"] > 0
     # the model came from the data: absent v2 families are left out with a line each, never a crash
-    assert any("'address' left out" in n for n in metrics["model_notes"])
+    assert any("'nhs' left out" in n for n in metrics["model_notes"])
+    # the model's own estimate of the people's precision and recall (link/calibrate.py)
+    expected = metrics["expected_clusters"]
+    assert 0.9 < expected["expected_precision"] <= 1 and 0.9 < expected["expected_recall"] <= 1
+    assert expected["pairs_joined"] >= expected["pairs_joined_scored"] > 0
+    assert "expected precision of the people formed" in (out / "quality.html").read_text()
     assert not [n for n in metrics["model_notes"] if n.startswith("Splink:")]  # every level trained
     assert metrics["blocking_budget"] >= 2e6
     assert [c["name"] for c in metrics["blocking_candidates"] if c["chosen"]] == [
@@ -464,12 +469,12 @@ def test_linkage_model_prints_the_derived_model_as_a_config(run_cli, synth_extra
         "model", "--extracts", synth_extracts.extracts, "--trusted-keys", synth_extracts.trusted_keys
     )
     assert out.exit_code == 0, out.stderr
-    assert "# Left out, and why:" in out.stdout and "comparison 'address' left out" in out.stdout
+    assert "# Left out, and why:" in out.stdout and "comparison 'pnc' left out" not in out.stdout
     path = tmp_path / "model.yaml"
     path.write_text(out.stdout)
     model = load_config(path, LinkageConfig)
     assert [c.name for c in model.comparisons] == [
-        "forename", "surname", "date_of_birth", "postcode", "pnc", "id_crn", "case_ref", "sex"
+        "forename", "surname", "date_of_birth", "place", "pnc", "id_crn", "case_ref", "sex"
     ]  # fmt: skip
     assert {r.column for r in model.clustering.conflict_rules()} == {"pnc", "dob"}
     assert [r.name for r in model.training.em_rules] == ["em_dob", "em_names"]
@@ -569,7 +574,7 @@ def test_a_model_derived_for_any_subset_of_families_links_end_to_end(dropped, ke
         extracts_dir=tmp_path / "extracts",
         trusted_keys_dir=keys.signing_dir,
     )
-    comparisons = {"date_of_birth": "date_of_birth", "postcode": "postcode", "pnc": "pnc", "sex": "sex"}
+    comparisons = {"date_of_birth": "date_of_birth", "postcode": "place", "pnc": "pnc", "sex": "sex"}
     for family in dropped:
         if family in comparisons:
             assert any(

@@ -263,12 +263,14 @@ def _clustering_words(clustering: Clustering) -> str:
     columns = " or ".join(
         _PLAIN.get(r.column, r.column)
         + (f" (unless {', '.join(_term_words(Term.parse(t)) for t in r.unless_any)})" if r.unless_any else "")
+        + (" (yields to a pair the model links directly)" if r.direct_link_overrides else "")
         for r in clustering.conflict_rules()
     )
     if not clustering.conflict_rules():
         columns = (
             "valid typed id (PNC, CRO, NI, NHS) or date of birth (derived from the extracts at run time; "
-            "weak evidence exempt: see the run's model.yaml)"
+            "weak evidence exempt; a date of birth yields to a pair the model links directly: see the "
+            "run's model.yaml)"
         )
     unless = (
         f", unless a pair's match weight ≥ {clustering.override_match_weight:g}"

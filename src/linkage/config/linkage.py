@@ -351,6 +351,13 @@ class ConflictRule(Strict):
         description="A weak-evidence marker column (e.g. dob_weak): a record whose marker is true (a "
         "placeholder date, an id that failed its check) never conflicts on this identifier.",
     )
+    direct_link_overrides: bool = Field(
+        False,
+        description="A pair linked directly (at or above the threshold) may join two records that differ "
+        "on this identifier: the model has already weighed the difference in its score. Joins through "
+        "other records (chaining) are still refused. For identifiers without a check character, where "
+        "a difference may be a typo (the date of birth); never for valid typed ids.",
+    )
 
     @field_validator("column")
     @classmethod

@@ -24,6 +24,7 @@ largest clusters. See docs/analyst-guide.md, "Chaining".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import igraph
@@ -111,8 +112,26 @@ class _Profiles:
             return False
         return not any((p[i] >= 0 and p[i] == q[j]) or (p[j] >= 0 and p[j] == q[i]) for i, j in self.terms)
 
-    def any_conflict(self, a: set, b: set) -> bool:
+    def any_conflict(self, a: Iterable, b: Iterable) -> bool:
         return any(self.conflict(p, q) for p in a for q in b)
+
+    def blocks(
+        self, a: dict[tuple, list[int]], b: dict[tuple, list[int]], linked: set[tuple[int, int]]
+    ) -> bool:
+        """Would joining people ``a`` and ``b`` (profile -> their records holding it) put two conflicting
+        records in one person? With ``direct_link_overrides``, two conflicting records that the model
+        links directly (``linked``: node pairs at or above the threshold, smaller node first) may join:
+        the model weighed their difference; records joined only through others may not."""
+        soft = self.rule is not None and self.rule.direct_link_overrides
+        for p in a:
+            for q in b:
+                if not self.conflict(p, q):
+                    continue
+                if not soft:
+                    return True
+                if any((min(x, y), max(x, y)) not in linked for x in a[p] for y in b[q]):
+                    return True
+        return False
 
     def may_conflict(self, labels: np.ndarray) -> np.ndarray:
         """Per node: does its group hold two different identifiers (the only way to conflict)?"""
@@ -220,9 +239,13 @@ def _constrained(
     """Union-find over pairs from the strongest down, refusing merges that join conflicting records.
 
     A pair at or above ``override`` merges anyway: a record whose PNC id was mistyped as another valid
-    id still joins the person it agrees with on everything else. Returns (label per node: the smallest
-    node of its person, refusals). A connected component whose records never hold two different
-    identifiers cannot refuse a merge, so it is taken whole; the pairwise loop runs only over the
+    id still joins the person it agrees with on everything else. For a rule with
+    ``direct_link_overrides`` (the date of birth), two records that differ may join when the model
+    links them directly (at or above the threshold: it scored the pair with that difference); every
+    conflicting pair a merge would create must be such a direct link, so a difference is accepted on
+    direct evidence, never through a chain. Returns (label per node: the smallest node of its person,
+    refusals). A connected component whose records never hold two different identifiers cannot refuse
+    a merge, so it is taken whole; the pairwise loop runs only over the
     (few) components that might conflict, in the same strongest-first order.
     """
     labels = _components(edges, n)
@@ -230,10 +253,20 @@ def _constrained(
     edges = edges.filter(pa.array(suspect[edges["node_id_l"].to_numpy()]))
     parent = list(range(n))
     # per rule and root: the distinct profiles its records hold (absent when none has the identifier)
-    held: list[dict[int, set]] = []
+    held: list[dict[int, dict[tuple, list[int]]]] = []  # rule -> root -> profile -> records holding it
     for prof in profiles:
         nodes = np.flatnonzero((prof.codes[:, 0] >= 0) & suspect)
-        held.append({int(x): {prof.of(int(x))} for x in nodes})
+        held.append({int(x): {held_by: [int(x)]} for x in nodes if (held_by := prof.of(int(x))) is not None})
+    soft = any(p.rule is not None and p.rule.direct_link_overrides for p in profiles)
+    # pairs linked directly (only a rule yielding to direct links needs them)
+    linked = (
+        {
+            (min(a, b), max(a, b))
+            for a, b in zip(edges["node_id_l"].to_pylist(), edges["node_id_r"].to_pylist(), strict=True)
+        }
+        if soft
+        else set()
+    )
 
     def find(x: int) -> int:
         root = x
@@ -250,7 +283,8 @@ def _constrained(
         if ra == rb:
             continue
         if weight < override and any(
-            ra in h and rb in h and p.any_conflict(h[ra], h[rb]) for p, h in zip(profiles, held, strict=True)
+            ra in h and rb in h and p.blocks(h[ra], h[rb], linked)
+            for p, h in zip(profiles, held, strict=True)
         ):
             refused += 1
             continue  # the two people would conflict and the pair is not overwhelming
@@ -259,7 +293,9 @@ def _constrained(
         parent[rb] = ra  # the root is always the smallest node of the set
         for h in held:
             if rb in h:
-                h.setdefault(ra, set()).update(h.pop(rb))
+                into = h.setdefault(ra, {})
+                for profile, members in h.pop(rb).items():
+                    into.setdefault(profile, []).extend(members)
     for node in np.flatnonzero(suspect).tolist():
         labels[node] = find(node)
     return labels, refused

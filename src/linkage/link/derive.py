@@ -112,7 +112,40 @@ def _level(label: str, *equal: str, tf: str | None = None, any_of: bool = False)
     return Level(label=label, term_frequency=tf, **{key: list(equal)})
 
 
-def _candidate_comparisons(generic_ids: list[str]) -> list[Comparison]:
+# where a person lives, most specific first: (label, column, term-frequency adjusted)
+PLACE_LEVELS = (
+    ("same house and street", "addr_house", True),
+    ("same postcode", "pc", True),
+    ("same street", "addr_street", True),
+    ("same postcode sector", "pc_sector", False),
+    ("same postcode district", "pc_district", False),
+    ("same town", "addr_town", True),
+)
+
+
+def _place(usable: set[str]) -> Comparison:
+    """One comparison for the address, postcode and town: they are one fact about a person.
+
+    Household members share all of them at once, so scoring each as independent evidence counted one
+    home three times (pseudopeople: 454 pairs of relatives linked on surname + home alone). The most
+    specific part that agrees is the level; the pair is neutral only when no part agrees and the
+    first part held (postcode, else street, ...) is missing on either record.
+    """
+    # none usable: the full comparison, which the trimming leaves out with a note
+    levels = [(label, c, tf) for label, c, tf in PLACE_LEVELS if c in usable] or list(PLACE_LEVELS)
+    key = next((c for c in ("pc", "addr_street", "addr_house", "addr_town") if c in usable), "pc")
+    return Comparison(
+        name="place",
+        description="Where the person lives: house and street, postcode, street, postcode sector or "
+        "district, town (nested: the most specific agreement counts; people move, so a weaker one "
+        "is still evidence).",
+        missing_when=[key],
+        unless_any=[c for _, c, _ in levels if c != key],
+        levels=[_level(label, c, tf=c if tf else None) for label, c, tf in levels],
+    )
+
+
+def _candidate_comparisons(generic_ids: list[str], usable: set[str]) -> list[Comparison]:
     """Every comparison the derivation knows, with every level; unusable parts are removed later."""
     comparisons = [
         Comparison(
@@ -124,6 +157,9 @@ def _candidate_comparisons(generic_ids: list[str]) -> list[Comparison]:
                 _level("same after nicknames and spelling variants (Bob = Robert)", "fn1_canon"),
                 _level("middle name used as first name", "fn1=fn2", any_of=True),
                 _level("forename and surname swapped", "fn1=sn", "sn=fn1"),
+                # names entered in the wrong fields with a typo in one of them: one name crossed over.
+                # Only here, not in `surname` too, so that one crossed name counts once
+                _level("one name crossed over to the other field", "fn1=sn", any_of=True),
                 _level("sounds the same", "fn1_phon"),
                 _level("same first three letters", "fn1_pre3"),
             ],
@@ -162,31 +198,7 @@ def _candidate_comparisons(generic_ids: list[str]) -> list[Comparison]:
                 _level("two of year, month and day agree", "dob_ym", "dob_md", "dob_yd", any_of=True),
             ],
         ),
-        Comparison(
-            name="postcode",
-            description="Postcode; people move, so a nearby postcode is weaker evidence, not a contradiction",
-            missing_when=["pc"],
-            levels=[
-                _level("same postcode", "pc", tf="pc"),
-                _level("same postcode sector", "pc_sector"),
-                _level("same postcode district", "pc_district"),
-            ],
-        ),
-        Comparison(
-            name="address",
-            description="House number and street, or the street alone (people move along a street rarely).",
-            missing_when=["addr_street"],
-            levels=[
-                _level("same house and street", "addr_house", tf="addr_house"),
-                _level("same street", "addr_street", tf="addr_street"),
-            ],
-        ),
-        Comparison(
-            name="town",
-            description="Town or suburb of the address.",
-            missing_when=["addr_town"],
-            levels=[_level("same town", "addr_town", tf="addr_town")],
-        ),
+        _place(usable),
     ]
     for typed in TYPED_IDS:
         comparisons.append(
@@ -314,16 +326,35 @@ def _usable_rules(
     return kept
 
 
-def _merge_by_name(derived: list[Comparison], given: list[Comparison]) -> list[Comparison]:
+def _merge_by_name(derived: list[Comparison], given: list[Comparison], notes: list[str]) -> list[Comparison]:
+    """The config's comparisons replace the derived ones of the same name; a derived comparison keyed
+    on a column a config comparison of another name is keyed on (``missing_when``) steps aside too,
+    so one field is never scored twice (a v1 file's `postcode` and the derived `place`)."""
     by_name = {c.name: c for c in given}
-    merged = [by_name.pop(c.name, c) for c in derived]
+    keyed = {c for comp in given for c in comp.missing_when}
+    merged = []
+    for comp in derived:
+        if comp.name in by_name:
+            merged.append(by_name.pop(comp.name))
+        elif shared := sorted(keyed & set(comp.missing_when)):
+            notes.append(
+                f"comparison '{comp.name}' left out: a config comparison is keyed on {', '.join(shared)}"
+            )
+        else:
+            merged.append(comp)
     return merged + list(by_name.values())
 
 
-def _deterministic(usable: set[str], generic_ids: list[str]) -> list[BlockingRule]:
+def _deterministic(usable: set[str], generic_ids: list[str], everywhere: set[str]) -> list[BlockingRule]:
+    """Near-certain matches for lambda: a shared id, or the same names and date of birth (and place).
+
+    The place is added only when every source holds it (``everywhere``): a rule that one source
+    cannot meet finds matches within the others only, and lambda would be counted from a fraction
+    of the links (census x SSA: SSA holds no postcode; lambda came out 30 times too small).
+    """
     # (an absent id family is already noted once, for its comparison)
     rules = [_rule(f"same_{c}", c) for c in (*TYPED_IDS, *generic_ids) if c in usable]
-    place = next((c for c in ("pc", "addr_house") if c in usable), None)
+    place = next((c for c in ("pc", "addr_house") if c in usable and c in everywhere), None)
     names_dob = ["fn1", "sn", "dob"] + ([place] if place else [])
     rules.append(_rule("same_name_dob" + (f"_{place}" if place else ""), *names_dob))
     return rules
@@ -357,7 +388,8 @@ def _em_passes(comparisons: list[Comparison], usable: set[str], generic_ids: lis
 
 
 def _conflict_rules(usable: set[str], present: set[str]) -> list[str | ConflictRule]:
-    """Valid typed ids and the date of birth; weak evidence (a marked record) never conflicts."""
+    """Valid typed ids and the date of birth; weak evidence (a marked record) never conflicts, and a
+    date of birth yields to a direct link (only chains across two unrelated dates are refused)."""
     rules: list[str | ConflictRule] = []
     for typed in TYPED_IDS:
         if typed in usable:
@@ -365,9 +397,14 @@ def _conflict_rules(usable: set[str], present: set[str]) -> list[str | ConflictR
             rules.append(ConflictRule(column=typed, weak_marker=marker if marker in present else None))
     if "dob" in usable:
         unless = [t for t in ("dob=dob_swap", "dob_ym", "dob_md", "dob_yd") if set(t.split("=")) <= usable]
+        # a date of birth has no check character: two unrelated dates may be a typo or a wholesale
+        # error (FEBRL4, pseudopeople), so a pair the model links despite them may merge; chains may not
         rules.append(
             ConflictRule(
-                column="dob", unless_any=unless, weak_marker="dob_weak" if "dob_weak" in present else None
+                column="dob",
+                unless_any=unless,
+                weak_marker="dob_weak" if "dob_weak" in present else None,
+                direct_link_overrides=True,
             )
         )
     return rules
@@ -391,10 +428,16 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
                 f"in {coverage.sources(c)} source(s) (needs {share:.2%} in {need_sources})"
             )
     generic_ids = sorted(c for c in usable if GENERIC_ID.match(c))
+    # columns every source holds (on at least the minimum share of its own records)
+    everywhere = {
+        c
+        for c in usable
+        if all(n > 0 and coverage.held[c].get(s, 0) >= share * n for s, n in coverage.records.items())
+    }
     omitted = set(config.omit)
 
-    derived = [c for c in _candidate_comparisons(generic_ids) if c.name not in omitted]
-    merged = _merge_by_name(derived, config.comparisons)
+    derived = [c for c in _candidate_comparisons(generic_ids, usable) if c.name not in omitted]
+    merged = _merge_by_name(derived, config.comparisons, notes)
     comparisons = [c for c in (_trim_comparison(comp, usable, notes) for comp in merged) if c]
     if not comparisons:
         raise ConfigError("no comparison has usable columns in these extracts: nothing to link on")
@@ -418,7 +461,10 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
         for c in sorted(set(generic_ids) - set(shared_ids)):
             notes.append(f"deterministic rule 'same_{c}' left out: {c} is held by one source only")
     deterministic = _usable_rules(
-        t.deterministic_rules or _deterministic(usable, shared_ids), usable, "deterministic rule", notes
+        t.deterministic_rules or _deterministic(usable, shared_ids, everywhere),
+        usable,
+        "deterministic rule",
+        notes,
     )
     if not deterministic:
         notes.append("no deterministic rule is usable: lambda falls back to one match per record")

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from linkage.config.linkage import LinkageConfig, match_weight
 from linkage.extract.manifest import Manifest
 from linkage.link.backend import Backend
+from linkage.link.calibrate import ExpectedQuality
 from linkage.link.cluster import Clustered
 from linkage.link.model import blocking_rules_sql
 from linkage.link.splink_adapter import SplinkDataFrame
@@ -104,6 +105,9 @@ class RunMetrics(BaseModel):
     pairs_by_threshold: list[PairsAtThreshold]
     clusters: ClusterSummary
     blocking_recall: BlockingRecall | None = None
+    # the model's expected precision/recall of the people formed (pairs inside one person, chains
+    # included; link/calibrate.py): what `linkage evaluate` measures, unlike the threshold's pair curve
+    expected_clusters: ExpectedQuality | None = None
     link_type: str = "link_and_dedupe"
     model_notes: list[str] = []  # what the derivation left out, and why (docs/analyst-guide.md)
     blocking_budget: float = 0.0  # pairs the chosen rules may generate (0: rules fixed by the config)

@@ -223,6 +223,20 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
             "blocking recall (rough estimate from the rules' overlap; usually pessimistic)",
             f"{metrics.blocking_recall.estimate:.4f}" if metrics.blocking_recall else "n/a",
         ],
+        *(
+            [
+                [
+                    "expected precision of the people formed (model; chains included)",
+                    f"{e.expected_precision:.4f}",
+                ],
+                [
+                    "expected recall of the people formed (model; among pairs blocking found)",
+                    f"{e.expected_recall:.4f}",
+                ],
+            ]
+            if (e := metrics.expected_clusters)
+            else []
+        ),
         ["clustering method", config.clustering.method],
         ["people (clusters)", c.clusters],
         ["people with records in more than one agency", c.linked_across_agencies],
