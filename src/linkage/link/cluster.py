@@ -34,7 +34,7 @@ from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.link.threshold import ThresholdChoice, choose_threshold
-from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
+from linkage.tokens.spec import RECORD_KEY, ROLE, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
 
 CLUSTERS = "clusters"
 
@@ -79,7 +79,7 @@ def _write_clusters(backend: Backend, record_index: str, labels: pa.Table) -> st
     try:
         backend.con.execute(f"""
             CREATE OR REPLACE TABLE {CLUSTERS} AS
-            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, l.person_id
+            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, l.person_id, r.{ROLE}, r.{VICTIM_INDEX}
             FROM {record_index} AS r JOIN cluster_labels AS l USING (node_id)
             ORDER BY r.node_id
         """)
