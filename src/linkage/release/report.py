@@ -515,10 +515,6 @@ def _rounding_note(sdc: dict[str, Any]) -> str:
 
 
 NOT_IN_SOURCES = (
-    (
-        "Victims as people (distinct victims, repeat victims, children involved)",
-        "next: victim mentions (token spec v2)",
-    ),
     ("Offenders managed in the community (probation)", "next: probation as a fifth source"),
     (
         "Police-perpetrated domestic abuse allegations and outcomes",
@@ -618,8 +614,22 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
                 "".join(_table_block(t) for t in prisoners),
             )
         )
+    people = [t for t in tables if MEASURES[t.spec.measures[0]].unit != "journeys"]
+    if people:
+        intro = (
+            "<p>These tables count distinct <strong>people</strong>, not case journeys: victims named on "
+            "police DA crime records were linked like suspects, so a victim of several DA crimes is counted "
+            "once, by their own sex, age band and ethnicity.</p>"
+        )
+        sections.append(
+            (
+                "victims",
+                "Victims and perpetrators of domestic abuse",
+                intro + "".join(map(_table_block, people)),
+            )
+        )
     shown = {t.spec.name for t in (funnel, trend, force, times) if t} | {
-        t.spec.name for t in [*orders, *sentencing, *prisoners]
+        t.spec.name for t in [*orders, *sentencing, *prisoners, *people]
     }
     shown |= {
         t.spec.name for t in tables if "police_outcome" in t.spec.by or "police_outcome_group" in t.spec.by
@@ -632,7 +642,8 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
     gaps = "".join(f"<li><strong>{escape(a)}</strong>: {escape(b)}.</li>" for a, b in NOT_IN_SOURCES)
     sections.append(("gaps", "What these statistics cannot show yet", f"<ul>{gaps}</ul>"))
     about = (
-        f"<p>Each count is of case journeys: one crime with a named suspect and what followed it, found by "
+        f"<p>Each count is of case journeys (the victims section: of distinct people): one crime with a "
+        f"named suspect and what followed it, found by "
         f"linking police, CPS, court and prison records of the same person without sharing names or dates "
         f"of birth. Courts and prisons do not flag domestic abuse: a case is DA when the police or the CPS "
         f"flagged it, so DA sentencing and DA prisoners exist only through this linkage.</p>"
