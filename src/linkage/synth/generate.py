@@ -205,6 +205,7 @@ class _Mentions:
     sub_pos: np.ndarray
     index: np.ndarray
     person_id: np.ndarray
+    hard_case: np.ndarray  # the victim's hard-case tag ("" for none): a victim may be a suspect too
     noise: np.ndarray
 
 
@@ -351,7 +352,8 @@ class _Run:
 
 
 def _mentions(victims: Victims, noise: np.ndarray) -> _Mentions:
-    return _Mentions(victims.case_pos, victims.index, victims.people.pid[victims.vidx], noise)
+    people, at = victims.people, victims.vidx
+    return _Mentions(victims.case_pos, victims.index, people.pid[at], people.hard_case[at], noise)
 
 
 def _mention_records(agency: str, mentions: _Mentions, row_of: np.ndarray, sub: Cases) -> pa.Table:
@@ -363,7 +365,7 @@ def _mention_records(agency: str, mentions: _Mentions, row_of: np.ndarray, sub: 
             pa.array(row_of[mentions.sub_pos]),
             pa.array(mentions.person_id),
             pa.array(sub.case_id[mentions.sub_pos]),
-            pa.nulls(n, pa.string()),
+            _str_or_null(mentions.hard_case),
             _str_or_null(mentions.noise),
             pa.array(np.full(n, "victim", dtype=object), pa.string()),
             pa.array(mentions.index, pa.int8()),
