@@ -96,6 +96,14 @@ POLICE_HEADER = [
     "victim_relationship",
     "officer_notes",
 ]
+# The police layout also names up to three victims and the children in the household (token spec v2
+# victim mentions); these rows name none, so every row stays one record (tests/test_victims.py names some).
+POLICE_VICTIM_COLUMNS = [
+    f"victim{i}_{c}"
+    for i in (1, 2, 3)
+    for c in ("forename", "surname", "dob", "gender", "postcode", "ethnicity_code")
+] + ["children_in_household"]
+POLICE_HEADER[-3:-3] = POLICE_VICTIM_COLUMNS  # before victim_sex, victim_relationship and officer_notes
 
 CPS_HEADER = [  # the prosecution demo layout (pipe-delimited)
     "cps_ref",
@@ -192,6 +200,10 @@ def write_csv(
         w.writerow(header)
         w.writerows(rows)
     return path
+
+
+for _row in POLICE_ROWS:
+    _row[-3:-3] = [""] * len(POLICE_VICTIM_COLUMNS)
 
 
 @pytest.fixture
