@@ -150,6 +150,7 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
         convicted = c["verdict"] in CONVICTED
         out.append(
             {
+                "case_id": c["case_id"],
                 "dims": {
                     "force_area": c["force_area"] or NOT_KNOWN,
                     "da_flag": "DA" if da else "Not DA",

@@ -75,11 +75,14 @@ def _edges(backend: Backend, predictions: SplinkDataFrame, record_index: str, th
 
 def _write_clusters(backend: Backend, record_index: str, labels: pa.Table) -> str:
     """Join ``labels`` (node_id, person_id: the smallest node id of the person) to the record index."""
+    held = {r[0] for r in backend.con.execute(f"DESCRIBE {record_index}").fetchall()}
+    # a victim mention shares its subject's source_row: role and victim_index tell them apart
+    mentions = "".join(f", r.{c}" for c in (ROLE, VICTIM_INDEX) if c in held)
     backend.con.register("cluster_labels", labels)
     try:
         backend.con.execute(f"""
             CREATE OR REPLACE TABLE {CLUSTERS} AS
-            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, l.person_id, r.{ROLE}, r.{VICTIM_INDEX}
+            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, l.person_id{mentions}
             FROM {record_index} AS r JOIN cluster_labels AS l USING (node_id)
             ORDER BY r.node_id
         """)

@@ -16,24 +16,24 @@ import duckdb
 from linkage.release import perturb
 
 # One row per distinct DA victim. Sex, age band and ethnicity come from the first DA crime that records
-# them (a person's record may lack one); children: any DA crime with one or more children in the
+# them (a person's record may lack one; ties on a date are broken by record key, so the choice is
+# deterministic); children: any DA crime with one or more children in the
 # household (NULL when no crime records the count); repeat: two DA crimes within 365 days.
 VICTIM_PEOPLE_SQL = """
 CREATE TEMP TABLE victim_people AS
 WITH da AS (
-    SELECT *, recorded_date - lag(recorded_date) OVER (
-                  PARTITION BY victim_person_id ORDER BY recorded_date, journey_id) AS gap_days
+    SELECT *, (recorded_date, victim_record_key) AS seq,   -- order of a victim's DA crimes
+           recorded_date - lag(recorded_date) OVER (
+               PARTITION BY victim_person_id ORDER BY recorded_date, victim_record_key) AS gap_days
     FROM victims WHERE da_flag
 )
 SELECT victim_person_id AS person_id,
-       arg_min(victim_record_key, (recorded_date, journey_id)) AS record_key,
-       arg_min(force_area, (recorded_date, journey_id)) AS force_area,
+       arg_min(victim_record_key, seq) AS record_key,
+       arg_min(force_area, seq) AS force_area,
        min(recorded_date) AS recorded_date,
-       arg_min(victim_sex, (recorded_date, journey_id)) FILTER (WHERE victim_sex IS NOT NULL) AS victim_sex,
-       arg_min(victim_age_band, (recorded_date, journey_id)) FILTER (WHERE victim_age_band IS NOT NULL)
-           AS victim_age_band,
-       arg_min(victim_ethnicity, (recorded_date, journey_id)) FILTER (WHERE victim_ethnicity IS NOT NULL)
-           AS victim_ethnicity,
+       arg_min(victim_sex, seq) FILTER (WHERE victim_sex IS NOT NULL) AS victim_sex,
+       arg_min(victim_age_band, seq) FILTER (WHERE victim_age_band IS NOT NULL) AS victim_age_band,
+       arg_min(victim_ethnicity, seq) FILTER (WHERE victim_ethnicity IS NOT NULL) AS victim_ethnicity,
        bool_or(children_in_household >= 1) AS children,
        coalesce(min(gap_days) <= 365, false) AS repeat_12m
 FROM da GROUP BY victim_person_id
@@ -42,15 +42,18 @@ FROM da GROUP BY victim_person_id
 # One row per distinct suspect of a DA crime naming a victim, with the number of distinct victims.
 PERPETRATOR_PEOPLE_SQL = """
 CREATE TEMP TABLE perpetrator_people AS
-SELECT v.suspect_person_id AS person_id,
-       arg_min(j.police_record_key, (v.recorded_date, v.journey_id)) AS record_key,
-       arg_min(v.force_area, (v.recorded_date, v.journey_id)) AS force_area,
-       min(v.recorded_date) AS recorded_date,
-       any_value(j.suspect_sex) AS suspect_sex,   -- the person's, the same on each of their journeys
-       count(DISTINCT v.victim_person_id) AS victims
-FROM victims v JOIN journeys j USING (journey_id)
-WHERE v.da_flag
-GROUP BY v.suspect_person_id
+WITH da AS (
+    SELECT v.*, j.police_record_key, j.suspect_sex, (v.recorded_date, j.police_record_key) AS seq
+    FROM victims v JOIN journeys j USING (journey_id)
+    WHERE v.da_flag
+)
+SELECT suspect_person_id AS person_id,
+       arg_min(police_record_key, seq) AS record_key,
+       arg_min(force_area, seq) AS force_area,
+       min(recorded_date) AS recorded_date,
+       arg_min(suspect_sex, seq) FILTER (WHERE suspect_sex IS NOT NULL) AS suspect_sex,
+       count(DISTINCT victim_person_id) AS victims
+FROM da GROUP BY suspect_person_id
 """
 
 UNIT_TABLES = {"victims": "victim_people", "perpetrators": "perpetrator_people"}
