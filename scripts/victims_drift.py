@@ -17,28 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import duckdb
-
 from linkage.config import load_config
 from linkage.config.release import ReleasePolicy
+from linkage.evaluate import write_true_clusters
 from linkage.journeys.assemble import assemble_journeys
 from linkage.journeys.victims import assemble_victims
 from linkage.release.tables import ALL, Cube, build_cube, open_journeys, unit_of
 from linkage.runfolder import open_run
-
-
-def true_clusters(extracts: dict[str, Path], truth: Path, out: Path) -> None:
-    """clusters.parquet with the true person of every extract record (victim mentions included)."""
-    selects = " UNION ALL ".join(
-        f"SELECT '{a}' AS source_dataset, record_key, source_row, role, victim_index FROM read_parquet('{p}')"
-        for a, p in extracts.items()
-    )
-    duckdb.sql(f"""
-        COPY (SELECT e.source_dataset, e.record_key, e.source_row, t.person_id, e.role, e.victim_index
-              FROM ({selects}) e JOIN read_parquet('{truth / "records.parquet"}') t
-                ON e.source_dataset = t.source_dataset AND e.source_row = t.source_row
-               AND coalesce(e.victim_index, 0) = coalesce(t.victim_index, 0))
-        TO '{out}' (FORMAT parquet)""")
 
 
 def cells(cube: Cube, name: str) -> dict[tuple, int]:
@@ -63,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = build_cube(open_journeys(args.run / "journeys.parquet")[0], policy)
     with tempfile.TemporaryDirectory(prefix="victims-drift-") as tmp:
         folder = Path(tmp)
-        true_clusters(run.extracts, args.truth, folder / "clusters.parquet")
+        write_true_clusters(run.extracts, args.truth, folder / "clusters.parquet")
         assemble_journeys(folder / "clusters.parquet", run.extracts, folder / "journeys.parquet")
         assemble_victims(
             folder / "clusters.parquet",

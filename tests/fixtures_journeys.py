@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from linkage.evaluate import write_true_clusters
 from linkage.extract.verify import verify_extracts
 from linkage.journeys.assemble import AGENCIES
 from linkage.keys import load_trusted_keys
@@ -26,19 +26,8 @@ def perfect_run(extracts: Path, truth: Path, run_dir: Path, trusted_keys: Path) 
     assert report.ok, report.reasons()
     record = record_from_verified(run_dir.name, report, extracts_dir=extracts, trusted_keys_dir=trusted_keys)
     folder = RunWriter.create(run_dir, record)
-    selects = " UNION ALL ".join(
-        f"SELECT '{a}' AS source_dataset, record_key, source_row, role, victim_index "
-        f"FROM read_parquet('{extracts / a}.parquet')"
-        for a in AGENCIES
-    )
     with folder.writing("clusters.parquet") as tmp:
-        # a victim mention shares its row's source_row: its position on the row tells it apart
-        duckdb.sql(f"""
-            COPY (SELECT e.source_dataset, e.record_key, e.source_row, t.person_id, e.role, e.victim_index
-                  FROM ({selects}) e JOIN read_parquet('{truth / "records.parquet"}') t
-                    ON e.source_dataset = t.source_dataset AND e.source_row = t.source_row
-                   AND coalesce(e.victim_index, 0) = coalesce(t.victim_index, 0))
-            TO '{tmp}' (FORMAT parquet)""")
+        write_true_clusters({a: extracts / f"{a}.parquet" for a in AGENCIES}, truth, tmp)
     for agency in AGENCIES:
         folder.copy_in(extracts / f"{agency}.manifest.json", f"inputs/manifests/{agency}.manifest.json")
     folder.complete()

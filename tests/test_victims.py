@@ -22,9 +22,9 @@ from conftest import CONFIGS, ROOT
 from fixtures_journeys import linked_run  # noqa: F401 (fixture)
 from linkage.config import load_config
 from linkage.config.agency import AgencyConfig
-from linkage.config.release import ReleasePolicy, TableSpec
-from linkage.release.tables import ALL, build_cube, open_journeys
-from test_release_tables import truth_cases
+from linkage.config.release import TableSpec
+from linkage.release.tables import ALL
+from test_release_tables import cube, truth_cases  # noqa: F401 (fixture)
 
 POLICY = ROOT / "configs" / "release.yaml"
 NOT_KNOWN = "Not known"
@@ -263,14 +263,8 @@ def _expected(rows: list[dict], spec: TableSpec) -> Counter:
     return counts
 
 
-@pytest.fixture(scope="module")
-def cube(linked_run):  # noqa: F811
-    con, _ = open_journeys(linked_run.run / "journeys.parquet")
-    return build_cube(con, load_config(POLICY, ReleasePolicy))
-
-
 @pytest.mark.parametrize("name", VICTIM_TABLES)
-def test_every_victim_table_cell_before_disclosure_control_equals_the_truth(cube, people, name):
+def test_every_victim_table_cell_before_disclosure_control_equals_the_truth(cube, people, name):  # noqa: F811
     table = next(t for t in cube.tables if t.spec.name == name)
     victims, perpetrators = people
     rows = perpetrators if name.startswith("perpetrators") else victims
@@ -286,7 +280,7 @@ def test_every_victim_table_cell_before_disclosure_control_equals_the_truth(cube
     assert checked >= 3
 
 
-def test_victim_tables_count_people_not_journeys(cube, people):
+def test_victim_tables_count_people_not_journeys(cube, people):  # noqa: F811
     """A repeat victim is one person: the total of DA victims is below their DA victimisations."""
     victims, perpetrators = people
     total = next(t for t in cube.tables if t.spec.name == "victims_by_sex")

@@ -102,6 +102,21 @@ class EvaluationReport(BaseModel):
     journeys: JourneyAccuracy | None = None
 
 
+def write_true_clusters(extracts: dict[str, Path], truth_dir: Path, out: Path) -> None:
+    """clusters.parquet as perfect linkage would write it: every extract record with its TRUE person
+    (synthetic data only), joined on (source_dataset, source_row, victim_index)."""
+    selects = " UNION ALL ".join(
+        f"SELECT '{a}' AS source_dataset, record_key, source_row, role, victim_index FROM read_parquet('{p}')"
+        for a, p in extracts.items()
+    )
+    duckdb.sql(f"""
+        COPY (SELECT e.source_dataset, e.record_key, e.source_row, t.person_id, e.role, e.victim_index
+              FROM ({selects}) e JOIN read_parquet('{truth_dir / "records.parquet"}') t
+                ON e.source_dataset = t.source_dataset AND e.source_row = t.source_row
+               AND coalesce(e.victim_index, 0) = coalesce(t.victim_index, 0))
+        TO '{out}' (FORMAT parquet)""")
+
+
 def _check_inputs(run_dir: Path, truth_dir: Path) -> tuple[OpenRun, Path, Path]:
     """The run (refused unless `open_run` accepts it), its clusters and the truth records."""
     run = open_run(run_dir)

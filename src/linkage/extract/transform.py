@@ -791,7 +791,6 @@ def rekey_row_numbers(tok: Tokeniser, agency: str, batch: pa.RecordBatch) -> pa.
     return batch
 
 
-
 def _usable(arrays: dict[str, pa.Array], n: int) -> np.ndarray:
     """Rows that keep a usable identifier: two of surname, forename and date of birth (a date valid only
     swapped counts), or a verified typed id, or a generic id (it passed its pattern)."""

@@ -44,6 +44,12 @@ def _yes_no(cond: str) -> str:
     return f"CASE WHEN {cond} THEN 'Yes' ELSE 'No' END"
 
 
+def _sex(column: str) -> str:
+    """A recorded sex code (M / F / X) as the published label."""
+    labels = "WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other'"
+    return f"CASE {column} {labels} ELSE 'Not known' END"
+
+
 # Home Office outcome types (crime outcomes framework); 15 and 16 are the evidential-difficulty codes.
 OUTCOME_LABELS = {
     1: "Charged/summonsed",
@@ -140,6 +146,7 @@ class Statistic:
     not_applicable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+AGE_BAND = r"under \d{1,3}|\d{1,3}-\d{1,3}|\d{1,3}\+"  # the labels of the agency configs' age_band
 YEAR = r"(19|20)\d{2}/\d{2}"  # a financial year as _fy writes it, e.g. 2019/20
 QUARTER = YEAR + r" Q[1-4]"  # a quarter of a financial year as _fq writes it, e.g. 2019/20 Q1
 OFFENCE = "coalesce(court_offence_code, cps_offence_code, police_offence_code)"
@@ -206,8 +213,7 @@ DIMENSIONS: dict[str, Dimension] = {
         label="Domestic abuse",
     ),
     "suspect_sex": Dimension(
-        "CASE suspect_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other' "
-        "ELSE 'Not known' END",
+        _sex("suspect_sex"),
         "sex of the suspect/defendant",
         ("Male", "Female", "Other", NOT_KNOWN),
         label="Suspect sex",
@@ -216,7 +222,7 @@ DIMENSIONS: dict[str, Dimension] = {
         "coalesce(age_band, 'Not known')",
         "age band of the suspect at the first stage",
         (NOT_KNOWN,),
-        r"under \d{1,3}|\d{1,3}-\d{1,3}|\d{1,3}\+",  # the labels of the agency configs' age_band
+        AGE_BAND,
         label="Suspect age band",
     ),
     "ethnicity": Dimension(
@@ -334,8 +340,7 @@ DIMENSIONS: dict[str, Dimension] = {
     # victims and perpetrators as linked people (unit 'victims' / 'perpetrators', release/victims.py):
     # one row per distinct person named as a victim of (or suspected of) a DA crime
     "victim_person_sex": Dimension(
-        "CASE victim_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other' "
-        "ELSE 'Not known' END",
+        _sex("victim_sex"),
         "the victim's recorded sex (first DA crime that records it)",
         ("Male", "Female", "Other", NOT_KNOWN),
         label="Victim sex",
@@ -345,7 +350,7 @@ DIMENSIONS: dict[str, Dimension] = {
         "coalesce(victim_age_band, 'Not known')",
         "the victim's age band at their first DA crime (from the victim's own date of birth)",
         (NOT_KNOWN,),
-        r"under \d{1,3}|\d{1,3}-\d{1,3}|\d{1,3}\+",
+        AGE_BAND,
         label="Victim age band",
         units=("victims",),
     ),
@@ -376,8 +381,7 @@ DIMENSIONS: dict[str, Dimension] = {
         units=("perpetrators",),
     ),
     "perpetrator_sex": Dimension(
-        "CASE suspect_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other' "
-        "ELSE 'Not known' END",
+        _sex("suspect_sex"),
         "sex of the perpetrator (suspect)",
         ("Male", "Female", "Other", NOT_KNOWN),
         label="Perpetrator sex",
