@@ -359,3 +359,21 @@ def test_victim_mentions_follow_the_usable_identifier_rule(keys, rows):
             )
     assert got == want
     assert result.victim_rows == len(want)
+
+
+def test_victims_of_different_chunks_are_different_people(tmp_path):
+    """Victim-only persons are made per chunk of suspects: their ids must not repeat across chunks (a
+    shared id would make two people one in the truth)."""
+    from linkage.synth.generate import generate_from
+    from linkage.synth.params import SynthParams
+
+    generate_from(SynthParams(persons=300, seed=4, chunk_persons=100), tmp_path)
+    v = pq.read_table(tmp_path / "truth" / "victims.parquet").to_pylist()
+    by_person = defaultdict(set)
+    for r in v:
+        if not r["victim_is_suspect"]:
+            by_person[r["person_id"]].add((r["sex"], r["date_of_birth"], (r["suspect_person_id"] - 1) // 100))
+    chunks = {p // 10**9 for p in by_person}
+    assert chunks == {1, 2, 3}
+    # one person, one chunk: every victim's crimes come from suspects of its own chunk
+    assert all(len({c for _, _, c in facts}) == 1 for facts in by_person.values())

@@ -245,7 +245,7 @@ class _Run:
         self.journeys.write_table(_journeys_table(cases, persons))
         self.persons.write_table(_persons_table(persons, has_pnc, np.bincount(cases.pidx, minlength=n)))
         vrng = np.random.default_rng(np.random.SeedSequence([params.seed, k, VICTIM_STREAM]))
-        victims = make_victims(vrng, persons, cases, params, hostels)
+        victims = make_victims(vrng, persons, cases, params, hostels, chunk=k)
         self.victims.write_table(truth_table(cases, persons, victims))
         for agency in AGENCIES:
             day = getattr(cases, STAGE_DAY[agency])

@@ -8,8 +8,8 @@ machinery as suspects (`noise.render`, as the police record them):
     each, so a suspect whose crimes name several of them abuses several victims;
   * other suspects of the chunk: pairs of DA suspects who are each other's partner (counter-allegations),
     and some victims of non-DA crimes (people in both roles).
-Victims who are not suspects get person ids of their own (``VICTIM_PID_BASE`` + the chunk's first
-suspect id + n), so they never collide with a suspect's id. The police row carries victim 1..k
+Victims who are not suspects get person ids of their own, ``VICTIM_PID_BASE`` x (chunk number + 1) + n,
+so they never collide with a suspect's id nor with another chunk's victims. The police row carries victim 1..k
 (``MAX_VICTIMS``) in columns ``victim<i>_*``; every mention is a truth record (role 'victim').
 """
 
@@ -28,7 +28,7 @@ from linkage.synth.params import SynthParams
 from linkage.synth.people import FEMALE, Persons, make_persons
 
 MAX_VICTIMS = 3  # victim columns on a police row
-VICTIM_PID_BASE = 10**9  # person ids of victims who are not suspects start here
+VICTIM_PID_BASE = 10**9  # chunk k's victims who are not suspects: ids from (k + 1) x this
 # Victims per crime: DA crimes name 1-3 victims (a partner and, sometimes, other family members).
 VICTIMS_PER_DA_CRIME = (0.85, 0.11, 0.04)
 NON_DA_NAMED_VICTIM = 0.8  # share of other crimes with a named victim (the rest: none recorded)
@@ -99,7 +99,12 @@ def _partners(rng: np.random.Generator, suspects: Persons, da_suspects: np.ndarr
 
 
 def make_victims(
-    rng: np.random.Generator, suspects: Persons, cases: Cases, params: SynthParams, hostels: np.ndarray
+    rng: np.random.Generator,
+    suspects: Persons,
+    cases: Cases,
+    params: SynthParams,
+    hostels: np.ndarray,
+    chunk: int,
 ) -> Victims:
     """Choose the victims of every case; overwrite the police row's ``victim_sex``/``victim_relationship``
     with victim 1's recorded sex and relationship, so those columns agree with the named victim."""
@@ -138,9 +143,10 @@ def make_victims(
         (int((~want_female).sum()), 0.0),
         (len(other_slots), 0.6),  # other victims: women more often than men
     ]
-    base = VICTIM_PID_BASE + int(suspects.pid[0]) if n else VICTIM_PID_BASE
+    if sum(size for size, _ in groups) >= VICTIM_PID_BASE:  # pragma: no cover - 10^9 victims in a chunk
+        raise ValueError("too many victims in one chunk for their person-id range")
     no_hard_cases = params.model_copy(update={"hard_cases": False})
-    parts, first_pid = [suspects], base
+    parts, first_pid = [suspects], VICTIM_PID_BASE * (chunk + 1)
     for size, female_share in groups:
         parts.append(make_persons(rng, first_pid, size, no_hard_cases, hostels, female_share=female_share))
         first_pid += size
