@@ -101,8 +101,8 @@ POLICE_HEADER = [
 POLICE_VICTIM_COLUMNS = [
     f"victim{i}_{c}"
     for i in (1, 2, 3)
-    for c in ("forename", "surname", "dob", "gender", "postcode", "ethnicity_code")
-] + ["children_in_household"]
+    for c in ("forename", "surname", "dob", "gender", "postcode", "ethnicity_code", "nominal_id")
+] + ["children_in_household", "nominal_id"]
 POLICE_HEADER[-3:-3] = POLICE_VICTIM_COLUMNS  # before victim_sex, victim_relationship and officer_notes
 
 CPS_HEADER = [  # the prosecution demo layout (pipe-delimited)

@@ -93,7 +93,10 @@ def check_file(path: Path, cfg: AgencyConfig) -> dict[int, list[str]]:
             if ids.sex and (v := present(ids.sex.column)) and v.upper() not in sexes:
                 bad.append("sex")
             for spec in ids.ids:
-                if (v := present(spec.column)) and not pnc_ok(v):
+                if spec.pattern:  # a generic id (the police nominal id): its pattern
+                    if (v := present(spec.column)) and not re.fullmatch(spec.pattern, v):
+                        bad.append(spec.column)
+                elif (v := present(spec.column)) and not pnc_ok(v):
                     bad.append("pnc")
             if ids.postcode and (v := present(ids.postcode.column)) and not is_valid_postcode(v):
                 bad.append("postcode")

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from linkage.synth.identifiers import MISSING_DAY
 from linkage.synth.journeys import BREACH, Cases
-from linkage.synth.layouts import LAYOUTS, formatter
+from linkage.synth.layouts import LAYOUTS, formatter, nominal_ids
 from linkage.synth.noise import NoiseCounter, render
 from linkage.synth.params import SynthParams
 from linkage.synth.people import FEMALE, Persons, make_persons
@@ -229,6 +229,9 @@ def police_columns(
         "gender": gender,
         "postcode": ident.postcode,
         "ethnicity_code": eth,
+        "nominal_id": nominal_ids(
+            v.people.pid[v.vidx], cases.force[v.case_pos], cases.case_id[v.case_pos] * 4 + v.index
+        ),
     }
     cols: dict[str, np.ndarray] = {}
     for i in range(1, MAX_VICTIMS + 1):
