@@ -97,7 +97,8 @@ POLICE_HEADER = [
     "officer_notes",
 ]
 # The police layout also names up to three victims and the children in the household (token spec v2
-# victim mentions); these rows name none, so every row stays one record (tests/test_victims.py names some).
+# victim mentions), and the force's nominal id of the suspect; these rows name no victim and no nominal
+# id, so every row stays one record (tests/test_victims.py names victims).
 POLICE_VICTIM_COLUMNS = [
     f"victim{i}_{c}"
     for i in (1, 2, 3)
