@@ -377,3 +377,23 @@ def test_victims_of_different_chunks_are_different_people(tmp_path):
     assert chunks == {1, 2, 3}
     # one person, one chunk: every victim's crimes come from suspects of its own chunk
     assert all(len({c for _, _, c in facts}) == 1 for facts in by_person.values())
+
+
+def test_victims_file_is_part_of_the_journeys_stage_and_a_changed_one_is_refused(linked_run, tmp_path):  # noqa: F811
+    """victims.parquet is hashed in journeys.complete.json: the release refuses a run whose victims file
+    was edited (e.g. victims merged by hand), as it refuses an edited journeys.parquet."""
+    import json
+    import shutil
+
+    from linkage.errors import VerificationError
+    from linkage.runfolder import open_run
+
+    marker = json.loads((linked_run.run / "journeys.complete.json").read_text())
+    assert "victims.parquet" in marker["outputs"]
+    copy = tmp_path / linked_run.run.name
+    shutil.copytree(linked_run.run, copy)
+    open_run(copy, require=("journeys",))  # the copy itself is accepted
+    table = pq.read_table(copy / "victims.parquet")
+    pq.write_table(table.slice(1), copy / "victims.parquet")
+    with pytest.raises(VerificationError, match="victims.parquet"):
+        open_run(copy, require=("journeys",))
