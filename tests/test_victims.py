@@ -395,5 +395,5 @@ def test_victims_file_is_part_of_the_journeys_stage_and_a_changed_one_is_refused
     open_run(copy, require=("journeys",))  # the copy itself is accepted
     table = pq.read_table(copy / "victims.parquet")
     pq.write_table(table.slice(1), copy / "victims.parquet")
-    with pytest.raises(VerificationError, match="victims.parquet"):
+    with pytest.raises(VerificationError, match=r"victims\.parquet"):
         open_run(copy, require=("journeys",))
