@@ -97,6 +97,15 @@ POLICE_HEADER = [
     "suspect_police_employee",
     "officer_notes",
 ]
+# The police layout also names up to three victims and the children in the household (token spec v2
+# victim mentions), and the force's nominal id of the suspect; these rows name no victim and no nominal
+# id, so every row stays one record (tests/test_victims.py names victims).
+POLICE_VICTIM_COLUMNS = [
+    f"victim{i}_{c}"
+    for i in (1, 2, 3)
+    for c in ("forename", "surname", "dob", "gender", "postcode", "ethnicity_code", "nominal_id")
+] + ["children_in_household", "nominal_id"]
+POLICE_HEADER[-3:-3] = POLICE_VICTIM_COLUMNS  # before victim_sex, victim_relationship and officer_notes
 
 CPS_HEADER = [  # the prosecution demo layout (pipe-delimited)
     "cps_ref",
@@ -196,6 +205,10 @@ def write_csv(
         w.writerow(header)
         w.writerows(rows)
     return path
+
+
+for _row in POLICE_ROWS:
+    _row[-3:-3] = [""] * len(POLICE_VICTIM_COLUMNS)
 
 
 @pytest.fixture

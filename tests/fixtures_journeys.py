@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from linkage.evaluate import write_true_clusters
 from linkage.extract.verify import verify_extracts
 from linkage.journeys.assemble import AGENCIES
 from linkage.keys import load_trusted_keys
@@ -27,16 +27,8 @@ def perfect_run(extracts: Path, truth: Path, run_dir: Path, trusted_keys: Path) 
     record = record_from_verified(run_dir.name, report, extracts_dir=extracts, trusted_keys_dir=trusted_keys)
     folder = RunWriter.create(run_dir, record)
     agencies = [a for a in AGENCIES if (extracts / f"{a}.parquet").exists()]  # probation is optional
-    selects = " UNION ALL ".join(
-        f"SELECT '{a}' AS source_dataset, record_key, source_row FROM read_parquet('{extracts / a}.parquet')"
-        for a in agencies
-    )
     with folder.writing("clusters.parquet") as tmp:
-        duckdb.sql(f"""
-            COPY (SELECT e.source_dataset, e.record_key, e.source_row, t.person_id
-                  FROM ({selects}) e JOIN read_parquet('{truth / "records.parquet"}') t
-                  USING (source_dataset, source_row))
-            TO '{tmp}' (FORMAT parquet)""")
+        write_true_clusters({a: extracts / f"{a}.parquet" for a in agencies}, truth, tmp)
     for agency in agencies:
         folder.copy_in(extracts / f"{agency}.manifest.json", f"inputs/manifests/{agency}.manifest.json")
     folder.complete()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONFIGS, POLICE_HEADER, POLICE_ROWS, ROOT, write_csv
+from conftest import CONFIGS, POLICE_HEADER, POLICE_ROWS, ROOT, agency_config, write_csv
 from linkage.audit.findings import CODES, Severity
 from linkage.audit.review import AuditReport, run_audit
 from linkage.runlog import EntryBuilder, append
@@ -181,7 +181,8 @@ def test_permissive_code_pattern(tmp_path, pattern):
         [police(tmp_path, add_attribute({"column": "area", "type": "code", "pattern": pattern}))]
     )
     assert codes(report) == {"AUD103"}
-    assert report.findings[0].field == "attributes[11].pattern"
+    added = len(agency_config("police").attributes)  # the attribute appended last
+    assert report.findings[0].field == f"attributes[{added}].pattern"
 
 
 def test_record_reference_passed_through_is_medium(tmp_path):

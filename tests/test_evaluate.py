@@ -126,12 +126,54 @@ def test_on_synthetic_data_with_truth_as_prediction(tmp_path: Path) -> None:
                 "record_key": rec.column("source_row"),
                 "source_row": rec.column("source_row"),
                 "person_id": rec.column("person_id"),
+                "victim_index": rec.column("victim_index"),  # a victim mention shares its row's number
             }
         ),
     )
     r = evaluate(run, tmp_path / "d" / "truth")
     assert r.pairwise.f1 == 1.0 and r.clusters.exact_cluster_rate == 1.0
     assert set(r.by_hard_case) and all(m.f1 == 1.0 for m in r.by_hard_case.values())
+    assert r.by_role["victim"].true_pairs > 0 and r.by_role["victim"].f1 == 1.0
+
+
+def test_by_role_counts_pairs_involving_a_victim_mention(tmp_path: Path) -> None:
+    """Two persons; A has a subject record and two victim mentions, B one subject record. Predicting
+    one cluster of all four: victim pairs = C(4,2) - C(2,2) = 5 predicted, 3 true (A's mentions with
+    each other and with A's subject record); subject pairs = 1 predicted (A~B), 0 true."""
+    run, truth = tmp_path / "run", tmp_path / "truth"
+    truth.mkdir()
+    rows = [("police", 1, None, 1), ("police", 2, 1, 1), ("police", 2, 2, 1), ("court", 1, None, 2)]
+    pq.write_table(
+        pa.table(
+            {
+                "source_dataset": [r[0] for r in rows],
+                "source_row": pa.array([r[1] for r in rows], pa.int64()),
+                "person_id": pa.array([r[3] for r in rows], pa.int64()),
+                "case_id": pa.array([1] * 4, pa.int64()),
+                "hard_case": pa.array([None] * 4, pa.string()),
+                "noise": pa.array([None] * 4, pa.string()),
+                "role": ["subject", "victim", "victim", "subject"],
+                "victim_index": pa.array([r[2] for r in rows], pa.int8()),
+            }
+        ),
+        truth / "records.parquet",
+    )
+    clusters = {
+        "source_dataset": [r[0] for r in rows],
+        "record_key": pa.array(range(4), pa.int64()),
+        "source_row": pa.array([r[1] for r in rows], pa.int64()),
+        "person_id": [9] * 4,
+        "victim_index": pa.array([r[2] for r in rows], pa.int8()),
+    }
+    r = evaluate(seal_run(run, pa.table(clusters)), truth)
+    victim, subject = r.by_role["victim"], r.by_role["subject"]
+    assert (victim.true_positive_pairs, victim.predicted_pairs, victim.true_pairs) == (3, 5, 3)
+    assert (subject.true_positive_pairs, subject.predicted_pairs, subject.true_pairs) == (0, 1, 0)
+    assert victim.precision == pytest.approx(3 / 5) and subject.recall == 1.0
+    # without victim_index the two mentions of row 2 cannot be told apart: refused, not guessed
+    seal_run(run, pa.table({k: v for k, v in clusters.items() if k != "victim_index"}))
+    with pytest.raises(InputError):
+        evaluate(run, truth)
 
 
 def test_cli_evaluate_json_and_file(tmp_path: Path) -> None:

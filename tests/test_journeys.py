@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from conftest import CONFIGS, ROOT, agency_config
+from conftest import ROOT
 from fixtures_journeys import linked_run, perfect_run  # noqa: F401 (fixture)
 from linkage.config import load_config
-from linkage.config.agency import AgencyConfig
 from linkage.errors import VerificationError
 from linkage.evaluate import evaluate
-from linkage.extract.pseudonymise import pseudonymise
 from linkage.journeys.assemble import AGENCIES, STAGE_KEYS
 from linkage.journeys.build import build_journeys
 from linkage.runfolder import open_run
-from linkage.synth import generate
 from linkage.tokens.spec import TOKEN_COLUMN_NAMES
-from test_agency_pipeline import pseudonymise_all
 
 
 def test_every_true_journey_reconstructed_with_perfect_linkage(linked_run):  # noqa: F811
@@ -48,7 +42,10 @@ def test_every_record_in_exactly_one_journey_and_no_tokens(linked_run):  # noqa:
         in_journeys = con.execute(
             f"SELECT count({col}), count(DISTINCT {col}) FROM read_parquet('{journeys}')"
         ).fetchall()[0]
-        rows = pq.read_metadata(linked_run.extracts / f"{agency}.parquet").num_rows
+        rows = con.execute(  # victim mentions are people, not stages: subject records only
+            f"SELECT count(*) FROM read_parquet('{linked_run.extracts / agency}.parquet')"
+            " WHERE role = 'subject'"
+        ).fetchall()[0][0]
         assert in_journeys == (rows, rows), agency
 
 
@@ -101,50 +98,43 @@ def test_journeys_after_probabilistic_linkage(linked_run, keys, tmp_path):  # no
     assert report is not None and report.exact_rate > 0.98
 
 
-def test_victim_mentions_are_people_of_the_run_but_never_crimes(keys, tmp_path):
-    """A police config naming victims (token spec v2): each victim mention is a record the run clusters,
-    but journeys are built from the subject records only, so no victim becomes a crime of its own."""
-    raw = tmp_path / "raw"
-    generate(300, 5, raw)
-    police_csv = raw / "police.csv"
-    with police_csv.open(encoding="utf-8", newline="") as fh:
-        header, *body = list(csv.reader(fh))
-    surname, forename = header.index("surname"), header.index("forename")
-    # every crime names a victim: the suspect of the next crime, so victims are also people elsewhere
-    rows = [
-        [*r, body[(i + 1) % len(body)][surname], body[(i + 1) % len(body)][forename]]
-        for i, r in enumerate(body)
-    ]
-    with police_csv.open("w", encoding="utf-8", newline="") as fh:
-        csv.writer(fh).writerows([[*header, "victim_surname", "victim_forename"], *rows])
-    spec = yaml.safe_load((CONFIGS / "police.yaml").read_text(encoding="utf-8"))
-    spec["victims"] = [
-        {"surname": {"column": "victim_surname"}, "forenames": {"columns": ["victim_forename"]}}
-    ]
-    config_path = tmp_path / "police.yaml"
-    config_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-
-    extracts = tmp_path / "extracts"
-    pseudonymise_all(keys, raw, extracts)
-    police = pseudonymise(
-        AgencyConfig.model_validate(spec), config_path, keys.project, police_csv, extracts,
-        signing_key=keys.signing("police"), workers=2,
-    )  # fmt: skip
-    assert police.manifest_data.counts.victim_mentions == len(body)
-    assert agency_config("police").victims == []  # the shipped config is untouched
-    run = perfect_run(extracts, raw / "truth", tmp_path / "run", keys.signing_dir)
-    build_journeys(run)
-    journeys = run / "journeys.parquet"
+def test_victim_mentions_are_people_of_the_run_but_never_crimes(linked_run):  # noqa: F811
+    """The shipped police config names victims (token spec v2): each victim mention is a record the run
+    clusters, but journeys are built from the subject records only, so no victim becomes a crime; the
+    victims of each journey are victims.parquet, one row per (journey, victim person), as in truth."""
+    journeys, extracts = linked_run.run / "journeys.parquet", linked_run.extracts
     con = duckdb.connect()
-    police_keys = con.execute(
-        f"SELECT count(police_record_key), count(DISTINCT police_record_key) FROM read_parquet('{journeys}')"
-    ).fetchall()[0]
-    assert police_keys == (len(body), len(body))
+    mentions = con.execute(
+        f"SELECT count(*) FROM read_parquet('{extracts / 'police.parquet'}') WHERE role = 'victim'"
+    ).fetchall()[0][0]
+    assert mentions > 0
     victims_in_journeys = con.execute(f"""
         SELECT count(*) FROM read_parquet('{journeys}') j
         JOIN read_parquet('{extracts / "police.parquet"}') e
           ON e.record_key = j.police_record_key AND e.role = 'victim'""").fetchall()[0][0]
     assert victims_in_journeys == 0
+    # victims.parquet against truth/victims.parquet: (case, victim person), with perfect clusters the
+    # person ids are the true ones and the journey's police record is the case's
+    truth = linked_run.raw / "truth"
+    got = con.execute(f"""
+        SELECT r.case_id, v.victim_person_id
+        FROM read_parquet('{linked_run.run / "victims.parquet"}') v
+        JOIN read_parquet('{journeys}') j USING (journey_id)
+        JOIN read_parquet('{linked_run.run / "clusters.parquet"}') c
+          ON c.source_dataset = 'police' AND c.record_key = j.police_record_key
+        JOIN read_parquet('{truth / "records.parquet"}') r
+          ON r.source_dataset = 'police' AND r.source_row = c.source_row AND r.role = 'subject'
+        ORDER BY ALL""").fetchall()
+    want = con.execute(f"""
+        SELECT DISTINCT v.case_id, v.person_id
+        FROM read_parquet('{truth / "victims.parquet"}') v
+        -- a victim is a record only where the police row keeps a usable identifier for them
+        JOIN read_parquet('{truth / "records.parquet"}') r
+          ON r.role = 'victim' AND r.case_id = v.case_id AND r.victim_index = v.victim_index
+        JOIN read_parquet('{extracts / "police.parquet"}') e
+          ON e.role = 'victim' AND e.source_row = r.source_row AND e.victim_index = r.victim_index
+        ORDER BY ALL""").fetchall()
+    assert got == want and len(got) > 100
 
 
 PROBATION_COLUMNS = (

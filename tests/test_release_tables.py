@@ -118,7 +118,8 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
                 SELECT r.case_id, any_value(e.{col})
                 FROM read_parquet('{t / "records.parquet"}') r
                 JOIN read_parquet('{extracts / agency}.parquet') e USING (source_row)
-                WHERE r.source_dataset = '{agency}' GROUP BY 1""").fetchall()
+                WHERE r.source_dataset = '{agency}' AND r.role = 'subject' AND e.role = 'subject'
+                GROUP BY 1""").fetchall()
         )
 
     # recorded by the agencies, not in truth/journeys: the CPS's DA flag (the journey's flag is "the
@@ -169,6 +170,7 @@ def truth_cases(t: Path, extracts: Path) -> list[dict]:
         convicted = c["verdict"] in CONVICTED
         out.append(
             {
+                "case_id": c["case_id"],
                 "dims": {
                     "force_area": c["force_area"] or NOT_KNOWN,
                     "da_flag": "DA" if da else "Not DA",

@@ -3,8 +3,10 @@
 Input contract: a run folder `linkage.runfolder.open_run` accepts (complete, unmodified, its extracts
 unchanged), whose clusters.parquet has source_dataset, record_key, source_row and
 person_id (the predicted cluster, int or str); TRUTH_DIR/records.parquet from `linkage synth`.
-Records are joined on (source_dataset, source_row). Pair counts come from the contingency table
-of (predicted cluster, true person) cells, so no pair is ever enumerated:
+Records are joined on (source_dataset, source_row, victim_index): a victim mention (token spec v2) shares
+its subject's source_row and is told apart by its position on the row (0 stands for the subject
+itself; truth and clusters written before victim mentions have no victim_index). Pair counts come from
+the contingency table of (predicted cluster, true person) cells, so no pair is ever enumerated:
     TP = sum over cells of C(n, 2); predicted pairs = sum over predicted clusters of C(size, 2);
     true pairs = sum over true persons of C(size, 2).
 A measure whose denominator is zero (no predicted pairs, or no true pairs) is 1.0.
@@ -94,7 +96,25 @@ class EvaluationReport(BaseModel):
     by_hard_case: dict[str, PairwiseMetrics]
     # Pairs by the datasets of their two records, e.g. "police~court".
     by_dataset_pair: dict[str, PairwiseMetrics]
+    # 'victim': pairs in which at least one record is a victim mention; 'subject': pairs of two
+    # subject records (suspects, defendants, prisoners). The two partition all pairs.
+    by_role: dict[str, PairwiseMetrics] = {}
     journeys: JourneyAccuracy | None = None
+
+
+def write_true_clusters(extracts: dict[str, Path], truth_dir: Path, out: Path) -> None:
+    """clusters.parquet as perfect linkage would write it: every extract record with its TRUE person
+    (synthetic data only), joined on (source_dataset, source_row, victim_index)."""
+    selects = " UNION ALL ".join(
+        f"SELECT '{a}' AS source_dataset, record_key, source_row, role, victim_index FROM read_parquet('{p}')"
+        for a, p in extracts.items()
+    )
+    duckdb.sql(f"""
+        COPY (SELECT e.source_dataset, e.record_key, e.source_row, t.person_id, e.role, e.victim_index
+              FROM ({selects}) e JOIN read_parquet('{truth_dir / "records.parquet"}') t
+                ON e.source_dataset = t.source_dataset AND e.source_row = t.source_row
+               AND coalesce(e.victim_index, 0) = coalesce(t.victim_index, 0))
+        TO '{out}' (FORMAT parquet)""")
 
 
 def _check_inputs(run_dir: Path, truth_dir: Path) -> tuple[OpenRun, Path, Path]:
@@ -119,17 +139,21 @@ def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
     run_dir, truth_dir = Path(run_dir), Path(truth_dir)
     run, clusters, records = _check_inputs(run_dir, truth_dir)
     con = duckdb.connect()
+    c_vi, t_vi = (_victim_index(p) for p in (clusters, records))
     con.execute(f"""
         CREATE TEMP TABLE c AS SELECT source_dataset::VARCHAR AS ds, source_row::BIGINT AS row,
-               person_id::VARCHAR AS pred FROM read_parquet('{clusters}');
-        CREATE TEMP TABLE t AS SELECT source_dataset AS ds, source_row AS row, person_id AS truth,
-               hard_case FROM read_parquet('{records}');
+               {c_vi} AS vi, person_id::VARCHAR AS pred FROM read_parquet('{clusters}');
+        CREATE TEMP TABLE t AS SELECT source_dataset AS ds, source_row AS row, {t_vi} AS vi,
+               person_id AS truth, hard_case FROM read_parquet('{records}');
     """)
-    dupes = _pairs(con, "SELECT count(*) FROM (SELECT ds, row FROM c GROUP BY ALL HAVING count(*) > 1)")
+    dupes = _pairs(con, "SELECT count(*) FROM (SELECT ds, row, vi FROM c GROUP BY ALL HAVING count(*) > 1)")
     if dupes:
-        raise InputError(f"{clusters}: {dupes} (source_dataset, source_row) pair(s) appear more than once")
+        raise InputError(
+            f"{clusters}: {dupes} (source_dataset, source_row, victim_index) key(s) appear more than once"
+        )
     con.execute("""
-        CREATE TEMP TABLE j AS SELECT c.ds, c.pred, t.truth, t.hard_case FROM c JOIN t USING (ds, row);
+        CREATE TEMP TABLE j AS SELECT c.ds, c.pred, t.truth, t.hard_case, c.vi > 0 AS victim
+            FROM c JOIN t USING (ds, row, vi);
         CREATE TEMP TABLE cell AS SELECT pred, truth, any_value(hard_case) AS tag, count(*) AS n
             FROM j GROUP BY pred, truth;
         CREATE TEMP TABLE ps AS SELECT pred, sum(n) AS size FROM cell GROUP BY pred;
@@ -172,11 +196,42 @@ def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
         ),
         by_hard_case=_by_hard_case(con),
         by_dataset_pair=_by_dataset_pair(con),
+        by_role=_by_role(con),
         # journeys are evaluated only when a completed journeys stage vouches for them
         journeys=_journeys(con, run.path("journeys.parquet"), truth_dir)
         if run.has("journeys.parquet")
         else None,
     )
+
+
+def _victim_index(parquet: Path) -> str:
+    """SQL for a record's position on its row: victim_index, or 0 for a subject (or a file without it)."""
+    return "coalesce(victim_index, 0)::INTEGER" if "victim_index" in pq.read_schema(parquet).names else "0"
+
+
+def _by_role(con: duckdb.DuckDBPyConnection) -> dict[str, PairwiseMetrics]:
+    """P/R/F1 over pairs involving a victim mention, and over pairs of two subject records.
+
+    A group (a cell, a predicted cluster or a true person) of s records, v of them victim mentions,
+    holds C(s - v, 2) subject pairs and C(s, 2) - C(s - v, 2) pairs involving a victim mention.
+    """
+    row = con.execute("""
+        WITH cells AS (SELECT pred, truth, count(*) AS s, count(*) FILTER (WHERE victim) AS v
+                       FROM j GROUP BY pred, truth),
+        preds AS (SELECT sum(s) AS s, sum(v) AS v FROM cells GROUP BY pred),
+        truths AS (SELECT sum(s) AS s, sum(v) AS v FROM cells GROUP BY truth)
+        SELECT (SELECT sum((s - v) * (s - v - 1) // 2) FROM cells),
+               (SELECT sum((s - v) * (s - v - 1) // 2) FROM preds),
+               (SELECT sum((s - v) * (s - v - 1) // 2) FROM truths),
+               (SELECT sum(s * (s - 1) // 2 - (s - v) * (s - v - 1) // 2) FROM cells),
+               (SELECT sum(s * (s - 1) // 2 - (s - v) * (s - v - 1) // 2) FROM preds),
+               (SELECT sum(s * (s - 1) // 2 - (s - v) * (s - v - 1) // 2) FROM truths)
+    """).fetchall()[0]
+    sub_tp, sub_pp, sub_tt, vic_tp, vic_pp, vic_tt = (int(x or 0) for x in row)
+    return {
+        "subject": PairwiseMetrics.from_counts(sub_tp, sub_pp, sub_tt),
+        "victim": PairwiseMetrics.from_counts(vic_tp, vic_pp, vic_tt),
+    }
 
 
 def _by_hard_case(con: duckdb.DuckDBPyConnection) -> dict[str, PairwiseMetrics]:
@@ -235,14 +290,16 @@ def _journeys(con: duckdb.DuckDBPyConnection, journeys: Path, truth_dir: Path) -
         f" WHERE {col} IS NOT NULL"
         for ds, col in JOURNEY_STAGES.items()
     )
+    records = truth_dir / "records.parquet"
+    subjects = "role = 'subject'" if "role" in pq.read_schema(records).names else "true"
     con.execute(f"""
         CREATE TEMP TABLE pj AS   -- predicted journey of each (dataset, row)
         SELECT u.journey_id, u.ds, k.source_row AS row FROM ({unpivot}) u
         JOIN (SELECT DISTINCT source_dataset::VARCHAR AS ds, record_key, source_row
               FROM read_parquet('{journeys.parent / "clusters.parquet"}')) k USING (ds, record_key);
-        CREATE TEMP TABLE tc AS   -- true case of each (dataset, row)
+        CREATE TEMP TABLE tc AS   -- true case of each (dataset, row); victim mentions are not stages
         SELECT source_dataset AS ds, source_row AS row, case_id
-        FROM read_parquet('{truth_dir}/records.parquet');
+        FROM read_parquet('{records}') WHERE {subjects};
         CREATE TEMP TABLE anchor AS   -- the predicted journey holding each case's police record
         SELECT tc.case_id, pj.journey_id FROM tc JOIN pj USING (ds, row) WHERE tc.ds = 'police'
     """)

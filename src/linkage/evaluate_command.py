@@ -20,6 +20,8 @@ def _print_report(console: Console, r: EvaluationReport) -> None:
     rows: list[tuple[str, PairwiseMetrics | BCubed]] = [("pairwise", r.pairwise), ("B-cubed", r.bcubed)]
     rows += [(f"pairs involving {tag}", m) for tag, m in r.by_hard_case.items()]
     rows += [(f"pairs {pair}", m) for pair, m in r.by_dataset_pair.items()]
+    labels = {"victim": "pairs involving a victim mention", "subject": "pairs of subject records"}
+    rows += [(labels[role], m) for role, m in r.by_role.items()]
     for name, m in rows:
         table.add_row(name, f"{m.precision:.4f}", f"{m.recall:.4f}", f"{m.f1:.4f}")
     console.print(table)

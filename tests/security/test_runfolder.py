@@ -248,7 +248,7 @@ def test_clustered_records_missing_from_an_extract_refuse_never_drop(linked_run,
     clusters = tmp_path / "clusters.parquet"
     duckdb.sql(f"""
         COPY (SELECT * FROM read_parquet('{opened.path("clusters.parquet")}')
-              UNION ALL SELECT 'court', 999999999, 999999, 1)
+              UNION ALL SELECT 'court', 999999999, 999999, 1, 'subject', NULL::TINYINT)
         TO '{clusters}' (FORMAT parquet)""")
     with pytest.raises(VerificationError, match="1 clustered court record"):
         assemble_journeys(clusters, opened.extracts, tmp_path / "journeys.parquet")

@@ -111,6 +111,8 @@ def _identifier_rows(config: AgencyConfig) -> list[list[str]]:
     people = [("", config.identifiers)] + [(f"victim {i}: ", v) for i, v in enumerate(config.victims, 1)]
     for who, identifiers in people:  # victims' columns become victim-mention rows, tokenised alike
         for name in type(identifiers).model_fields:
+            if name == "attributes":  # a victim's own attributes: listed with the attributes
+                continue
             spec = getattr(identifiers, name)
             for item in spec if isinstance(spec, list) else [spec]:
                 if item is not None:
@@ -192,13 +194,15 @@ def review_agency(config: AgencyConfig, fingerprint: str | None, sample: Sample 
         ],
     )
     rows = _identifier_rows(config)
-    for attr in config.attributes:
+    own = [(f"victim {i}'s own, ", a) for i, v in enumerate(config.victims, 1) for a in v.attributes]
+    for who, attr in [("", a) for a in config.attributes] + own:
+        on_victims = "; also on victim-mention rows" if attr.victim else ""
         rows.append(
             [
                 attr.column,
-                f"passed through ({attr.type})",
+                f"passed through ({who}{attr.type})",
                 attr.out_name,
-                _attribute_detail(attr),
+                _attribute_detail(attr) + on_victims,
                 _ON_INVALID[attr.on_invalid],
             ]
         )

@@ -238,6 +238,8 @@ class VictimIdentifiers(Strict):
         out: dict[str, str] = {}
         for name in type(self).model_fields:
             spec = getattr(self, name)
+            if name == "attributes":  # a victim's own attributes pass through; they are not identifiers
+                continue
             if spec is None or spec == []:
                 continue
             for item in spec if isinstance(spec, list) else [spec]:
@@ -333,6 +335,23 @@ Attribute = Annotated[
 ]
 
 
+class Victim(VictimIdentifiers):
+    """One victim named in a subject's row: identifier columns, and attributes of this victim alone.
+
+    ``attributes`` are read from the victim's own columns (e.g. victim 2's ethnicity) and written only
+    on this victim's mention row; a subject attribute with ``victim: true`` is copied to every mention.
+    """
+
+    attributes: list[Attribute] = []
+
+    @field_validator("attributes")
+    @classmethod
+    def _own(cls, v: list) -> list:
+        if any(a.victim for a in v):
+            raise ValueError("`victim: true` is for the subject's attributes; a victim's own need none")
+        return v
+
+
 class AgeBand(Strict):
     """Derive a coarse age band from the date of birth at an event date; the DOB itself never passes."""
 
@@ -364,7 +383,7 @@ class AgencyConfig(Strict):
         description="Values (case-insensitive, after trimming) that mean 'missing'; they become NULL.",
     )
     identifiers: Identifiers
-    victims: list[VictimIdentifiers] = Field(
+    victims: list[Victim] = Field(
         [],
         description="Victims named in the same row (victim 1, victim 2, ...): each present one becomes a "
         "victim-mention row of its own (role 'victim', mention_of = the subject's record_key).",
@@ -387,6 +406,7 @@ class AgencyConfig(Strict):
             if attr.out_name in names:
                 raise ValueError(f"attribute name {attr.out_name!r} is used twice")
             names.add(attr.out_name)
+        self._check_victim_attributes(names, id_cols)
         if self.age_band:
             if self.identifiers.date_of_birth is None:
                 raise ValueError("age_band needs identifiers.date_of_birth")
@@ -396,6 +416,37 @@ class AgencyConfig(Strict):
             if self.age_band.name in names or self.age_band.name in RESERVED_COLUMNS:
                 raise ValueError(f"age_band name {self.age_band.name!r} clashes with another column")
         return self
+
+    def _check_victim_attributes(self, subject_names: set[str], id_cols: dict[str, str]) -> None:
+        """A victim's attribute writes a column of its own or one the subject's rows share (same type):
+        e.g. victim 1 and victim 2 both write `ethnicity`, which holds the suspect's on subject rows."""
+        types = {a.out_name: a.type for a in self.attributes}
+        for i, victim in enumerate(self.victims, start=1):
+            seen: set[str] = set()
+            for attr in victim.attributes:
+                where = f"victims[{i}] attribute {attr.out_name!r}"
+                if attr.column in id_cols:
+                    raise ValueError(f"{where}: column {attr.column!r} is an identifier")
+                if attr.out_name in RESERVED_COLUMNS or attr.out_name.startswith(GENERIC_ID_PREFIX):
+                    raise ValueError(f"{where}: the name is reserved by the token spec")
+                if attr.out_name in seen:
+                    raise ValueError(f"{where}: used twice for one victim")
+                seen.add(attr.out_name)
+                known = types.setdefault(attr.out_name, attr.type)
+                if known != attr.type:
+                    raise ValueError(f"{where}: type {attr.type} differs from {known} elsewhere")
+        if self.age_band and self.age_band.name in types.keys() - subject_names:
+            raise ValueError(f"age_band name {self.age_band.name!r} clashes with a victim attribute")
+
+    def victim_only_attributes(self) -> list[Attribute]:
+        """Victims' attributes whose column the subject rows do not have (first declaration wins)."""
+        out: dict[str, Attribute] = {}
+        subject = {a.out_name for a in self.attributes}
+        for victim in self.victims:
+            for attr in victim.attributes:
+                if attr.out_name not in subject:
+                    out.setdefault(attr.out_name, attr)
+        return list(out.values())
 
     def identifier_columns(self) -> dict[str, str]:
         """Source column -> identifier field name, the subject's and every victim's."""
@@ -407,4 +458,5 @@ class AgencyConfig(Strict):
     def source_columns(self) -> list[str]:
         """Every source column the config reads (identifiers first, then attributes)."""
         cols = list(self.identifier_columns())
-        return cols + [a.column for a in self.attributes if a.column not in cols]
+        attrs = [*self.attributes, *(a for v in self.victims for a in v.attributes)]
+        return cols + list(dict.fromkeys(a.column for a in attrs if a.column not in cols))

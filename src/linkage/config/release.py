@@ -131,6 +131,16 @@ class TableSpec(_Model):
             clash = [d for d, v in fixed if d in self.by or self.where.get(d, v) != v]
             if clash:
                 raise ValueError(f"measure {m} fixes {', '.join(clash)}, also a breakdown or condition")
+        # a table counts one unit (journeys, victims or perpetrators); its dimensions must exist there
+        units = {MEASURES[m].unit for m in self.measures}
+        if len(units) > 1:
+            raise ValueError(f"measures count different units ({', '.join(sorted(units))}): split the table")
+        unit = units.pop()
+        if unit != "journeys" and self.statistics:
+            raise ValueError(f"statistics summarise journeys; this table counts {unit}")
+        wrong = [d for d in [*self.by, *self.where] if unit not in DIMENSIONS[d].units]
+        if wrong:
+            raise ValueError(f"dimension(s) {', '.join(wrong)} do not apply to {unit}")
         return self
 
 

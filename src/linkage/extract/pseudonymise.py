@@ -58,7 +58,6 @@ from linkage.extract.transform import (
     generic_id_columns,
     output_schema,
     rekey_row_numbers,
-    without_worker_columns,
 )
 from linkage.keys import ProjectKey, SigningKey
 from linkage.tokens.spec import (
@@ -67,6 +66,7 @@ from linkage.tokens.spec import (
     ROLE,
     SOURCE_ROW,
     TOKEN_SPEC_VERSION,
+    VICTIM_INDEX,
     WEAK_MARKERS,
     Purpose,
     is_token_column,
@@ -315,7 +315,6 @@ def pseudonymise(
                                 batch = batch.set_column(i, batch.schema.field(i), rows)
                                 if rekey is not None:
                                     batch = rekey_row_numbers(rekey, agency, batch)
-                            batch = without_worker_columns(batch)
                             if batch.num_rows:
                                 writer.write_batch(batch)
                             for name in token_columns:
@@ -452,7 +451,7 @@ def _role(column: str) -> str:
         return "row"
     if column in WEAK_MARKERS:
         return "marker"
-    if column == ROLE:
+    if column in (ROLE, VICTIM_INDEX):
         return "role"
     return "token" if is_token_column(column) else "attribute"
 

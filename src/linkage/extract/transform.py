@@ -46,6 +46,7 @@ from linkage.tokens.spec import (
     SEX,
     SOURCE_ROW,
     TOKEN_COLUMN_NAMES,
+    VICTIM_INDEX,
     WEAK_MARKERS,
     Purpose,
     columns_for,
@@ -181,7 +182,9 @@ def output_schema(config: AgencyConfig) -> pa.Schema:
     fields += [pa.field(name, pa.int64()) for name in generic_id_columns(config)]
     fields += [pa.field(name, pa.bool_()) for name in WEAK_MARKERS]
     fields += [pa.field(SEX, pa.string()), pa.field(ROLE, pa.string()), pa.field(MENTION_OF, pa.int64())]
-    fields += [pa.field(a.out_name, arrow_types[a.type]) for a in config.attributes]
+    fields.append(pa.field(VICTIM_INDEX, pa.int8()))
+    attributes = [*config.attributes, *config.victim_only_attributes()]
+    fields += [pa.field(a.out_name, arrow_types[a.type]) for a in attributes]
     if config.age_band:
         fields.append(pa.field(config.age_band.name, pa.string()))
     return pa.schema(fields)
@@ -199,7 +202,6 @@ def _weak_marker(token_column: str) -> str:
 
 _TYPED_ID_COLUMNS = frozenset(NATIONAL_ID_TYPES.values())
 _TYPED_ID_MARKERS = frozenset(map(_weak_marker, _TYPED_ID_COLUMNS))
-VICTIM_INDEX = "_victim"  # worker-only column: the victim index of a mention row (dropped before writing)
 
 
 class _Identity:
@@ -400,11 +402,13 @@ class BatchTransformer:
     def __init__(self, config: AgencyConfig, subkeys: dict[Purpose, bytes]) -> None:
         self.config = config
         self.tok = Tokeniser(subkeys)
-        self.schema = output_schema(config).append(pa.field(VICTIM_INDEX, pa.int8()))  # the worker's schema
+        self.schema = output_schema(config)
         self.missing = frozenset(v.strip().upper() for v in config.missing_values)
         self._missing_values = pa.array(sorted(self.missing), type=pa.string())
         self.subject = _Identity(self, config.identifiers, "")
         self.victims = [_Identity(self, v, f"victim {i} ") for i, v in enumerate(config.victims, start=1)]
+        for identity, victim in zip(self.victims, config.victims, strict=True):
+            identity.fields += [self._attribute_field(a, identity.prefix) for a in victim.attributes]
         self.other_fields = [self._attribute_field(a) for a in config.attributes]
         if config.identifiers.case_reference:
             spec = config.identifiers.case_reference
@@ -422,7 +426,8 @@ class BatchTransformer:
         self._types = {f.name: f.type for f in self.schema} | {_DOB: pa.date32()}
         self.row_numbers = config.identifiers.record_id is None
 
-    def _attribute_field(self, attr) -> _Field:
+    def _attribute_field(self, attr, prefix: str = "") -> _Field:
+        """The converter of one attribute (``prefix`` names a victim's own, e.g. 'victim 2 ')."""
         out = attr.out_name
         if isinstance(attr, DateAttribute):
 
@@ -467,7 +472,7 @@ class BatchTransformer:
                 return {out: truth[key]}
         else:  # pragma: no cover - the discriminated union admits no other type
             raise TypeError(attr)
-        return _Field(attr.column, [attr.column], [out], convert, attr.on_invalid)
+        return _Field(prefix + attr.column, [attr.column], [out], convert, attr.on_invalid)
 
     # --- one field over a batch ---------------------------------------------------------------------
 
@@ -743,6 +748,9 @@ class BatchTransformer:
         for attr in self.config.attributes:
             if attr.victim:
                 arrays[attr.out_name] = subject[attr.out_name]
+        band = self.config.age_band
+        if band and _DOB in arrays:  # the victim's own age at the subject row's event date
+            arrays[band.name] = self._age_bands(arrays[_DOB], subject[band.at])
         if identity.prefix:
             out.counts.notes[identity.prefix.strip(), "mentions with a usable identifier"] += int(
                 usable.sum()
@@ -781,10 +789,6 @@ def rekey_row_numbers(tok: Tokeniser, agency: str, batch: pa.RecordBatch) -> pa.
         i = batch.schema.get_field_index(name)
         batch = batch.set_column(i, batch.schema.field(i), values)
     return batch
-
-
-def without_worker_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return batch.drop_columns([VICTIM_INDEX])
 
 
 def _usable(arrays: dict[str, pa.Array], n: int) -> np.ndarray:

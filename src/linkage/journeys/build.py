@@ -1,9 +1,9 @@
 """The journeys stage: open a completed run, assemble its case journeys, add them to the run folder.
 
 Plain function over the run-folder contract (`linkage.runfolder`): the run is refused unless it is
-complete, unmodified and its extracts are the signed ones it linked; journeys.parquet and
-journeys.json are written owner-only, logged, and listed in journeys.complete.json (written last),
-which `linkage release` and `linkage evaluate` require.
+complete, unmodified and its extracts are the signed ones it linked; journeys.parquet, victims.parquet
+(each journey's victims as linked people) and journeys.json are written owner-only, logged, and listed
+in journeys.complete.json (written last), which `linkage release` and `linkage evaluate` require.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from linkage.errors import InputError
 from linkage.journeys.assemble import AGENCIES, OPTIONAL, JourneySummary, assemble_journeys
+from linkage.journeys.victims import assemble_victims
 from linkage.runfolder import open_run
 from linkage.runlog import logged
 
@@ -43,6 +44,8 @@ def build_journeys(run_dir: Path, extracts_dir: Path | None = None) -> JourneysR
         stage = run.add_stage("journeys")
         with stage.writing("journeys.parquet") as tmp:
             summary = assemble_journeys(clusters, run.extracts, tmp)
+        with stage.writing("victims.parquet") as tmp:  # one row per (journey, victim person)
+            assemble_victims(clusters, run.extracts["police"], run_dir / "journeys.parquet", tmp)
         stage.write_bytes("journeys.json", (json.dumps(asdict(summary), indent=2) + "\n").encode())
         stage.complete(entry)
     return JourneysResult(run_dir, run_dir / "journeys.parquet", summary)

@@ -43,7 +43,7 @@ from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.runfolder import work_area
-from linkage.tokens.spec import RECORD_KEY, SEX, SOURCE_DATASET, SOURCE_ROW
+from linkage.tokens.spec import RECORD_KEY, ROLE, SEX, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
 from linkage.util import PRIVATE_FILE
 
 if TYPE_CHECKING:  # pyspark is an optional extra
@@ -125,20 +125,32 @@ class Backend:
         return self.spark_api.register(table, dataset_display_name=agency, table_name=agency)
 
     def load_record_index(self, extracts: dict[str, Path]) -> str:
-        """A table of every input record: (source_dataset, record_key, source_row, node_id).
+        """A table of every input record: (source_dataset, record_key, source_row, role, victim_index,
+        node_id).
 
-        ``node_id`` numbers the records in (agency order, source_row) order: a stable integer id
-        for clustering, independent of how the engine schedules its threads.
+        ``node_id`` numbers the records in (agency order, source_row, victim_index) order: a stable
+        integer id for clustering, independent of how the engine schedules its threads (a victim
+        mention shares its subject's source_row). Extracts without victim mentions give role
+        'subject' and a NULL victim_index.
         """
+
+        def select(i: int, agency: str, path: Path) -> str:
+            held = set(pq.read_schema(path).names)
+            role = ROLE if ROLE in held else "'subject'"
+            index = VICTIM_INDEX if VICTIM_INDEX in held else "NULL::TINYINT"
+            return (
+                f"SELECT {i} AS dataset_order, '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {SOURCE_ROW}, "
+                f"{role} AS {ROLE}, {index} AS {VICTIM_INDEX} FROM read_parquet('{_quote(path)}')"
+            )
+
         selects = " UNION ALL ".join(
-            f"SELECT {i} AS dataset_order, '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {SOURCE_ROW} "
-            f"FROM read_parquet('{_quote(path)}')"
-            for i, (agency, path) in enumerate(extracts.items())
+            select(i, agency, path) for i, (agency, path) in enumerate(extracts.items())
         )
         self.con.execute(f"""
             CREATE OR REPLACE TABLE record_index AS
-            SELECT {SOURCE_DATASET}, {RECORD_KEY}, {SOURCE_ROW},
-                   row_number() OVER (ORDER BY dataset_order, {SOURCE_ROW}) AS node_id
+            SELECT {SOURCE_DATASET}, {RECORD_KEY}, {SOURCE_ROW}, {ROLE}, {VICTIM_INDEX},
+                   row_number() OVER (ORDER BY dataset_order, {SOURCE_ROW}, {VICTIM_INDEX} NULLS FIRST)
+                       AS node_id
             FROM ({selects})
         """)
         return "record_index"

@@ -35,7 +35,7 @@ from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.link.threshold import ThresholdChoice, choose_threshold
-from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
+from linkage.tokens.spec import RECORD_KEY, ROLE, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
 
 CLUSTERS = "clusters"
 
@@ -76,11 +76,14 @@ def _edges(backend: Backend, predictions: SplinkDataFrame, record_index: str, th
 
 def _write_clusters(backend: Backend, record_index: str, labels: pa.Table) -> str:
     """Join ``labels`` (node_id, person_id: the smallest node id of the person) to the record index."""
+    held = {r[0] for r in backend.con.execute(f"DESCRIBE {record_index}").fetchall()}
+    # a victim mention shares its subject's source_row: role and victim_index tell them apart
+    mentions = "".join(f", r.{c}" for c in (ROLE, VICTIM_INDEX) if c in held)
     backend.con.register("cluster_labels", labels)
     try:
         backend.con.execute(f"""
             CREATE OR REPLACE TABLE {CLUSTERS} AS
-            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, l.person_id
+            SELECT r.{SOURCE_DATASET}, r.{RECORD_KEY}, r.{SOURCE_ROW}, l.person_id{mentions}
             FROM {record_index} AS r JOIN cluster_labels AS l USING (node_id)
             ORDER BY r.node_id
         """)

@@ -187,7 +187,8 @@ def collect_metrics(
     linked = backend.sql(
         f"SELECT count(*) FROM {predictions.physical_name} WHERE match_probability >= {threshold}"
     )[0][0]
-    records = {agency: m.counts.written for agency, m in manifests.items()}
+    # every record the run linked: the agency's own (subject) rows and its victim mentions
+    records = {agency: m.counts.written + m.counts.victim_mentions for agency, m in manifests.items()}
     n = sum(records.values())
     first = next(iter(manifests.values()))
     return RunMetrics(

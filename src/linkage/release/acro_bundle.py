@@ -19,7 +19,7 @@ import duckdb
 
 from linkage.config.release import ReleasePolicy
 from linkage.errors import LinkageError
-from linkage.release.tables import ALL, SUPPRESSED, SYMBOLS, Params, Published, recorded_measures
+from linkage.release.tables import ALL, SUPPRESSED, SYMBOLS, Params, Published, recorded_measures, view_of
 from linkage.release.tables import column as view_column
 from linkage.release.vocabulary import MEASURES, STATISTICS
 
@@ -90,7 +90,7 @@ def check_and_record(
             if stat:
                 cols += f", {view_column('stat', stat)} AS value"
                 cond += f" AND {view_column('stat', stat)} IS NOT NULL"
-            df = con.execute(f"SELECT {cols} FROM rv WHERE {cond}", params.values).df()
+            df = con.execute(f"SELECT {cols} FROM {view_of(con, spec)} WHERE {cond}", params.values).df()
             name = f"{spec.name}__{stat or measure}"
             if df.empty:  # ACRO cannot tabulate nothing; our table withholds every cell of it
                 statuses[name] = "empty"

@@ -516,10 +516,6 @@ def _rounding_note(sdc: dict[str, Any]) -> str:
 
 NOT_IN_SOURCES = (
     (
-        "Victims as people (distinct victims, repeat victims, children involved)",
-        "next: victim mentions (token spec v2)",
-    ),
-    (
         "Police-perpetrated abuse by force area or nation",
         "allegations against police employees are well under 1 % of DA crimes: most force and nation cells "
         "are withheld, so the figures are read for England and Wales together",
@@ -693,8 +689,22 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
                 _police_perpetrated(ids, by_police),
             )
         )
+    people = [t for t in tables if MEASURES[t.spec.measures[0]].unit != "journeys"]
+    if people:
+        intro = (
+            "<p>These tables count distinct <strong>people</strong>, not case journeys: victims named on "
+            "police DA crime records were linked like suspects, so a victim of several DA crimes is counted "
+            "once, by their own sex, age band and ethnicity.</p>"
+        )
+        sections.append(
+            (
+                "victims",
+                "Victims and perpetrators of domestic abuse",
+                intro + "".join(map(_table_block, people)),
+            )
+        )
     shown = {t.spec.name for t in (funnel, trend, force, times) if t} | {
-        t.spec.name for t in [*orders, *sentencing, *prisoners, *probation, *by_police]
+        t.spec.name for t in [*orders, *sentencing, *prisoners, *probation, *by_police, *people]
     }
     shown |= {
         t.spec.name for t in tables if "police_outcome" in t.spec.by or "police_outcome_group" in t.spec.by
@@ -707,11 +717,11 @@ def render_report(tables: list[Published], meta: dict[str, Any]) -> str:
     gaps = "".join(f"<li><strong>{escape(a)}</strong>: {escape(b)}.</li>" for a, b in NOT_IN_SOURCES)
     sections.append(("gaps", "What these statistics cannot show yet", f"<ul>{gaps}</ul>"))
     about = (
-        f"<p>Each count is of case journeys: one crime with a named suspect and what followed it, found by "
-        f"linking police, CPS, court, prison and probation records of the same person without sharing names "
-        f"or dates of birth. Courts, prisons and probation do not flag domestic abuse: a case is DA when the "
-        f"police or the CPS flagged it, so DA sentencing, DA prisoners and DA offenders supervised in the "
-        f"community exist only through this linkage.</p>"
+        f"<p>Each count is of case journeys (the victims section: of distinct people): one crime with a "
+        f"named suspect and what followed it, found by linking police, CPS, court, prison and probation "
+        f"records of the same person without sharing names or dates of birth. Courts, prisons and probation "
+        f"do not flag domestic abuse: a case is DA when the police or the CPS flagged it, so DA sentencing, "
+        f"DA prisoners and DA offenders supervised in the community exist only through this linkage.</p>"
         f"<p>{_rounding_note(sdc)} Totals are rounded on their own and may differ from the sum of their "
         f"parts. Symbols:</p>{_symbols(sdc)}"
         f'<p class="note">Release {escape(meta["release_id"])} from run {escape(meta["run_id"])}, data to '

@@ -22,6 +22,7 @@ import duckdb
 from linkage.config.release import ReleasePolicy, TableSpec
 from linkage.errors import LinkageError
 from linkage.release import perturb, sdc
+from linkage.release.victims import open_people
 from linkage.release.vocabulary import (
     DIMENSIONS,
     IDENTIFYING,
@@ -141,7 +142,7 @@ def open_journeys(journeys: Path, threads: int | None = None) -> tuple[duckdb.Du
     data_end = con.execute("SELECT max(recorded_date) FROM journeys").fetchall()[0][0]
     if data_end is None:
         raise LinkageError(f"{journeys}: no police records; nothing to release")
-    cols = [f"{d.sql} AS dim_{name}" for name, d in DIMENSIONS.items()]
+    cols = [f"{d.sql} AS dim_{name}" for name, d in DIMENSIONS.items() if "journeys" in d.units]
     cols += [f"({s.sql})::BIGINT AS stat_{name}" for name, s in STATISTICS.items()]
     # data_end is a date read from the data, written as an ISO literal (a view cannot take parameters)
     select = ",\n       ".join(cols).replace("$data_end", f"DATE '{data_end.isoformat()}'")
@@ -149,7 +150,33 @@ def open_journeys(journeys: Path, threads: int | None = None) -> tuple[duckdb.Du
         f"CREATE TEMP VIEW rv AS SELECT person_id, {perturb.record_key_sql(ANCHORS)} AS rkey,\n"
         f"       {select}\nFROM journeys"
     )
+    victims = journeys.parent / "victims.parquet"  # written beside journeys.parquet by `linkage journeys`
+    if victims.is_file():
+        people = {
+            unit: ", ".join(f"{d.sql} AS dim_{name}" for name, d in DIMENSIONS.items() if unit in d.units)
+            for unit in ("victims", "perpetrators")
+        }
+        open_people(con, victims, people)
     return con, data_end
+
+
+def unit_of(spec: TableSpec) -> str:
+    """What the table counts (every measure of a table has one unit; config/release.py checks)."""
+    return MEASURES[spec.measures[0]].unit
+
+
+def view_of(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> str:
+    """The view a table is counted from: rv (journeys), rv_victims or rv_perpetrators."""
+    unit = unit_of(spec)
+    if unit == "journeys":
+        return "rv"
+    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [f"rv_{unit}"]).fetchall()[
+        0
+    ][0]:
+        raise LinkageError(
+            f"table {spec.name!r} counts {unit}, but the run has no victims.parquet (run linkage journeys)"
+        )
+    return f"rv_{unit}"
 
 
 def build_cube(con: duckdb.DuckDBPyConnection, policy: ReleasePolicy) -> Cube:
@@ -164,9 +191,10 @@ def build_cube(con: duckdb.DuckDBPyConnection, policy: ReleasePolicy) -> Cube:
 def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) -> TableData:
     params = Params()
     where = params.where(spec.where)
+    view, unit = view_of(con, spec), unit_of(spec)
     domains = {}
     for d in spec.by:
-        sql = f"SELECT DISTINCT {column('dim', d)} FROM rv WHERE {where} ORDER BY 1"
+        sql = f"SELECT DISTINCT {column('dim', d)} FROM {view} WHERE {where} ORDER BY 1"
         domains[d] = [r[0] for r in con.execute(sql, params.values).fetchall()]
     aggs, recorded = [], recorded_measures(spec)
     for m in recorded:
@@ -190,7 +218,7 @@ def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) ->
     dims = [column("dim", d) for d in spec.by]
     group = f"GROUP BY CUBE ({', '.join(dims)})" if dims else ""
     grouping = [f"grouping({c})" for c in dims]
-    sql = f"SELECT {', '.join([*dims, *grouping, *aggs])} FROM rv WHERE {where} {group}"
+    sql = f"SELECT {', '.join([*dims, *grouping, *aggs])} FROM {view} WHERE {where} {group}"
     found = {}
     for r in con.execute(sql, params.values).fetchall():
         labels = tuple(ALL if r[len(dims) + i] else r[i] for i in range(len(dims)))
@@ -202,7 +230,7 @@ def _build_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, cube: Cube) ->
         for i, m in enumerate(recorded):
             conds = {**spec.where, **MEASURES[m].conditions}
             conds.update({d: v for d, v in zip(spec.by, labels, strict=True) if v != ALL})
-            key = canonical(conds)
+            key = canonical(conds, unit)
             cube.add_count(key, CountCell(*agg[3 * i : 3 * i + 3]) if agg else CountCell(0, 0, 0))
             keys[m] = key
             for j, s in enumerate(spec.statistics):

@@ -18,7 +18,8 @@ from linkage.tokens.spec import RECORD_KEY, SOURCE_ROW, TOKEN_COLUMN_NAMES
 # may carry one (release/tables.py checks the headers again before anything is written).
 IDENTIFYING = frozenset(
     {*TOKEN_COLUMN_NAMES, RECORD_KEY, SOURCE_ROW, "person_id", "journey_id", "case_id"}
-    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison", "probation")}
+    | {f"{s}_record_key" for s in ("police", "cps", "court", "prison", "probation", "victim")}
+    | {"victim_person_id", "suspect_person_id"}
 )
 NOT_KNOWN = "Not known"
 YES_NO = ("Yes", "No")
@@ -53,6 +54,12 @@ def _da_index_or_history(history: str) -> str:
         f"CASE WHEN da_flag THEN 'DA index offence' WHEN {history} THEN 'DA history only' "
         "WHEN da_flag IS NULL THEN 'Not known' ELSE 'Neither' END"
     )
+
+
+def _sex(column: str) -> str:
+    """A recorded sex code (M / F / X) as the published label."""
+    labels = "WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other'"
+    return f"CASE {column} {labels} ELSE 'Not known' END"
 
 
 # Home Office outcome types (crime outcomes framework); 15 and 16 are the evidential-difficulty codes.
@@ -127,6 +134,9 @@ class Dimension:
     pattern: str | None = None  # values also allowed: a full match of this (anchored, no quotes)
     requires: tuple[str, str] | None = None  # (stage dimension, 'Yes'): only journeys at that stage
     label: str = ""  # what a reader sees (report headings); the name when empty
+    # What a row is where this dimension exists: a case journey, a DA victim or a DA perpetrator
+    # (release/victims.py); a table's measures fix its unit, and its dimensions must exist there.
+    units: tuple[str, ...] = ("journeys",)
 
     def allows(self, value: str) -> bool:
         return value in self.values or bool(self.pattern and re.fullmatch(self.pattern, value))
@@ -141,6 +151,7 @@ class Measure:
     conditions: dict[str, str] = field(default_factory=dict)
     # Why no source here records it: the measure is published as [x] (not available) in every cell.
     not_recorded: str = ""
+    unit: str = "journeys"  # what is counted: journeys, or distinct victims / perpetrators (people)
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,7 @@ class Statistic:
     not_applicable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+AGE_BAND = r"under \d{1,3}|\d{1,3}-\d{1,3}|\d{1,3}\+"  # the labels of the agency configs' age_band
 YEAR = r"(19|20)\d{2}/\d{2}"  # a financial year as _fy writes it, e.g. 2019/20
 QUARTER = YEAR + r" Q[1-4]"  # a quarter of a financial year as _fq writes it, e.g. 2019/20 Q1
 OFFENCE = "coalesce(court_offence_code, cps_offence_code, police_offence_code)"
@@ -198,13 +210,15 @@ DIMENSIONS: dict[str, Dimension] = {
         (NOT_KNOWN,),
         r"[EWSN]\d{8}",
         label="Police force area",
+        units=("journeys", "victims", "perpetrators"),  # people: the force of their first DA crime
     ),
     "recorded_year": Dimension(
         _fy("recorded_date"),
-        "financial year the police recorded the crime",
+        "financial year the police recorded the crime (people: their first DA crime)",
         (NOT_KNOWN,),
         YEAR,
         label="Financial year recorded",
+        units=("journeys", "victims", "perpetrators"),
     ),
     "recorded_quarter": Dimension(
         _fq("recorded_date"),
@@ -220,8 +234,7 @@ DIMENSIONS: dict[str, Dimension] = {
         label="Domestic abuse",
     ),
     "suspect_sex": Dimension(
-        "CASE suspect_sex WHEN 'M' THEN 'Male' WHEN 'F' THEN 'Female' WHEN 'X' THEN 'Other' "
-        "ELSE 'Not known' END",
+        _sex("suspect_sex"),
         "sex of the suspect/defendant",
         ("Male", "Female", "Other", NOT_KNOWN),
         label="Suspect sex",
@@ -230,7 +243,7 @@ DIMENSIONS: dict[str, Dimension] = {
         "coalesce(age_band, 'Not known')",
         "age band of the suspect at the first stage",
         (NOT_KNOWN,),
-        r"under \d{1,3}|\d{1,3}-\d{1,3}|\d{1,3}\+",  # the labels of the agency configs' age_band
+        AGE_BAND,
         label="Suspect age band",
     ),
     "ethnicity": Dimension(
@@ -402,6 +415,56 @@ DIMENSIONS: dict[str, Dimension] = {
         requires=("reoffence_cohort", "Yes"),
         label="Reoffended within 12 months",
     ),
+    # victims and perpetrators as linked people (unit 'victims' / 'perpetrators', release/victims.py):
+    # one row per distinct person named as a victim of (or suspected of) a DA crime
+    "victim_person_sex": Dimension(
+        _sex("victim_sex"),
+        "the victim's recorded sex (first DA crime that records it)",
+        ("Male", "Female", "Other", NOT_KNOWN),
+        label="Victim sex",
+        units=("victims",),
+    ),
+    "victim_age_band": Dimension(
+        "coalesce(victim_age_band, 'Not known')",
+        "the victim's age band at their first DA crime (from the victim's own date of birth)",
+        (NOT_KNOWN,),
+        AGE_BAND,
+        label="Victim age band",
+        units=("victims",),
+    ),
+    "victim_ethnicity": Dimension(
+        "coalesce(victim_ethnicity, 'Not known')",
+        "the victim's self-defined ethnicity, five ONS groups (first DA crime that records it)",
+        ("Asian", "Black", "Mixed", "White", "Other", NOT_KNOWN),
+        label="Victim ethnicity",
+        units=("victims",),
+    ),
+    "victim_children": Dimension(
+        "CASE WHEN children THEN 'Yes' WHEN NOT children THEN 'No' ELSE 'Not known' END",
+        "children in the victim's household at one or more of their DA crimes",
+        ("Yes", "No", NOT_KNOWN),
+        label="Children in the household",
+        units=("victims",),
+    ),
+    "repeat_victim_12m": Dimension(
+        _yes_no("repeat_12m"),
+        "named as the victim of two or more DA crimes recorded within 12 months of each other",
+        label="Repeat victim (2+ DA crimes within 12 months)",
+        units=("victims",),
+    ),
+    "perpetrator_victims": Dimension(
+        _yes_no("victims >= 2"),
+        "suspected of DA crimes against two or more distinct (linked) victims",
+        label="DA crimes against 2+ victims",
+        units=("perpetrators",),
+    ),
+    "perpetrator_sex": Dimension(
+        _sex("suspect_sex"),
+        "sex of the perpetrator (suspect)",
+        ("Male", "Female", "Other", NOT_KNOWN),
+        label="Perpetrator sex",
+        units=("perpetrators",),
+    ),
 }
 
 _NOT_RECORDED_ORDERS = (
@@ -465,6 +528,31 @@ MEASURES: dict[str, Measure] = {
         "Reoffended within 12 months (DA)",
         "new DA police crime within 12 months",
         {"reoffence_cohort": "Yes", "reoffended_12m": "Yes"},
+    ),
+    # people, not journeys (release/victims.py): each counts distinct linked persons
+    "victims": Measure("DA victims", "distinct people named as the victim of a DA crime", unit="victims"),
+    "victims_with_children": Measure(
+        "DA victims with children in the household",
+        "distinct DA victims with one or more children in the household at one or more of their DA crimes",
+        {"victim_children": "Yes"},
+        unit="victims",
+    ),
+    "repeat_victims_12m": Measure(
+        "Repeat victims (2+ DA crimes within 12 months)",
+        "distinct DA victims named in two or more DA crimes recorded within 12 months of each other",
+        {"repeat_victim_12m": "Yes"},
+        unit="victims",
+    ),
+    "perpetrators": Measure(
+        "DA perpetrators with a named victim",
+        "distinct suspects of DA crimes that name a victim",
+        unit="perpetrators",
+    ),
+    "perpetrators_2plus_victims": Measure(
+        "Perpetrators: DA crimes against 2+ victims",
+        "distinct suspects of DA crimes against two or more distinct (linked) victims",
+        {"perpetrator_victims": "Yes"},
+        unit="perpetrators",
     ),
 }
 
@@ -557,12 +645,16 @@ def label(name: str) -> str:
 Key = tuple[tuple[str, str], ...]
 
 
-def canonical(conditions: dict[str, str]) -> Key:
+def canonical(conditions: dict[str, str], unit: str = "journeys") -> Key:
     """The canonical key of a count: its conditions plus the stage each stage-detail dimension needs,
-    sorted, so the key (and every order derived from it) is the same whatever PYTHONHASHSEED is."""
+    sorted, so the key (and every order derived from it) is the same whatever PYTHONHASHSEED is.
+    A count of people (unit victims / perpetrators) also carries its unit: the same conditions
+    count different things there."""
     full = dict(conditions)
     for name in conditions:
         req = DIMENSIONS[name].requires
         if req:
             full[req[0]] = req[1]
+    if unit != "journeys":
+        full["unit"] = unit
     return tuple(sorted(full.items()))

@@ -10,6 +10,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from linkage.synth.noise import AGENCIES, NoiseCounter, render
 from linkage.synth.params import ErrorRate, SynthParams
 from linkage.synth.people import Persons, make_persons, random_postcodes
 from linkage.synth.probation import supervise
+from linkage.synth.victims import VICTIMS_SCHEMA, Victims, make_victims, police_columns, truth_table
 
 Progress = Callable[[int, int], None]
 
@@ -37,6 +39,8 @@ RECORDS_SCHEMA = pa.schema(
         ("case_id", pa.int64()),
         ("hard_case", pa.string()),
         ("noise", pa.string()),
+        ("role", pa.string()),  # 'subject', or 'victim': a victim named on the row (its mention record)
+        ("victim_index", pa.int8()),  # the victim's position on the row (1, 2, ...); NULL for subjects
     ]
 )
 BAD_ROWS_SCHEMA = pa.schema(
@@ -214,6 +218,18 @@ STAGE_DAY = {
     "prison": "reception",
     "probation": "probation_start",
 }
+VICTIM_STREAM = 7  # victims draw from a generator of their own, so suspects' records do not change
+
+
+@dataclass
+class _Mentions:
+    """Victim-mention truth of one agency file: the mentioned case's position in the file's cases."""
+
+    sub_pos: np.ndarray
+    index: np.ndarray
+    person_id: np.ndarray
+    hard_case: np.ndarray  # the victim's hard-case tag ("" for none): a victim may be a suspect too
+    noise: np.ndarray
 
 
 class _Run:
@@ -228,6 +244,7 @@ class _Run:
         self.records = pq.ParquetWriter(truth / "records.parquet", RECORDS_SCHEMA)
         self.journeys = pq.ParquetWriter(truth / "journeys.parquet", JOURNEYS_SCHEMA)
         self.persons = pq.ParquetWriter(truth / "persons.parquet", PERSONS_SCHEMA)
+        self.victims = pq.ParquetWriter(truth / "victims.parquet", VICTIMS_SCHEMA)
         self.bad: list[dict[str, object]] = []
         self.counter = NoiseCounter()
         self.cases = 0
@@ -252,15 +269,25 @@ class _Run:
         self.hard.update(t for t in persons.hard_case if t)
         self.journeys.write_table(_journeys_table(cases, persons))
         self.persons.write_table(_persons_table(persons, has_pnc, np.bincount(cases.pidx, minlength=n)))
+        vrng = np.random.default_rng(np.random.SeedSequence([params.seed, k, VICTIM_STREAM]))
+        victims = make_victims(vrng, persons, cases, params, hostels, chunk=k)
+        self.victims.write_table(truth_table(cases, persons, victims))
         for agency in AGENCIES:
             day = getattr(cases, STAGE_DAY[agency])
-            sub = cases.take(np.flatnonzero(day != MISSING_DAY))
+            keep = np.flatnonzero(day != MISSING_DAY)
+            sub = cases.take(keep)
             days = getattr(sub, STAGE_DAY[agency])
             ident = render(rng, persons, sub.pidx, days, agency, has_pnc, params, self.counter)
             cols = BUILDERS[agency](sub, ident, persons, rng)
+            mentions = None
+            if agency == "police":  # every case has a police record: victims are named there
+                assert len(keep) == len(cases)
+                victim_cols, noise = police_columns(vrng, cases, victims, params, self.counter)
+                cols |= victim_cols
+                mentions = _mentions(victims, noise)
             total_bad = params.bad_rows
             n_bad = total_bad * (k + 1) // n_chunks - total_bad * k // n_chunks
-            self._write(agency, rng, sub, ident.noise, persons, has_pnc, cols, days, n_bad)
+            self._write(agency, rng, sub, ident.noise, persons, has_pnc, cols, days, n_bad, mentions)
 
     def _write(
         self,
@@ -273,6 +300,7 @@ class _Run:
         cols: dict[str, np.ndarray],
         days: np.ndarray,
         n_bad: int,
+        mentions: _Mentions | None = None,
     ) -> None:
         layout = LAYOUTS[agency]
         if agency not in self.sinks:
@@ -325,20 +353,50 @@ class _Run:
                     pa.array(sub.case_id[order]),
                     _str_or_null(hard),
                     _str_or_null(noise[order]),
+                    pa.array(np.full(m, "subject", dtype=object), pa.string()),
+                    pa.nulls(m, pa.int8()),
                 ],
                 schema=RECORDS_SCHEMA,
             )
         )
+        if mentions is not None:
+            row_of = np.empty(m, dtype=np.int64)
+            row_of[order] = rownum[good_pos]  # the row each case was written to
+            self.records.write_table(_mention_records(agency, mentions, row_of, sub))
 
     def close(self) -> None:
         for sink in self.sinks.values():
             sink.close()
         self.records.close()
+        self.victims.close()
         self.journeys.close()
         self.persons.close()
         pq.write_table(
             pa.Table.from_pylist(self.bad, schema=BAD_ROWS_SCHEMA), self.out / "truth" / "bad_rows.parquet"
         )
+
+
+def _mentions(victims: Victims, noise: np.ndarray) -> _Mentions:
+    people, at = victims.people, victims.vidx
+    return _Mentions(victims.case_pos, victims.index, people.pid[at], people.hard_case[at], noise)
+
+
+def _mention_records(agency: str, mentions: _Mentions, row_of: np.ndarray, sub: Cases) -> pa.Table:
+    """One truth record per victim mention: the row that names the victim, the victim's person id."""
+    n = len(mentions.sub_pos)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.full(n, agency, dtype=object), pa.string()),
+            pa.array(row_of[mentions.sub_pos]),
+            pa.array(mentions.person_id),
+            pa.array(sub.case_id[mentions.sub_pos]),
+            _str_or_null(mentions.hard_case),
+            _str_or_null(mentions.noise),
+            pa.array(np.full(n, "victim", dtype=object), pa.string()),
+            pa.array(mentions.index, pa.int8()),
+        ],
+        schema=RECORDS_SCHEMA,
+    )
 
 
 def generate_from(

@@ -177,6 +177,23 @@ def _hash_codes(pid: np.ndarray, salt: int) -> np.ndarray:
     return x
 
 
+NOMINAL_MISSING = 0.05  # police records without the person's nominal id (a quick-entry record)
+
+
+def nominal_ids(pid: np.ndarray, force: np.ndarray, salt: np.ndarray) -> np.ndarray:
+    """The police RMS "nominal" id: one per person per force (victims and suspects alike), e.g.
+    GMP04711234; a person known to two forces has two. ``salt`` (per record) decides which records lack
+    it, by hash, so no random draw is spent and the other columns stay as they were."""
+    short = np.array([f.short for f in ref.FORCE_AREAS], dtype=object)[force]
+    h = _hash_codes(pid * 64 + force.astype(np.int64), 29)
+    missing = _hash_codes(salt, 31) % np.uint64(1000) < np.uint64(int(NOMINAL_MISSING * 1000))
+    out = np.array(
+        [f"{s}{int(x % np.uint64(10**8)):08d}" for s, x in zip(short, h, strict=True)], dtype=object
+    )
+    out[missing] = ""
+    return out
+
+
 def urns(cases: Cases) -> np.ndarray:
     """Unique Reference Numbers: force number, 2-letter station, 5-digit serial, 2-digit year."""
     h = _hash_codes(cases.case_id, 17)
@@ -268,6 +285,7 @@ def police(
         "address_line1": address,
         "postcode": ident.postcode,
         "pnc_id": _pnc(ident, 0.0, rng),
+        "nominal_id": nominal_ids(persons.pid[cases.pidx], cases.force, cases.case_id * 4),
         "suspect_phone": np.where(rng.random(n) < 0.6, _phone(rng, n), "").astype(object),
         "victim_sex": cases.victim_sex,
         "victim_relationship": cases.victim_relationship,
@@ -491,7 +509,8 @@ def bad_row(
     row: list[str], header: Sequence[str], layout: Layout, kind: str, pnc_year: int, pnc_serial: int
 ) -> list[str]:
     """A deliberately bad copy of a good row that the agency config must reject: a wrong column count,
-    or no usable identifier left (surname missing, impossible date, PNC id with a wrong check letter;
+    or no usable identifier left (surname missing, impossible date, PNC id with a wrong check letter, no
+    police nominal id;
     token spec v2 keeps a row while a surname with a forename or date of birth, or a valid id, remains)."""
     out = list(row)
     if kind == "column_count":
@@ -513,5 +532,5 @@ SURNAME_COLUMN = {
     "probation": "offender_name",
 }
 # Other valid ids a layout holds, blanked too in a no_identifier bad row (a valid id keeps a row).
-OTHER_ID_COLUMNS = {"probation": ("crn",)}
+OTHER_ID_COLUMNS = {"probation": ("crn",), "police": ("nominal_id",)}
 BAD_ROW_KINDS = ("column_count", "no_identifier")

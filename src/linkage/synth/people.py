@@ -214,13 +214,20 @@ def _pnc_serial(pid: np.ndarray) -> np.ndarray:
 
 
 def make_persons(
-    rng: np.random.Generator, first_pid: int, n: int, params: SynthParams, hostel_postcodes: np.ndarray
+    rng: np.random.Generator,
+    first_pid: int,
+    n: int,
+    params: SynthParams,
+    hostel_postcodes: np.ndarray,
+    female_share: float = 0.18,
 ) -> Persons:
-    """Generate persons ``first_pid .. first_pid + n - 1`` (hard cases included if enabled)."""
+    """Generate persons ``first_pid .. first_pid + n - 1`` (hard cases included if enabled).
+
+    ``female_share``: suspects are mostly men (~82 %, the default); victims are drawn with their own."""
     pid = np.arange(first_pid, first_pid + n, dtype=np.int64)
     start, end = day_number(params.window_start), day_number(params.extract_date)
-    # Suspects are mostly men (~82 %); ages at the window start 14+, peak in the late twenties.
-    sex = (rng.random(n) < 0.18).astype(np.int8)
+    # Ages at the window start 14+, peak in the late twenties.
+    sex = (rng.random(n) < female_share).astype(np.int8)
     age_days = ((14 + rng.gamma(2.2, 7.5, n)).clip(14, 80) * 365.25).astype(np.int64)
     dob = start - age_days - rng.integers(0, 365, n)
     groups = np.array(list(GROUP_SHARES), dtype=object)

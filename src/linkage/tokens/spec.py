@@ -160,6 +160,7 @@ SOURCE_ROW = "source_row"  # 1-based data-row number in the raw input (header ex
 SEX = "sex"  # M / F / X / NULL: the one identifier-derived attribute that passes in the clear
 ROLE = "role"  # 'subject' (the agency's own person) or 'victim' (a victim mention, a row of its own)
 MENTION_OF = "mention_of"  # a victim mention's subject record_key; NULL for subjects
+VICTIM_INDEX = "victim_index"  # a mention's position on its subject's row (victim 1, 2, ...); NULL: subject
 ROLES = ("subject", "victim")
 SOURCE_DATASET = "source_dataset"  # added by linkage, never written by an agency
 
@@ -173,6 +174,7 @@ RESERVED_COLUMNS = frozenset(
         SEX,
         ROLE,
         MENTION_OF,
+        VICTIM_INDEX,
         SOURCE_DATASET,
         "person_id",
     }
