@@ -154,7 +154,8 @@ def _case_of(con: duckdb.DuckDBPyConnection, linked_run, agency: str) -> str:  #
         SELECT e.record_key, r.case_id
         FROM read_parquet('{linked_run.raw / "truth" / "records.parquet"}') r
         JOIN read_parquet('{linked_run.extracts / agency}.parquet') e USING (source_row)
-        WHERE r.source_dataset = '{agency}'"""
+        -- victim mentions share their police row's source_row: subjects only
+        WHERE r.source_dataset = '{agency}' AND r.role = 'subject' AND e.role = 'subject'"""
 
 
 def test_probation_stage_of_every_journey_is_the_true_supervision(linked_run):  # noqa: F811
