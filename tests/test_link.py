@@ -171,8 +171,9 @@ def test_run_folder_contents_and_metrics(linked):
     model = json.loads((out / "model.json").read_text())
     assert model["link_type"] == "link_and_dedupe"
     metrics = json.loads((out / "metrics.json").read_text())
-    # exact ids first: the PNC, probation's CRN (a generic id family), then the shared case reference
-    assert [b["name"] for b in metrics["blocking"]][:3] == ["pnc", "id_crn", "case_ref"]
+    # exact ids first: the PNC, the generic id families (probation's CRN, the police nominal id), then the
+    # shared case reference
+    assert [b["name"] for b in metrics["blocking"]][:4] == ["pnc", "id_crn", "id_police_nominal", "case_ref"]
     assert metrics["comparisons_total"] == sum(b["comparisons"] for b in metrics["blocking"])
     sizes = metrics["clusters"]
     assert sizes["clusters"] == sum(sizes["size_distribution"].values())
@@ -484,7 +485,8 @@ def test_linkage_model_prints_the_derived_model_as_a_config(run_cli, synth_extra
     path.write_text(out.stdout)
     model = load_config(path, LinkageConfig)
     assert [c.name for c in model.comparisons] == [
-        "forename", "surname", "date_of_birth", "place", "pnc", "id_crn", "case_ref", "sex"
+        "forename", "surname", "date_of_birth", "place",
+        "pnc", "id_crn", "id_police_nominal", "case_ref", "sex",
     ]  # fmt: skip
     assert {r.column for r in model.clustering.conflict_rules()} == {"pnc", "dob"}
     assert [r.name for r in model.training.em_rules] == ["em_dob", "em_names"]
