@@ -382,6 +382,13 @@ class AutoThreshold(Strict):
     target_precision: Annotated[float, Field(gt=0.5, lt=1)] = Field(
         0.9995, description="Used by the target_precision rule only."
     )
+    min_expected_precision: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.995,
+        description="Precision floor, whatever the rule: the threshold is never one whose expected "
+        "precision is below this, over the linked pairs and, after clustering, over the pairs of "
+        "records each person holds (chains included); if the people fall below it, the threshold is "
+        "raised once and the pairs clustered again. 0: no floor.",
+    )
     f1_tolerance: Annotated[float, Field(ge=0, lt=0.05)] = Field(
         0.0,
         description="max_expected_f1 only: take the highest threshold whose expected F1 is within this of "

@@ -33,7 +33,7 @@ import pyarrow as pa
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
 from linkage.link.splink_adapter import SplinkDataFrame
-from linkage.link.threshold import ThresholdChoice, choose_threshold
+from linkage.link.threshold import ThresholdChoice, choose_threshold, people_expected_precision, raised
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
 
 CLUSTERS = "clusters"
@@ -337,22 +337,32 @@ def cluster(
 ) -> Clustered:
     """Choose the threshold (unless fixed), cluster with the configured method, and diagnose."""
     threshold = choose_threshold(backend, predictions, config)
-    edges = _edges(backend, predictions, record_index, threshold.threshold_match_probability)
     n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0] + 1
     profiles = [_profiles(backend, record_index, inputs, rule) for rule in config.conflict_rules()]
     if config.one_to_one:
         profiles.append(_one_source(backend, record_index))
-    refused = 0
-    if config.method == "connected_components":
-        labels = _components(edges, n)
-    else:
-        labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
     node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
-    table = _write_clusters(
-        backend,
-        record_index,
-        pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]}),
-    )
+
+    def people(at: ThresholdChoice) -> tuple[pa.Table, np.ndarray, int, float]:
+        edges = _edges(backend, predictions, record_index, at.threshold_match_probability)
+        refused = 0
+        if config.method == "connected_components":
+            labels = _components(edges, n)
+        else:
+            labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
+        _write_clusters(
+            backend, record_index, pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]})
+        )
+        return edges, labels, refused, people_expected_precision(backend, predictions, CLUSTERS)
+
+    edges, labels, refused, precision = people(threshold)
+    floor = config.auto_threshold.min_expected_precision
+    higher = raised(threshold, precision, floor) if config.threshold_match_probability == "auto" else None
+    if higher is not None:  # the people formed fall below the floor: once more at the raised threshold
+        threshold = higher
+        edges, labels, refused, precision = people(threshold)
+    threshold = threshold.model_copy(update={"people_expected_precision": precision})
+    table = CLUSTERS
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
     return Clustered(
         table, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows
