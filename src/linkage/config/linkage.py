@@ -204,11 +204,26 @@ class BlockingRule(Strict):
         default_factory=list,
         description="Restrict to pairs where these columns are missing on at least one record.",
     )
+    max_block_size: Annotated[int, Field(ge=2, le=100_000)] | None = Field(
+        None,
+        description="Cap on over-common values: a record whose values of the `equal` columns are shared by "
+        "more than this many records (over every source) gets no pair from this rule, so the rule makes "
+        "at most about max_block_size / 2 pairs per record. Only for rules of plain terms (no `a=b`).",
+    )
 
     @field_validator("equal")
     @classmethod
     def _parse(cls, v: list[str]) -> list[Term]:
         return _terms(v)
+
+    @model_validator(mode="after")
+    def _cap_on_plain_terms(self) -> BlockingRule:
+        if self.max_block_size is not None and any(t.crossed for t in self.equal):
+            raise ValueError(
+                f"blocking rule '{self.name}': max_block_size needs plain terms (a value shared by many "
+                "records); a crossed term such as fn1=sn has no one value to count"
+            )
+        return self
 
     @field_validator("either_missing")
     @classmethod
@@ -486,6 +501,13 @@ class Derivation(Strict):
     )
     min_budget: Annotated[float, Field(ge=1e3)] = Field(
         2e6, description="The budget is never below this many pairs (small studies keep every rule)."
+    )
+    max_block_size: Annotated[int, Field(ge=2, le=100_000)] = Field(
+        50,
+        description="Cap on over-common values for the derived broad rules (names alone, a name with part of "
+        "a date, a birthday, postcode or house alone): a value shared by more records than this makes no "
+        "pair through that rule (a common name alone says little), so each stays linear in the records. "
+        "Keep it above the records one person may hold, so that one person's records still meet.",
     )
 
 

@@ -39,7 +39,7 @@ from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
 from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
-from linkage.link.model import blocking_rules_sql, input_columns, settings
+from linkage.link.model import blocking_rules_sql, cap_column, capped, input_columns, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.runfolder import RunWriter, record_from_verified, remove_stale_work
@@ -136,6 +136,14 @@ def _folder(config: LinkageConfig, config_path: Path, given: Path | None, key: s
     return Path(given or config.resolve(config_path, value))
 
 
+def load_inputs(backend: Backend, extracts: dict[str, Path], config: LinkageConfig) -> list[SplinkDataFrame]:
+    """Each extract's model columns as a Splink table, with the flags of the capped blocking rules."""
+    caps = capped(config.blocking_rules)
+    backend.load_common_values(extracts, caps)
+    columns = input_columns(config)
+    return [backend.load_extract(a, p, columns, caps) for a, p in extracts.items()]
+
+
 @dataclass
 class Scored:
     """What scoring leaves for the later steps (all in the local DuckDB)."""
@@ -199,7 +207,8 @@ def finish(
         setattr(metrics, key, value)
     metrics.blocking_recall = estimate_blocking_recall(
         backend, predictions.physical_name, inputs,
-        [r.sql for r in blocking_rules_sql(resolved.blocking_rules)], input_columns(resolved),
+        [r.sql for r in blocking_rules_sql(resolved.blocking_rules)],
+        [*input_columns(resolved), *(str(cap_column(r)) for r in capped(resolved.blocking_rules))],
     )  # fmt: skip
     seconds["metrics"] = time.perf_counter() - t
 
@@ -297,8 +306,7 @@ def run_linkage(
             step("loading the extracts")
             t = time.perf_counter()
             record_index = backend.load_record_index(extracts)
-            columns = input_columns(derived.config)
-            tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
+            tables = load_inputs(backend, extracts, derived.config)  # every candidate rule's cap
             records = {a: _manifest(by_agency[a]).counts.written for a in extracts}
             seconds["load"] = time.perf_counter() - t
 
@@ -394,8 +402,7 @@ def describe_model(
     derived = derive(config, read_coverage(extracts))
     check_em_coverage(derived.config)
     with open_backend(config.backend, work_dir) as backend:
-        columns = input_columns(derived.config)
-        tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
+        tables = load_inputs(backend, extracts, derived.config)
         records = backend.sql(
             "SELECT count(*) FROM "
             + " UNION ALL SELECT count(*) FROM ".join(backend.input_table(a) for a in extracts)
