@@ -480,6 +480,7 @@ class RuleCount:
     comparisons: int
     chosen: bool
     reason: str = ""
+    max_block_size: int | None = None  # the rule's cap on over-common values, if any
 
 
 def count_rule(linker: Linker, rule: BlockingRule, proportion: float) -> int:
@@ -513,9 +514,10 @@ def choose_blocking(
         if used + n <= model.budget:
             chosen.append(rule)
             used += n
-            counts.append(RuleCount(rule.name, n, True))
+            counts.append(RuleCount(rule.name, n, True, max_block_size=rule.max_block_size))
         else:
-            counts.append(RuleCount(rule.name, n, False, f"over the budget of {model.budget:,.0f} pairs"))
+            reason = f"over the budget of {model.budget:,.0f} pairs"
+            counts.append(RuleCount(rule.name, n, False, reason, rule.max_block_size))
             model.notes.append(
                 f"blocking rule '{rule.name}' left out: {n:,} pairs would exceed the budget "
                 f"({used:,} used of {model.budget:,.0f})"
@@ -592,7 +594,7 @@ def render_model(model: DerivedModel, resolved: LinkageConfig, counts: list[Rule
     for rule in data["blocking_rules"]:
         c = counted.get(rule["name"])
         note = f"  # {c.comparisons:,} pairs" if c else ""
-        kept = {k: v for k, v in rule.items() if v not in ("", [])}
+        kept = {k: v for k, v in rule.items() if v not in ("", [], None)}
         lines.append(f"  - {_flow(kept)}{note}")
     for c in counts:
         if not c.chosen:
