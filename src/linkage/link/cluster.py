@@ -362,8 +362,7 @@ def cluster(
         threshold = higher
         edges, labels, refused, precision = people(threshold)
     threshold = threshold.model_copy(update={"people_expected_precision": precision})
-    table = CLUSTERS
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
     return Clustered(
-        table, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows
+        CLUSTERS, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows
     )
