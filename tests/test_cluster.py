@@ -128,9 +128,7 @@ def test_auto_threshold_is_the_lowest_with_the_target_expected_precision():
     pairs = [(1, 2, 20.0)] * 100 + [(1, 2, 1.0)] * 10 + [(1, 2, -2.0)] * 10
     backend = _backend([{}, {}], pairs)
     config = _config(
-        "pnc",
-        threshold="auto",
-        auto_threshold={"rule": "target_precision", "target_precision": 0.98, "min_expected_precision": 0},
+        "pnc", threshold="auto", auto_threshold={"rule": "target_precision", "target_precision": 0.98}
     )
     choice = choose_threshold(backend, _Predictions(), config)
     # at weight 1: (100 + 6.67) / 110 = 0.970 < 0.98; just above it only the weight-20 pairs remain
@@ -195,9 +193,7 @@ def test_no_linked_pairs_gives_one_person_per_record():
 def test_auto_threshold_by_default_maximises_the_expected_f1():
     # 100 pairs at weight 20 (p ~ 1), 10 at weight 1 (p = 2/3), 10 at weight -2 (p = 0.2)
     pairs = [(1, 2, 20.0)] * 100 + [(1, 2, 1.0)] * 10 + [(1, 2, -2.0)] * 10
-    no_floor = {"min_expected_precision": 0}
-    auto = _config("pnc", threshold="auto", auto_threshold=no_floor)
-    choice = choose_threshold(_backend([{}, {}], pairs), _Predictions(), auto)
+    choice = choose_threshold(_backend([{}, {}], pairs), _Predictions(), _config("pnc", threshold="auto"))
     total = 100 + 10 * 2 / 3 + 10 * 0.2
 
     def f1(tp, n):
@@ -206,12 +202,12 @@ def test_auto_threshold_by_default_maximises_the_expected_f1():
 
     # linking the weight-1 pairs gains more recall than it costs precision; the weight -2 ones do not
     assert f1(100 + 20 / 3, 110) > max(f1(100, 100), f1(total, 120))
-    assert choice.rule.startswith("highest expected F1")
+    assert choice.rule == "highest expected F1"
     assert choice.match_weight == 1.0
     assert choice.expected_f1 == pytest.approx(f1(100 + 20 / 3, 110), abs=1e-5)
     # with a tolerance, the highest threshold whose expected F1 is that close to the best
     gap = f1(100 + 20 / 3, 110) - f1(100, 100)
-    loose = _config("pnc", threshold="auto", auto_threshold={"f1_tolerance": gap + 1e-4, **no_floor})
+    loose = _config("pnc", threshold="auto", auto_threshold={"f1_tolerance": gap + 1e-4})
     wide = choose_threshold(_backend([{}, {}], pairs), _Predictions(), loose)
     assert wide.match_weight == 20.0 and wide.rule.startswith("highest expected F1 (within")
 
@@ -251,38 +247,40 @@ def test_one_to_one_keeps_at_most_one_record_of_each_source_per_person():
     assert people == [{1, 2, 3}]
 
 
-def test_the_auto_threshold_never_goes_below_the_precision_floor():
-    # the F1-best point (weight 1: expected precision 0.970) is below a 0.99 floor; the lowest point
-    # at or above it (only the weight-20 pairs) is taken instead
-    pairs = [(1, 2, 20.0)] * 100 + [(1, 2, 1.0)] * 10 + [(1, 2, -2.0)] * 10
-    floor = {"min_expected_precision": 0.99}
-    for rule in ("max_expected_f1", "target_precision"):
-        auto = {"rule": rule, "target_precision": 0.9, **floor}
-        config = _config("pnc", threshold="auto", auto_threshold=auto)
-        choice = choose_threshold(_backend([{}, {}], pairs), _Predictions(), config)
-        # above the weight-1 pairs: only the weight-20 ones are linked
-        assert choice.expected_precision >= 0.99 and choice.match_weight > 1.0, rule
-        assert choice.expected_recall == pytest.approx(100 / (100 + 10 * 2 / 3 + 10 * 0.2), abs=1e-4)
-        assert "expected precision >= 0.99" in choice.rule
-
-
-def test_people_below_the_floor_raise_the_threshold_once_and_are_clustered_again():
-    # 1-2 and 2-3 are linked strongly, 1-3 (the same three records) scored weak: a chain the pair
-    # curve cannot see. Each pair counts on its own; the people formed hold 1-3 with p = 0.2.
-    records = [{}, {}, {}, {}, {}]
-    pairs = [(1, 2, 12.0), (2, 3, 3.0), (1, 3, -2.0), (4, 5, 12.0)]
-    floor = {"min_expected_precision": 0.9}
-    people, result = _people(_backend(records, pairs), _config("pnc", threshold="auto", auto_threshold=floor))
-    # at weight 3 the curve's expected precision (0.975) passes the floor, but the person {1, 2, 3}
-    # holds the weak pair 1-3 (p = 0.2): (p12 + p23 + p13 + p45) / 4 = 0.78 < 0.9 -> raised, 3 left out
+def test_people_below_the_floor_raise_the_threshold_when_their_expected_f1_gains():
+    """A person of ten records linked to one another, and an eleventh record linked to one of them at
+    weight 3 and scored weak (-2) against the nine others: the pair curve takes weight 3 (it cannot see
+    that the eleventh record's other nine pairs join the person too). The people formed at 3 hold those
+    nine weak pairs: expected precision (45 + p(3) + 9 p(-2)) / 55 = 0.87 < 0.9. Raised, the eleventh
+    record stays apart: the people's precision is 1 and their expected recall barely moves (0.94)."""
+    records = [{} for _ in range(11)]
+    pairs = [(a, b, 12.0) for a in range(1, 11) for b in range(a + 1, 11)]
+    pairs += [(10, 11, 3.0)] + [(a, 11, -2.0) for a in range(1, 10)]
+    auto = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0.9})
+    people, result = _people(_backend(records, pairs), auto)
     choice = result.threshold
     assert choice.raised_from_match_weight == 3.0 and choice.match_weight > 3.0
-    assert people == [{1, 2}, {3}, {4, 5}]
+    assert people == [set(range(1, 11)), {11}]
+    total = 45 * probability(12) + probability(3) + 9 * probability(-2)
     assert choice.people_expected_precision == pytest.approx(1.0, abs=1e-3)
-    # a threshold fixed in the config is the analyst's: never raised
-    at_3 = _config("pnc", threshold=probability(3.0), auto_threshold=floor)
-    fixed, kept = _people(_backend(records, pairs), at_3)
-    assert fixed == [{1, 2, 3}, {4, 5}] and kept.threshold.raised_from_match_weight is None
-    assert kept.threshold.people_expected_precision == pytest.approx(
-        (probability(12) * 2 + probability(3) + probability(-2)) / 4, abs=1e-4
-    )
+    assert choice.people_expected_recall == pytest.approx(45 * probability(12) / total, abs=1e-4)
+    # a threshold fixed in the config is the analyst's: never raised, its people still measured
+    fixed = _config("pnc", threshold=probability(3.0), auto_threshold={"min_expected_precision": 0.9})
+    kept, result = _people(_backend(records, pairs), fixed)
+    assert kept == [set(range(1, 12))] and result.threshold.raised_from_match_weight is None
+    assert result.threshold.people_expected_precision == pytest.approx(total / 55, abs=1e-4)
+
+
+def test_a_raise_that_costs_the_people_more_recall_than_it_gains_is_not_kept():
+    """One record per person and source (two registers): dropping a link loses its pair outright, so
+    the raise lowers the people's expected F1 and the first threshold stays."""
+    records = [{} for _ in range(5)]
+    pairs = [(1, 2, 12.0), (2, 3, 3.0), (1, 3, -2.0), (4, 5, 12.0)]
+    auto = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0.9})
+    people, result = _people(_backend(records, pairs), auto)
+    choice = result.threshold
+    assert people == [{1, 2, 3}, {4, 5}] and choice.match_weight == 3.0
+    assert choice.raised_from_match_weight is None and "lowered the people's expected F1" in choice.rule
+    assert choice.people_expected_recall == pytest.approx(1.0)
+    off = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0})
+    assert _people(_backend(records, pairs), off)[1].threshold.rule == "highest expected F1"

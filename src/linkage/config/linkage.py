@@ -399,10 +399,10 @@ class AutoThreshold(Strict):
     )
     min_expected_precision: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.995,
-        description="Precision floor, whatever the rule: the threshold is never one whose expected "
-        "precision is below this, over the linked pairs and, after clustering, over the pairs of "
-        "records each person holds (chains included); if the people fall below it, the threshold is "
-        "raised once and the pairs clustered again. 0: no floor.",
+        description="Precision floor for the people formed, whatever the rule: when the model's expected "
+        "precision over the pairs of records each person holds (chains included) is below this, a higher "
+        "threshold is clustered too and kept if the people's expected F1 is at least as high there (it is "
+        "where a person has many records; not where each has one record per source). 0: never raised.",
     )
     f1_tolerance: Annotated[float, Field(ge=0, lt=0.05)] = Field(
         0.0,

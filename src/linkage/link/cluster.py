@@ -33,7 +33,7 @@ import pyarrow as pa
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
 from linkage.link.splink_adapter import SplinkDataFrame
-from linkage.link.threshold import ThresholdChoice, choose_threshold, people_expected_precision, raised
+from linkage.link.threshold import PeopleExpected, ThresholdChoice, choose_threshold, people_expected, raised
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET, SOURCE_ROW
 
 CLUSTERS = "clusters"
@@ -343,25 +343,39 @@ def cluster(
         profiles.append(_one_source(backend, record_index))
     node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
 
-    def people(at: ThresholdChoice) -> tuple[pa.Table, np.ndarray, int, float]:
+    def write(labels: np.ndarray) -> None:
+        _write_clusters(
+            backend, record_index, pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]})
+        )
+
+    def people(at: ThresholdChoice) -> tuple[pa.Table, np.ndarray, int, PeopleExpected]:
         edges = _edges(backend, predictions, record_index, at.threshold_match_probability)
         refused = 0
         if config.method == "connected_components":
             labels = _components(edges, n)
         else:
             labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
-        _write_clusters(
-            backend, record_index, pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]})
-        )
-        return edges, labels, refused, people_expected_precision(backend, predictions, CLUSTERS)
+        write(labels)
+        return edges, labels, refused, people_expected(backend, predictions, CLUSTERS)
 
-    edges, labels, refused, precision = people(threshold)
+    edges, labels, refused, expected = people(threshold)
     floor = config.auto_threshold.min_expected_precision
-    higher = raised(threshold, precision, floor) if config.threshold_match_probability == "auto" else None
-    if higher is not None:  # the people formed fall below the floor: once more at the raised threshold
+    auto = config.threshold_match_probability == "auto"
+    higher = raised(threshold, expected.precision, floor) if auto else None
+    if higher is not None:  # the people fall below the floor: try the raised threshold, keep the better F1
+        first = (threshold, edges, labels, refused, expected)
+        edges, labels, refused, expected = people(higher)
         threshold = higher
-        edges, labels, refused, precision = people(threshold)
-    threshold = threshold.model_copy(update={"people_expected_precision": precision})
+        if expected.f1 < first[4].f1:  # the raise would cost more recall than it gains precision
+            threshold, edges, labels, refused, expected = first
+            threshold = threshold.model_copy(
+                update={"rule": f"{threshold.rule}; kept: raising it to match weight {higher.match_weight:g} "
+                        "lowered the people's expected F1"}
+            )  # fmt: skip
+            write(labels)
+    threshold = threshold.model_copy(
+        update={"people_expected_precision": expected.precision, "people_expected_recall": expected.recall}
+    )
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
     return Clustered(
         CLUSTERS, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows

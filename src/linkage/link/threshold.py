@@ -12,10 +12,13 @@ The curve is in metrics.json and the quality report; the rule that picks the def
 Pair by pair the model is optimistic where non-matches share correlated evidence (twins, a
 household's surname and postcode, namesakes at national scale): its pairs are scored as if each
 agreement were independent. Clustering then adds pairs of its own (chains through a third record).
-So the floor `auto_threshold.min_expected_precision` is checked twice: on the curve, and after
-clustering on the pairs each person actually holds, each weighed by the model's probability for
-it (`people_expected_precision`). That second figure sees the chains and the weak pairs inside a
-person, and it is what the threshold is raised for (once) when it falls below the floor.
+So after clustering the run also measures the model's expectations over the pairs each person
+actually holds (`people_expected`): that sees the chains and the weak pairs inside a person. When
+the people's expected precision is below `auto_threshold.min_expected_precision`, a raised
+threshold (`raised`) is clustered too, and kept when the people's expected F1 is at least as high
+there: where a person has many records (justice data), dropping weak links costs little recall,
+as the other links keep the person together; where each person has one record per source, it
+costs recall one for one and the first threshold stays.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ class ThresholdChoice(BaseModel):
     expected_recall: float
     expected_f1: float
     curve: list[CurvePoint]
-    # after clustering: the model's expected precision over the pairs each person holds
+    # after clustering: the model's expected precision and recall over the pairs each person holds
     people_expected_precision: float | None = None
+    people_expected_recall: float | None = None
     raised_from_match_weight: float | None = None  # the first choice, when the floor raised it
 
 
@@ -110,21 +114,18 @@ def choose_threshold(backend: Backend, predictions: SplinkDataFrame, config: Clu
             expected_f1=at.expected_f1,
             curve=curve,
         )
-    floor = config.auto_threshold.min_expected_precision
-    # the floor first: only points at or above it are candidates (the top of the curve if none is)
-    allowed = [pt for pt in curve if pt.expected_precision >= floor] or [curve[-1]]
     if config.auto_threshold.rule == "max_expected_f1":
         # highest expected F1 (within the tolerance, the highest threshold: fewer links on the same evidence)
-        best = max(pt.expected_f1 for pt in allowed)
+        best = max(pt.expected_f1 for pt in curve)
         tolerance = config.auto_threshold.f1_tolerance
-        near = [pt for pt in allowed if pt.expected_f1 >= best - tolerance - 1e-12]
+        near = [pt for pt in curve if pt.expected_f1 >= best - tolerance - 1e-12]
         chosen = max(near, key=lambda pt: pt.match_weight)
         rule = "highest expected F1" + (f" (within {tolerance:g})" if tolerance else "")
     else:
         target = config.auto_threshold.target_precision
-        chosen = next((pt for pt in allowed if pt.expected_precision >= target), allowed[-1])
+        chosen = next((pt for pt in curve if pt.expected_precision >= target), curve[-1])
         rule = f"lowest threshold with expected precision >= {target}"
-    return _choice(rule + (f", expected precision >= {floor:g}" if floor else ""), chosen, curve)
+    return _choice(rule, chosen, curve)
 
 
 def _choice(rule: str, point: CurvePoint, curve: list[CurvePoint]) -> ThresholdChoice:
@@ -139,33 +140,50 @@ def _choice(rule: str, point: CurvePoint, curve: list[CurvePoint]) -> ThresholdC
     )
 
 
-def people_expected_precision(backend: Backend, predictions: SplinkDataFrame, clusters: str) -> float:
-    """The model's expected precision over the pairs of records each person holds (1.0 if none).
+class PeopleExpected(BaseModel):
+    """The model's expectations over the pairs of records the people formed hold."""
+
+    precision: float
+    recall: float
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def people_expected(backend: Backend, predictions: SplinkDataFrame, clusters: str) -> PeopleExpected:
+    """Expected precision and recall over the pairs of records each person holds.
 
     Every scored pair whose two records ended in one person counts with its match probability,
-    whether it was linked directly or joined through other records (a chain); pairs inside a
-    person that no blocking rule scored are left out (their share is taken to be the same).
+    whether it was linked directly or joined through other records (a chain): precision is their
+    mean probability, recall their summed probability over that of every scored pair. Pairs
+    inside a person that no blocking rule scored are left out (their share is taken to be the same).
     """
     sd, key = SOURCE_DATASET, RECORD_KEY
-    ((pairs, expected),) = backend.sql(f"""
-        SELECT count(*), sum(p.match_probability)
+    ((pairs, inside, total),) = backend.sql(f"""
+        SELECT count(*) FILTER (a.person_id = b.person_id),
+               sum(p.match_probability) FILTER (a.person_id = b.person_id),
+               sum(p.match_probability)
         FROM {predictions.physical_name} AS p
         JOIN {clusters} AS a ON a.{sd} = p.{sd}_l AND a.{key} = p.{key}_l
         JOIN {clusters} AS b ON b.{sd} = p.{sd}_r AND b.{key} = p.{key}_r
-        WHERE a.person_id = b.person_id
     """)
-    return round(float(expected) / pairs, 6) if pairs else 1.0
+    return PeopleExpected(
+        precision=round(float(inside) / pairs, 6) if pairs else 1.0,
+        recall=round(float(inside or 0) / float(total), 6) if total else 1.0,
+    )
 
 
 def raised(choice: ThresholdChoice, people_precision: float, floor: float) -> ThresholdChoice | None:
-    """A higher threshold when the people formed fall below the floor (None if none helps).
+    """The threshold to try when the people formed fall below the floor (None if none is higher).
 
     The people's expected share of wrong pairs shrinks more slowly than the linked pairs' (a chain
     through weak pairs stays until its links go): it is taken to shrink as the cube root of theirs
     (on the synthetic data at a million records, about the 0.35th power), so the new threshold is
     the lowest on the curve whose share is at most the current one times
     ((1 - floor) / (1 - people_precision)) ** 3. One step only: at national scale each clustering
-    costs about a minute; the report shows the people's expected precision at the final threshold.
+    costs about a minute; the report shows the people's expected precision at the threshold kept.
     """
     if people_precision >= floor:
         return None
