@@ -268,20 +268,20 @@ def _candidate_blocking(generic_ids: list[str], cap: int) -> list[BlockingRule]:
         _rule("names_postcode_district", "fn1_canon", "sn", "pc_district"),
         _rule("names_town", "fn1_canon", "sn", "addr_town"),
         _rule("name_sounds_birth_year_month", "fn1_phon", "sn_phon", "dob_ym"),
-        _rule("names", "fn1_canon", "sn", description="names alone, common ones capped", cap=cap),
         _rule("name_sounds_postcode_sector", "fn1_phon", "sn_phon", "pc_sector"),
         _rule("name_sounds_street", "fn1_phon", "sn_phon", "addr_street"),
-        # broader rules, each tolerating an error in a name AND in the date or address: taken only while
-        # the budget allows (all of them on small studies, few at national scale)
+        _rule("name_starts_postcode_district", "fn1_pre3", "sn_pre3", "pc_district"),
+        _rule("name_starts_town", "fn1_pre3", "sn_pre3", "addr_town"),
+        _rule("street_forename_sound", "addr_street", "fn1_phon"),
+        # broader rules, each tolerating an error in a name AND in the date or address, capped on
+        # over-common values: taken only while the budget allows (all of them on small studies)
+        _rule("names", "fn1_canon", "sn", description="names alone, common ones capped", cap=cap),
         _rule("surname_forename_start", "sn", "fn1_pre3", cap=cap),
         _rule("forename_surname_start", "fn1_canon", "sn_pre3", cap=cap),
         _rule("name_sounds", "fn1_phon", "sn_phon", cap=cap),
         _rule("surname_sound_birth_month", "sn_phon", "dob_ym", cap=cap),
         _rule("forename_start_birthday", "fn1_pre3", "dob_md", cap=cap),
         _rule("surname_start_birth_month", "sn_pre3", "dob_ym", cap=cap),
-        _rule("name_starts_postcode_district", "fn1_pre3", "sn_pre3", "pc_district"),
-        _rule("name_starts_town", "fn1_pre3", "sn_pre3", "addr_town"),
-        _rule("street_forename_sound", "addr_street", "fn1_phon"),
         _rule("postcode", "pc", cap=cap),
         _rule("house", "addr_house", cap=cap),
         _rule("birthday", "dob", cap=cap),
