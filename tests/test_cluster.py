@@ -284,3 +284,8 @@ def test_a_raise_that_costs_the_people_more_recall_than_it_gains_is_not_kept():
     assert choice.people_expected_recall == pytest.approx(1.0)
     off = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0})
     assert _people(_backend(records, pairs), off)[1].threshold.rule == "highest expected F1"
+    # precision first: the floor holds whatever the recall cost
+    strict = {"min_expected_precision": 0.9, "floor_needs_f1_gain": False}
+    first = _config("pnc", threshold="auto", auto_threshold=strict)
+    people, result = _people(_backend(records, pairs), first)
+    assert people == [{1, 2}, {3}, {4, 5}] and result.threshold.raised_from_match_weight == 3.0

@@ -404,6 +404,11 @@ class AutoThreshold(Strict):
         "threshold is clustered too and kept if the people's expected F1 is at least as high there (it is "
         "where a person has many records; not where each has one record per source). 0: never raised.",
     )
+    floor_needs_f1_gain: bool = Field(
+        True,
+        description="Keep a raise for the precision floor only if the people's expected F1 is at least as "
+        "high there. false: the floor holds unconditionally (precision first, whatever the recall cost).",
+    )
     f1_tolerance: Annotated[float, Field(ge=0, lt=0.05)] = Field(
         0.0,
         description="max_expected_f1 only: take the highest threshold whose expected F1 is within this of "

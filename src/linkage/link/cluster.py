@@ -366,7 +366,8 @@ def cluster(
         first = (threshold, edges, labels, refused, expected)
         edges, labels, refused, expected = people(higher)
         threshold = higher
-        if expected.f1 < first[4].f1:  # the raise would cost more recall than it gains precision
+        costly = expected.f1 < first[4].f1  # the raise would cost more recall than it gains precision
+        if costly and config.auto_threshold.floor_needs_f1_gain:
             threshold, edges, labels, refused, expected = first
             threshold = threshold.model_copy(
                 update={"rule": f"{threshold.rule}; kept: raising it to match weight {higher.match_weight:g} "
