@@ -76,10 +76,16 @@ def blocking_recall(data: Path, run: Path) -> dict:
     (the rules the run derived and chose under its budget: its model.yaml)."""
     from linkage.config import load_config
     from linkage.config.linkage import LinkageConfig
-    from linkage.link.model import blocking_rules_sql, input_columns
+    from linkage.link.model import blocking_rules_sql, cap_column, capped, input_columns
 
     config = load_config(run / "model.yaml", LinkageConfig)
     cols = ", ".join(input_columns(config))
+    # a capped rule's flag, as the run sets it: its value held by at most max_block_size records of all
+    flags = "".join(
+        f", count(*) OVER (PARTITION BY {', '.join(sorted(t.left for t in r.equal))}) <= {r.max_block_size}"
+        f" AS {cap_column(r)}"
+        for r in capped(config.blocking_rules)
+    )
     con = duckdb.connect()
     con.execute("SET threads = 2; SET memory_limit = '6GB'")
     extracts = " UNION ALL ".join(
@@ -88,7 +94,7 @@ def blocking_recall(data: Path, run: Path) -> dict:
     )
     con.execute(f"""
         CREATE TABLE rec AS
-        SELECT e.*, t.person_id, row_number() OVER () AS rid
+        SELECT e.*, t.person_id, row_number() OVER () AS rid{flags}
         FROM ({extracts}) AS e
         JOIN read_parquet('{data}/raw/truth/records.parquet') AS t
           ON t.source_dataset = e.ds AND t.source_row = e.source_row

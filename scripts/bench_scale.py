@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import shutil
 import sys
@@ -75,6 +76,9 @@ def run_child(data: Path, out: Path, engine: str) -> dict:
         "precision": pairwise.precision,
         "recall": pairwise.recall,
         "f1": pairwise.f1,
+        "threshold": result.metrics.threshold.model_dump(exclude={"curve"}),
+        # the machine is shared: 1/5/15-minute load averages at the end (2 cores; above 2, times inflate)
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 

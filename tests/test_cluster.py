@@ -329,3 +329,47 @@ def test_expected_recall_leaves_out_the_other_candidates_of_a_record_joined_else
     result = cluster(backend, _Predictions(), "record_index", INPUTS, _config(DOB))
     q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config(DOB))
     assert q.expected_recall == pytest.approx(1.0) and q.expected_precision == pytest.approx(0.9)
+
+
+def test_people_below_the_floor_raise_the_threshold_when_their_expected_f1_gains():
+    """A person of ten records linked to one another, and an eleventh record linked to one of them at
+    weight 3 and scored weak (-2) against the nine others: the pair curve takes weight 3 (it cannot see
+    that the eleventh record's other nine pairs join the person too). The people formed at 3 hold those
+    nine weak pairs: expected precision (45 + p(3) + 9 p(-2)) / 55 = 0.87 < 0.9. Raised, the eleventh
+    record stays apart: the people's precision is 1 and their expected recall barely moves (0.94)."""
+    records = [{} for _ in range(11)]
+    pairs = [(a, b, 12.0) for a in range(1, 11) for b in range(a + 1, 11)]
+    pairs += [(10, 11, 3.0)] + [(a, 11, -2.0) for a in range(1, 10)]
+    auto = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0.9})
+    people, result = _people(_backend(records, pairs), auto)
+    choice = result.threshold
+    assert choice.raised_from_match_weight == 3.0 and choice.match_weight > 3.0
+    assert people == [set(range(1, 11)), {11}]
+    total = 45 * probability(12) + probability(3) + 9 * probability(-2)
+    assert choice.people_expected_precision == pytest.approx(1.0, abs=1e-3)
+    assert choice.people_expected_recall == pytest.approx(45 * probability(12) / total, abs=1e-4)
+    # a threshold fixed in the config is the analyst's: never raised, its people still measured
+    fixed = _config("pnc", threshold=probability(3.0), auto_threshold={"min_expected_precision": 0.9})
+    kept, result = _people(_backend(records, pairs), fixed)
+    assert kept == [set(range(1, 12))] and result.threshold.raised_from_match_weight is None
+    assert result.threshold.people_expected_precision == pytest.approx(total / 55, abs=1e-4)
+
+
+def test_a_raise_that_costs_the_people_more_recall_than_it_gains_is_not_kept():
+    """One record per person and source (two registers): dropping a link loses its pair outright, so
+    the raise lowers the people's expected F1 and the first threshold stays."""
+    records = [{} for _ in range(5)]
+    pairs = [(1, 2, 12.0), (2, 3, 3.0), (1, 3, -2.0), (4, 5, 12.0)]
+    auto = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0.9})
+    people, result = _people(_backend(records, pairs), auto)
+    choice = result.threshold
+    assert people == [{1, 2, 3}, {4, 5}] and choice.match_weight == 3.0
+    assert choice.raised_from_match_weight is None and "lowered the people's expected F1" in choice.rule
+    assert choice.people_expected_recall == pytest.approx(1.0)
+    off = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0})
+    assert _people(_backend(records, pairs), off)[1].threshold.rule == "highest expected F1"
+    # precision first: the floor holds whatever the recall cost
+    strict = {"min_expected_precision": 0.9, "floor_needs_f1_gain": False}
+    first = _config("pnc", threshold="auto", auto_threshold=strict)
+    people, result = _people(_backend(records, pairs), first)
+    assert people == [{1, 2}, {3}, {4, 5}] and result.threshold.raised_from_match_weight == 3.0

@@ -21,9 +21,9 @@ from linkage.errors import ConfigError
 from linkage.link.backend import open_backend
 from linkage.link.calibrate import expected_quality
 from linkage.link.cluster import cluster
-from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
-from linkage.link.model import input_columns, settings
-from linkage.link.run import describe_model
+from linkage.link.derive import count_rule, derive, read_coverage, render_model, resolve_blocking
+from linkage.link.model import settings
+from linkage.link.run import describe_model, load_inputs
 from linkage.link.train import check_em_coverage, fallback_lambda, train
 
 NAMES = ["fn1", "fn1_canon", "fn1_phon", "fn1_pre3", "sn", "sn_phon", "sn_pre3"]
@@ -213,7 +213,7 @@ def test_derived_v2_model_trains_scores_and_clusters(v2_extracts, tmp_path):
     model = derive(LinkageConfig(), read_coverage(paths))
     with open_backend(model.config.backend, tmp_path / "work") as backend:
         index = backend.load_record_index(paths)
-        tables = [backend.load_extract(a, p, input_columns(model.config)) for a, p in paths.items()]
+        tables = load_inputs(backend, paths, model.config)
         records = {a: pq.read_metadata(p).num_rows for a, p in paths.items()}
         resolved, counts = resolve_blocking(model, tables, sum(records.values()))
         assert counts and all(c.chosen for c in counts)  # a small study keeps every rule
@@ -266,7 +266,7 @@ def test_train_skips_what_the_data_cannot_teach(v2_extracts, tmp_path):
     notes: list[str] = []
     with open_backend(model.config.backend, tmp_path / "work") as backend:
         backend.load_record_index(paths)
-        tables = [backend.load_extract(a, p, input_columns(model.config)) for a, p in paths.items()]
+        tables = load_inputs(backend, paths, model.config)
         # corrupt nothing: the rules above are simply too narrow to find a pair in this data
         backend.con.execute("UPDATE input_register SET dob_swap = NULL")
         linker = Linker(tables, settings(model.config), log_level=None)
@@ -316,3 +316,57 @@ def test_a_config_comparison_on_the_postcode_replaces_the_derived_place():
     model = derive(LinkageConfig.model_validate({"comparisons": [postcode]}), coverage)
     assert [c.name for c in model.config.comparisons] == ["forename", "surname", "date_of_birth", "postcode"]
     assert "comparison 'place' left out: a config comparison is keyed on pc" in model.notes
+
+
+@pytest.fixture(scope="module")
+def common_name_extracts(tmp_path_factory) -> dict[str, Path]:
+    """Two sources: 50 people with a rare name, once in each, and 60 different people who share one
+    common name (John Smith), its sound-alike codes and birth month, each once, in either source."""
+    rng = random.Random(11)
+    columns = [*NAMES, *DATES, "sex"]
+    common = {c: rng.getrandbits(63) for c in [*NAMES, "dob_ym"]}
+    people = [_person(rng) for _ in range(50)] + [{**_person(rng), **common} for _ in range(60)]
+    rows: dict[str, list[dict]] = {"a": [], "b": []}
+    for i, person in enumerate(people):
+        for source in ("a", "b") if i < 50 else (rng.choice("ab"),):
+            key = len(rows["a"]) + len(rows["b"]) + 1
+            rows[source].append({"record_key": key, "source_row": key, **{c: person[c] for c in columns}})
+    folder = tmp_path_factory.mktemp("common") / "extracts"
+    return {source: _write(folder, source, records, columns) for source, records in rows.items()}
+
+
+def test_a_capped_value_generates_no_pairs(common_name_extracts, tmp_path):
+    paths = common_name_extracts
+    config = LinkageConfig.model_validate({"derive": {"max_block_size": 10}})
+    model = derive(config, read_coverage(paths))
+    names = next(r for r in model.config.blocking_rules if r.name == "names")
+    assert names.max_block_size == 10
+    with open_backend(model.config.backend, tmp_path / "work") as backend:
+        tables = load_inputs(backend, paths, model.config)
+        flagged = backend.sql("SELECT count(*) FILTER (NOT cap_names) FROM input_a")[0][0]
+        flagged += backend.sql("SELECT count(*) FILTER (NOT cap_names) FROM input_b")[0][0]
+        assert flagged == 60  # every John Smith, in both sources; nobody else
+        probe = Linker(tables, settings(model.config), log_level=None)
+        assert count_rule(probe, names, 1.0) == 50  # each rare person's two records; no John Smith pair
+        uncapped = names.model_copy(update={"max_block_size": None})
+        assert count_rule(probe, uncapped, 1.0) == 50 + 60 * 59 // 2
+
+
+def test_the_budget_is_never_exceeded(common_name_extracts, tmp_path):
+    """The John Smiths also share their sound-alike names and birth month, an uncapped rule: 1,770
+    pairs, over a budget of 1,000. The rules chosen, counted together, stay within it."""
+    paths = common_name_extracts
+    config = LinkageConfig.model_validate({"derive": {"comparisons_per_record": 0.01, "min_budget": 1000}})
+    model = derive(config, read_coverage(paths))
+    assert model.budget == 1000
+    with open_backend(model.config.backend, tmp_path / "work") as backend:
+        tables = load_inputs(backend, paths, model.config)
+        resolved, counts = resolve_blocking(model, tables, 170)
+        left_out = {c.name for c in counts if not c.chosen}
+        assert "name_sounds_birth_year_month" in left_out
+        assert sum(c.comparisons for c in counts if c.chosen) <= model.budget
+        linker = Linker(tables, settings(resolved), log_level=None)
+        scored = linker.blocking_analysis.count_comparisons_from_blocking_rules(record_sample_proportion=1.0)[
+            -1
+        ]["cumulative_comparison_count"]
+    assert 50 <= scored <= model.budget

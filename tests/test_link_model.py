@@ -85,3 +85,12 @@ def test_a_date_known_only_swapped_is_compared_not_missing():
         "(dob_l IS NULL OR dob_r IS NULL) AND NOT coalesce((((dob_l = dob_swap_r) OR (dob_swap_l = dob_r)) "
         "OR dob_swap_l = dob_swap_r), false)"
     )
+
+
+def test_a_capped_rule_requires_both_records_below_the_cap():
+    (rule,) = blocking_sql(BlockingRule(name="names", equal=["fn1_canon", "sn"], max_block_size=50))
+    assert rule.sql == "l.fn1_canon = r.fn1_canon AND l.sn = r.sn AND l.cap_names AND r.cap_names"
+    with pytest.raises(ValidationError, match="max_block_size needs plain terms"):
+        BlockingRule(name="swap", equal=["fn1=sn"], max_block_size=50)
+    with pytest.raises(ValidationError):
+        BlockingRule(name="tiny", equal=["sn"], max_block_size=1)  # a block of one record pairs nothing

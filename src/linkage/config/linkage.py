@@ -204,11 +204,26 @@ class BlockingRule(Strict):
         default_factory=list,
         description="Restrict to pairs where these columns are missing on at least one record.",
     )
+    max_block_size: Annotated[int, Field(ge=2, le=100_000)] | None = Field(
+        None,
+        description="Cap on over-common values: a record whose values of the `equal` columns are shared by "
+        "more than this many records (over every source) gets no pair from this rule, so the rule makes "
+        "at most about max_block_size / 2 pairs per record. Only for rules of plain terms (no `a=b`).",
+    )
 
     @field_validator("equal")
     @classmethod
     def _parse(cls, v: list[str]) -> list[Term]:
         return _terms(v)
+
+    @model_validator(mode="after")
+    def _cap_on_plain_terms(self) -> BlockingRule:
+        if self.max_block_size is not None and any(t.crossed for t in self.equal):
+            raise ValueError(
+                f"blocking rule '{self.name}': max_block_size needs plain terms (a value shared by many "
+                "records); a crossed term such as fn1=sn has no one value to count"
+            )
+        return self
 
     @field_validator("either_missing")
     @classmethod
@@ -389,6 +404,18 @@ class AutoThreshold(Strict):
     target_precision: Annotated[float, Field(gt=0.5, lt=1)] = Field(
         0.9995, description="Used by the target_precision rule only."
     )
+    min_expected_precision: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.995,
+        description="Precision floor for the people formed, whatever the rule: when the model's expected "
+        "precision over the pairs of records each person holds (chains included) is below this, a higher "
+        "threshold is clustered too and kept if the people's expected F1 is at least as high there (it is "
+        "where a person has many records; not where each has one record per source). 0: never raised.",
+    )
+    floor_needs_f1_gain: bool = Field(
+        True,
+        description="Keep a raise for the precision floor only if the people's expected F1 is at least as "
+        "high there. false: the floor holds unconditionally (precision first, whatever the recall cost).",
+    )
     f1_tolerance: Annotated[float, Field(ge=0, lt=0.05)] = Field(
         0.0,
         description="max_expected_f1 only: take the highest threshold whose expected F1 is within this of "
@@ -486,6 +513,13 @@ class Derivation(Strict):
     )
     min_budget: Annotated[float, Field(ge=1e3)] = Field(
         2e6, description="The budget is never below this many pairs (small studies keep every rule)."
+    )
+    max_block_size: Annotated[int, Field(ge=2, le=100_000)] = Field(
+        50,
+        description="Cap on over-common values for the derived broad rules (names alone, a name with part of "
+        "a date, a birthday, postcode or house alone): a value shared by more records than this makes no "
+        "pair through that rule (a common name alone says little), so each stays linear in the records. "
+        "Keep it above the records one person may hold, so that one person's records still meet.",
     )
 
 

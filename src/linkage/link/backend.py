@@ -37,10 +37,11 @@ import duckdb
 import pyarrow.parquet as pq
 from splink import DuckDBAPI, Linker
 
-from linkage.config.linkage import WEAK_MARKERS, BackendEngine
+from linkage.config.linkage import WEAK_MARKERS, BackendEngine, BlockingRule
 from linkage.config.linkage import Backend as BackendConfig
 from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
+from linkage.link.model import cap_column
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.runfolder import work_area
 from linkage.tokens.spec import RECORD_KEY, ROLE, SEX, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
@@ -96,30 +97,62 @@ class Backend:
         """The database table holding an agency's model columns."""
         return f"input_{agency}"
 
-    def load_extract(self, agency: str, parquet: Path, columns: list[str]) -> SplinkDataFrame:
+    def load_common_values(self, extracts: dict[str, Path], rules: list[BlockingRule]) -> None:
+        """For each capped blocking rule, the table ``common_<rule>`` of its over-common values.
+
+        A value (the rule's columns together) is over-common when more than ``max_block_size``
+        records of all the extracts hold it. Counted here in SQL straight from the verified Parquet
+        files (Splink has no cap of its own), so every source counts whichever engine scores; on
+        Spark the tables (the few over-common values only) are copied over.
+        """
+        for rule in rules:
+            keys = _cap_keys(rule)
+            cols = ", ".join(keys)
+            held = [p for p in extracts.values() if set(keys) <= set(pq.read_schema(p).names)]
+            union = " UNION ALL ".join(f"SELECT {cols} FROM read_parquet('{_quote(p)}')" for p in held)
+            empty = ", ".join(f"NULL::{column_type(k)} AS {k}" for k in keys)
+            self.con.execute(f"""
+                CREATE OR REPLACE TABLE common_{rule.name} AS
+                SELECT {cols} FROM ({union or f"SELECT {empty} WHERE false"})
+                WHERE {" AND ".join(f"{k} IS NOT NULL" for k in keys)}
+                GROUP BY ALL
+                HAVING count(*) > {rule.max_block_size}  -- more records than the cap: no pair from this rule
+            """)
+            if self.spark is not None:
+                schema = ", ".join(f"{k} {_spark_type(k)}" for k in keys)
+                rows = self.sql(f"SELECT {cols} FROM common_{rule.name}")
+                self.spark.createDataFrame(rows, schema).createOrReplaceTempView(f"common_{rule.name}")
+
+    def load_extract(
+        self, agency: str, parquet: Path, columns: list[str], caps: list[BlockingRule] | None = None
+    ) -> SplinkDataFrame:
         """Copy the model's columns of one extract into the database and register it with Splink.
 
         Only the columns the model reads are copied (attributes never enter the linkage), in
         record-key order so the physical order, and hence every sampled step, is reproducible.
-        On Spark the same columns also become a Spark view of the same name, which is what the
-        returned table (and so the linker) reads.
+        Each capped rule in ``caps`` adds its flag column (model.cap_column): true unless the
+        record's value is in ``common_<rule>`` (load_common_values first). On Spark the same
+        columns also become a Spark view of the same name, which is what the returned table (and so
+        the linker) reads.
         """
         table = self.input_table(agency)
         held = set(pq.read_schema(parquet).names)
-        # a column this extract lacks (a generic id another agency declared) is NULL: missing evidence
-        selected = (c if c in held else f"NULL::{column_type(c)} AS {c}" for c in columns)
-        cols = ", ".join([RECORD_KEY, *selected])
+        flags, joins = _cap_sql(caps or [], held)
+
+        def select(null: str) -> str:
+            # a column this extract lacks (a generic id another agency declared) is NULL: missing evidence
+            cols = (f"t.{c}" if c in held else null.format(t=column_type(c), c=c) for c in columns)
+            return f"SELECT t.{RECORD_KEY}, {', '.join([*cols, *flags])} FROM {{source}} AS t {joins}"
+
+        source = select("NULL::{t} AS {c}").format(source="read_parquet(?)")
         self.con.execute(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT {cols} FROM read_parquet(?) ORDER BY {RECORD_KEY}",
-            [str(parquet)],
+            f"CREATE OR REPLACE TABLE {table} AS {source} ORDER BY t.{RECORD_KEY}", [str(parquet)]
         )
         if self.spark is None:
             return self.db_api.register(table, dataset_display_name=agency, table_name=agency)
         # (Splink samples by hashing ids, so row order does not matter to Spark's results)
-        frame = self.spark.read.parquet(Path(parquet).resolve().as_uri())
-        frame = frame.selectExpr(
-            RECORD_KEY, *(c if c in held else f"CAST(NULL AS {column_type(c)}) AS {c}" for c in columns)
-        )
+        self.spark.read.parquet(Path(parquet).resolve().as_uri()).createOrReplaceTempView(f"{table}_file")
+        frame = self.spark.sql(select("CAST(NULL AS {t}) AS {c}").format(source=f"{table}_file"))
         frame.createOrReplaceTempView(table)
         self._spark_inputs[agency] = table
         return self.spark_api.register(table, dataset_display_name=agency, table_name=agency)
@@ -207,6 +240,29 @@ def portable_model(model: dict[str, Any]) -> dict[str, Any]:
         return value
 
     return json.loads(json.dumps(relabel(model)))
+
+
+def _cap_keys(rule: BlockingRule) -> list[str]:
+    """The columns whose values together a capped rule counts (its terms are plain)."""
+    return sorted({t.left for t in rule.equal})
+
+
+def _cap_sql(caps: list[BlockingRule], held: set[str]) -> tuple[list[str], str]:
+    """Flag expressions and LEFT JOINs (to ``common_<rule>``) over the extract aliased ``t``."""
+    flags, joins = [], []
+    for i, rule in enumerate(caps):
+        keys, flag = _cap_keys(rule), cap_column(rule)
+        if not set(keys) <= held:  # the extract lacks a column: its records never pair by this rule
+            flags.append(f"false AS {flag}")
+            continue
+        on = " AND ".join(f"t.{k} = c{i}.{k}" for k in keys)
+        joins.append(f"LEFT JOIN common_{rule.name} AS c{i} ON {on}")
+        flags.append(f"c{i}.{keys[0]} IS NULL AS {flag}")
+    return flags, " ".join(joins)
+
+
+def _spark_type(column: str) -> str:
+    return {"VARCHAR": "STRING"}.get(column_type(column), column_type(column))
 
 
 def column_type(column: str) -> str:

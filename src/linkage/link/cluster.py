@@ -34,7 +34,7 @@ import pyarrow as pa
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
 from linkage.link.splink_adapter import SplinkDataFrame
-from linkage.link.threshold import ThresholdChoice, choose_threshold
+from linkage.link.threshold import PeopleExpected, ThresholdChoice, choose_threshold, people_expected, raised
 from linkage.tokens.spec import RECORD_KEY, ROLE, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
 
 CLUSTERS = "clusters"
@@ -376,23 +376,47 @@ def cluster(
 ) -> Clustered:
     """Choose the threshold (unless fixed), cluster with the configured method, and diagnose."""
     threshold = choose_threshold(backend, predictions, config)
-    edges = _edges(backend, predictions, record_index, threshold.threshold_match_probability)
     n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0] + 1
     profiles = [_profiles(backend, record_index, inputs, rule) for rule in config.conflict_rules()]
     if config.one_to_one:
         profiles.append(_one_source(backend, record_index))
-    refused = 0
-    if config.method == "connected_components":
-        labels = _components(edges, n)
-    else:
-        labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
     node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
-    table = _write_clusters(
-        backend,
-        record_index,
-        pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]}),
+
+    def write(labels: np.ndarray) -> None:
+        _write_clusters(
+            backend, record_index, pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]})
+        )
+
+    def people(at: ThresholdChoice) -> tuple[pa.Table, np.ndarray, int, PeopleExpected]:
+        edges = _edges(backend, predictions, record_index, at.threshold_match_probability)
+        refused = 0
+        if config.method == "connected_components":
+            labels = _components(edges, n)
+        else:
+            labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
+        write(labels)
+        return edges, labels, refused, people_expected(backend, predictions, CLUSTERS)
+
+    edges, labels, refused, expected = people(threshold)
+    floor = config.auto_threshold.min_expected_precision
+    auto = config.threshold_match_probability == "auto"
+    higher = raised(threshold, expected.precision, floor) if auto else None
+    if higher is not None:  # the people fall below the floor: try the raised threshold, keep the better F1
+        first = (threshold, edges, labels, refused, expected)
+        edges, labels, refused, expected = people(higher)
+        threshold = higher
+        costly = expected.f1 < first[4].f1  # the raise would cost more recall than it gains precision
+        if costly and config.auto_threshold.floor_needs_f1_gain:
+            threshold, edges, labels, refused, expected = first
+            threshold = threshold.model_copy(
+                update={"rule": f"{threshold.rule}; kept: raising it to match weight {higher.match_weight:g} "
+                        "lowered the people's expected F1"}
+            )  # fmt: skip
+            write(labels)
+    threshold = threshold.model_copy(
+        update={"people_expected_precision": expected.precision, "people_expected_recall": expected.recall}
     )
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
     return Clustered(
-        table, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows
+        CLUSTERS, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows
     )

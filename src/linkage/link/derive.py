@@ -236,15 +236,30 @@ def _candidate_comparisons(generic_ids: list[str], usable: set[str]) -> list[Com
     return comparisons
 
 
-def _rule(name: str, *equal: str, either_missing: Iterable[str] = (), description: str = "") -> BlockingRule:
+def _rule(
+    name: str,
+    *equal: str,
+    either_missing: Iterable[str] = (),
+    description: str = "",
+    cap: int | None = None,
+) -> BlockingRule:
     return BlockingRule(
-        name=name, equal=list(equal), either_missing=list(either_missing), description=description
+        name=name,
+        equal=list(equal),
+        either_missing=list(either_missing),
+        description=description,
+        max_block_size=cap,
     )
 
 
-def _candidate_blocking(generic_ids: list[str]) -> list[BlockingRule]:
+def _candidate_blocking(generic_ids: list[str], cap: int) -> list[BlockingRule]:
     """Blocking candidates, most specific first: ids, then names with date parts, then names with
-    addresses, then names alone (kept only if the budget allows)."""
+    addresses, then names alone (kept only if the budget allows).
+
+    The broad rules (names alone, a name with part of a date, a birthday, postcode or house alone)
+    carry the cap on over-common values (``cap`` records sharing a value): without it their pairs
+    grow with the square of the records (John Smith, 01/01/1980, a hostel's postcode).
+    """
     rules = [_rule(c, c, description=f"same {c}") for c in (*TYPED_IDS, *generic_ids, "case_ref")]
     rules += [
         _rule("surname_birthday", "sn", "dob"),
@@ -265,23 +280,23 @@ def _candidate_blocking(generic_ids: list[str]) -> list[BlockingRule]:
         _rule("names_postcode_district", "fn1_canon", "sn", "pc_district"),
         _rule("names_town", "fn1_canon", "sn", "addr_town"),
         _rule("name_sounds_birth_year_month", "fn1_phon", "sn_phon", "dob_ym"),
-        _rule("names", "fn1_canon", "sn", description="names alone: only within the budget"),
         _rule("name_sounds_postcode_sector", "fn1_phon", "sn_phon", "pc_sector"),
         _rule("name_sounds_street", "fn1_phon", "sn_phon", "addr_street"),
-        # broader rules, each tolerating an error in a name AND in the date or address: taken only while
-        # the budget allows (all of them on small studies, few at national scale)
-        _rule("surname_forename_start", "sn", "fn1_pre3"),
-        _rule("forename_surname_start", "fn1_canon", "sn_pre3"),
-        _rule("name_sounds", "fn1_phon", "sn_phon"),
-        _rule("surname_sound_birth_month", "sn_phon", "dob_ym"),
-        _rule("forename_start_birthday", "fn1_pre3", "dob_md"),
-        _rule("surname_start_birth_month", "sn_pre3", "dob_ym"),
         _rule("name_starts_postcode_district", "fn1_pre3", "sn_pre3", "pc_district"),
         _rule("name_starts_town", "fn1_pre3", "sn_pre3", "addr_town"),
         _rule("street_forename_sound", "addr_street", "fn1_phon"),
-        _rule("postcode", "pc"),
-        _rule("house", "addr_house"),
-        _rule("birthday", "dob"),
+        # broader rules, each tolerating an error in a name AND in the date or address, capped on
+        # over-common values: taken only while the budget allows (all of them on small studies)
+        _rule("names", "fn1_canon", "sn", description="names alone, common ones capped", cap=cap),
+        _rule("surname_forename_start", "sn", "fn1_pre3", cap=cap),
+        _rule("forename_surname_start", "fn1_canon", "sn_pre3", cap=cap),
+        _rule("name_sounds", "fn1_phon", "sn_phon", cap=cap),
+        _rule("surname_sound_birth_month", "sn_phon", "dob_ym", cap=cap),
+        _rule("forename_start_birthday", "fn1_pre3", "dob_md", cap=cap),
+        _rule("surname_start_birth_month", "sn_pre3", "dob_ym", cap=cap),
+        _rule("postcode", "pc", cap=cap),
+        _rule("house", "addr_house", cap=cap),
+        _rule("birthday", "dob", cap=cap),
     ]
     return rules
 
@@ -446,7 +461,8 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
         blocking = _usable_rules(config.blocking_rules, usable, "blocking rule", notes)
         budget = 0.0
     else:
-        candidates = [r for r in _candidate_blocking(generic_ids) if r.name not in omitted]
+        cap = config.derive.max_block_size
+        candidates = [r for r in _candidate_blocking(generic_ids, cap) if r.name not in omitted]
         blocking = [r for r in candidates if rule_columns(r) <= usable]
         n = coverage.total
         budget = max(config.derive.min_budget, config.derive.comparisons_per_record * n)
@@ -516,6 +532,7 @@ class RuleCount:
     comparisons: int
     chosen: bool
     reason: str = ""
+    max_block_size: int | None = None  # the rule's cap on over-common values, if any
 
 
 def count_rule(linker: Linker, rule: BlockingRule, proportion: float) -> int:
@@ -549,9 +566,10 @@ def choose_blocking(
         if used + n <= model.budget:
             chosen.append(rule)
             used += n
-            counts.append(RuleCount(rule.name, n, True))
+            counts.append(RuleCount(rule.name, n, True, max_block_size=rule.max_block_size))
         else:
-            counts.append(RuleCount(rule.name, n, False, f"over the budget of {model.budget:,.0f} pairs"))
+            reason = f"over the budget of {model.budget:,.0f} pairs"
+            counts.append(RuleCount(rule.name, n, False, reason, rule.max_block_size))
             model.notes.append(
                 f"blocking rule '{rule.name}' left out: {n:,} pairs would exceed the budget "
                 f"({used:,} used of {model.budget:,.0f})"
@@ -628,7 +646,7 @@ def render_model(model: DerivedModel, resolved: LinkageConfig, counts: list[Rule
     for rule in data["blocking_rules"]:
         c = counted.get(rule["name"])
         note = f"  # {c.comparisons:,} pairs" if c else ""
-        kept = {k: v for k, v in rule.items() if v not in ("", [])}
+        kept = {k: v for k, v in rule.items() if v not in ("", [], None)}
         lines.append(f"  - {_flow(kept)}{note}")
     for c in counts:
         if not c.chosen:

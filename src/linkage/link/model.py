@@ -81,9 +81,26 @@ class SqlRule:
     sql: str
 
 
+def cap_column(rule: BlockingRule) -> str | None:
+    """The input column flagging records whose values of a capped rule are not over-common."""
+    return f"cap_{rule.name}" if rule.max_block_size is not None else None
+
+
+def capped(rules: list[BlockingRule]) -> list[BlockingRule]:
+    return [r for r in rules if r.max_block_size is not None]
+
+
 def blocking_sql(rule: BlockingRule) -> list[SqlRule]:
-    """The rule, plus its mirror image when it crosses columns (each a plain equi-join)."""
+    """The rule, plus its mirror image when it crosses columns (each a plain equi-join).
+
+    A capped rule also requires both records' cap flag (backend.Backend.load_extract sets it): a
+    filter on each side, which the engine applies before the join, so an over-common value
+    never forms its block at all.
+    """
     restrict = "".join(f" AND (l.{c} IS NULL OR r.{c} IS NULL)" for c in rule.either_missing)
+    flag = cap_column(rule)
+    if flag:
+        restrict += f" AND l.{flag} AND r.{flag}"
     direct = _conjunction(rule.equal, RULE_COLUMN) + restrict
     mirror = _conjunction([t.mirrored() for t in rule.equal], RULE_COLUMN) + restrict
     if mirror == direct:

@@ -26,8 +26,7 @@ from linkage.config.linkage import BackendEngine, LinkageConfig, match_weight
 from linkage.errors import ConfigError
 from linkage.extract.manifest import Manifest
 from linkage.link.backend import open_backend
-from linkage.link.model import input_columns
-from linkage.link.run import RunMetrics, RunResult, Scored, _peak_rss, finish
+from linkage.link.run import RunMetrics, RunResult, Scored, _peak_rss, finish, load_inputs
 from linkage.link.threshold import probability
 from linkage.runfolder import RunWriter, open_run
 
@@ -104,7 +103,7 @@ def recluster(
             step("loading the scored pairs")
             t0 = time.perf_counter()
             record_index = backend.load_record_index(extracts)
-            tables = [backend.load_extract(a, p, input_columns(config)) for a, p in extracts.items()]
+            tables = load_inputs(backend, extracts, config)
             linker = Linker(tables, json.loads(run.path("model.json").read_text()), log_level=None)
             backend.con.execute(
                 "CREATE TABLE predictions AS SELECT * FROM read_parquet(?)", [str(run.path("pairs.parquet"))]

@@ -115,6 +115,10 @@ def _record(backend: Backend, dataset: str, key: int) -> dict[str, Any]:
     return {**dict(zip(names, cursor.fetchall()[0], strict=True)), SOURCE_DATASET: dataset}
 
 
+def _people_precision(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "(not measured)"
+
+
 def write_quality_report(
     path: Path,
     config: LinkageConfig,
@@ -133,8 +137,11 @@ def write_quality_report(
             "The model's match probability of each scored pair is its own estimate that the two records are "
             "one person; summed over the pairs at or above a threshold it estimates how many links are "
             "right (precision) and what share of all matching pairs blocking found they keep (recall). "
-            f"The threshold in use is marked ({choice.rule}). The model tends to be a little optimistic "
-            "(measured in docs/benchmarks.md), so read the curve as a ranking of thresholds.",
+            f"The threshold in use is marked ({choice.rule}). Pair by pair the model is optimistic where "
+            "different people share correlated evidence (twins, a household, namesakes), so read the curve "
+            "as a ranking of thresholds; the people formed at the threshold hold pairs with an expected "
+            f"precision of {_people_precision(choice.people_expected_precision)} (every pair of records "
+            "inside a person, chains included: the figure the precision floor is checked on).",
             _curve_chart(metrics),
         ),
         (
@@ -293,15 +300,16 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
         + "<h3>Blocking candidates under the budget</h3><p class='note'>"
         + html.escape(
             f"Budget {metrics.blocking_budget:,.0f} pairs; pairs each candidate rule generates on its own "
-            "(counted by Splink before scoring)."
+            "(counted by Splink before scoring). A capped rule makes no pair from a value shared by more "
+            "records than its cap (derive.max_block_size)."
             if metrics.blocking_budget
             else "Blocking rules fixed by the config (no budget choice)."
         )
         + "</p>"
         + _table(
-            ["rule", "pairs", "used"],
+            ["rule", "cap", "pairs", "used"],
             [
-                [b["name"], b["comparisons"], "yes" if b["chosen"] else b["reason"]]
+                [b["name"], b.get("max_block_size") or "-", b["comparisons"], b["reason"] or "yes"]
                 for b in metrics.blocking_candidates
             ],
         )

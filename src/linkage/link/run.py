@@ -40,7 +40,7 @@ from linkage.link.calibrate import expected_quality
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
 from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
-from linkage.link.model import blocking_rules_sql, input_columns, settings
+from linkage.link.model import blocking_rules_sql, cap_column, capped, input_columns, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.runfolder import RunWriter, record_from_verified, remove_stale_work
@@ -137,6 +137,14 @@ def _folder(config: LinkageConfig, config_path: Path, given: Path | None, key: s
     return Path(given or config.resolve(config_path, value))
 
 
+def load_inputs(backend: Backend, extracts: dict[str, Path], config: LinkageConfig) -> list[SplinkDataFrame]:
+    """Each extract's model columns as a Splink table, with the flags of the capped blocking rules."""
+    caps = capped(config.blocking_rules)
+    backend.load_common_values(extracts, caps)
+    columns = input_columns(config)
+    return [backend.load_extract(a, p, columns, caps) for a, p in extracts.items()]
+
+
 @dataclass
 class Scored:
     """What scoring leaves for the later steps (all in the local DuckDB)."""
@@ -200,7 +208,8 @@ def finish(
         setattr(metrics, key, value)
     metrics.blocking_recall = estimate_blocking_recall(
         backend, predictions.physical_name, inputs,
-        [r.sql for r in blocking_rules_sql(resolved.blocking_rules)], input_columns(resolved),
+        [r.sql for r in blocking_rules_sql(resolved.blocking_rules)],
+        [*input_columns(resolved), *(str(cap_column(r)) for r in capped(resolved.blocking_rules))],
     )  # fmt: skip
     metrics.expected_clusters = expected_quality(
         backend, predictions.physical_name, clustered.table, scored.record_index, inputs, resolved.clustering
@@ -301,8 +310,7 @@ def run_linkage(
             step("loading the extracts")
             t = time.perf_counter()
             record_index = backend.load_record_index(extracts)
-            columns = input_columns(derived.config)
-            tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
+            tables = load_inputs(backend, extracts, derived.config)  # every candidate rule's cap
             records = {a: _manifest(by_agency[a]).counts.written for a in extracts}
             seconds["load"] = time.perf_counter() - t
 
@@ -398,8 +406,7 @@ def describe_model(
     derived = derive(config, read_coverage(extracts))
     check_em_coverage(derived.config)
     with open_backend(config.backend, work_dir) as backend:
-        columns = input_columns(derived.config)
-        tables = [backend.load_extract(a, p, columns) for a, p in extracts.items()]
+        tables = load_inputs(backend, extracts, derived.config)
         records = backend.sql(
             "SELECT count(*) FROM "
             + " UNION ALL SELECT count(*) FROM ".join(backend.input_table(a) for a in extracts)
