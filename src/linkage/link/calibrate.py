@@ -47,6 +47,11 @@ class ExpectedQuality(BaseModel):
     expected_precision: float
     expected_recall: float
 
+    @property
+    def f1(self) -> float:
+        p, r = self.expected_precision, self.expected_recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
 
 def _chained(left: np.ndarray, right: np.ndarray, prob: np.ndarray, label: np.ndarray) -> float:
     """Sum over unscored pairs inside one person of the product of p along their strongest chain.

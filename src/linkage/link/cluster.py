@@ -33,8 +33,9 @@ import pyarrow as pa
 
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
+from linkage.link.calibrate import ExpectedQuality, expected_quality
 from linkage.link.splink_adapter import SplinkDataFrame
-from linkage.link.threshold import PeopleExpected, ThresholdChoice, choose_threshold, people_expected, raised
+from linkage.link.threshold import ThresholdChoice, choose_threshold, raised
 from linkage.tokens.spec import RECORD_KEY, ROLE, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
 
 CLUSTERS = "clusters"
@@ -56,6 +57,7 @@ class Clustered:
     method: str
     threshold: ThresholdChoice
     diagnostics: Diagnostics
+    expected: ExpectedQuality  # the model's expected precision/recall of the people formed
     merges_refused: int = 0
     edges: int = 0  # linked pairs (at or above the threshold)
 
@@ -387,7 +389,7 @@ def cluster(
             backend, record_index, pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]})
         )
 
-    def people(at: ThresholdChoice) -> tuple[pa.Table, np.ndarray, int, PeopleExpected]:
+    def people(at: ThresholdChoice) -> tuple[pa.Table, np.ndarray, int, ExpectedQuality]:
         edges = _edges(backend, predictions, record_index, at.threshold_match_probability)
         refused = 0
         if config.method == "connected_components":
@@ -395,12 +397,15 @@ def cluster(
         else:
             labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
         write(labels)
-        return edges, labels, refused, people_expected(backend, predictions, CLUSTERS)
+        expected = expected_quality(
+            backend, predictions.physical_name, CLUSTERS, record_index, inputs, config
+        )
+        return edges, labels, refused, expected
 
     edges, labels, refused, expected = people(threshold)
     floor = config.auto_threshold.min_expected_precision
     auto = config.threshold_match_probability == "auto"
-    higher = raised(threshold, expected.precision, floor) if auto else None
+    higher = raised(threshold, expected.expected_precision, floor) if auto else None
     if higher is not None:  # the people fall below the floor: try the raised threshold, keep the better F1
         first = (threshold, edges, labels, refused, expected)
         edges, labels, refused, expected = people(higher)
@@ -414,9 +419,18 @@ def cluster(
             )  # fmt: skip
             write(labels)
     threshold = threshold.model_copy(
-        update={"people_expected_precision": expected.precision, "people_expected_recall": expected.recall}
+        update={
+            "people_expected_precision": expected.expected_precision,
+            "people_expected_recall": expected.expected_recall,
+        }
     )
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)
     return Clustered(
-        CLUSTERS, config.method, threshold, diagnostics, merges_refused=refused, edges=edges.num_rows
+        CLUSTERS,
+        config.method,
+        threshold,
+        diagnostics,
+        expected,
+        merges_refused=refused,
+        edges=edges.num_rows,
     )

@@ -13,7 +13,8 @@ Pair by pair the model is optimistic where non-matches share correlated evidence
 household's surname and postcode, namesakes at national scale): its pairs are scored as if each
 agreement were independent. Clustering then adds pairs of its own (chains through a third record).
 So after clustering the run also measures the model's expectations over the pairs each person
-actually holds (`people_expected`): that sees the chains and the weak pairs inside a person. When
+actually holds (`link.calibrate.expected_quality`): that sees the chains and the weak pairs inside
+a person. When
 the people's expected precision is below `auto_threshold.min_expected_precision`, a raised
 threshold (`raised`) is clustered too, and kept when the people's expected F1 is at least as high
 there: where a person has many records (justice data), dropping weak links costs little recall,
@@ -28,7 +29,6 @@ from pydantic import BaseModel
 from linkage.config.linkage import Clustering, match_weight
 from linkage.link.backend import Backend
 from linkage.link.splink_adapter import SplinkDataFrame
-from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
 
 # match weights at which the curve is tabulated (and candidate thresholds for the rule)
 STEP = 0.5
@@ -137,41 +137,6 @@ def _choice(rule: str, point: CurvePoint, curve: list[CurvePoint]) -> ThresholdC
         expected_recall=point.expected_recall,
         expected_f1=point.expected_f1,
         curve=curve,
-    )
-
-
-class PeopleExpected(BaseModel):
-    """The model's expectations over the pairs of records the people formed hold."""
-
-    precision: float
-    recall: float
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-
-def people_expected(backend: Backend, predictions: SplinkDataFrame, clusters: str) -> PeopleExpected:
-    """Expected precision and recall over the pairs of records each person holds.
-
-    Every scored pair whose two records ended in one person counts with its match probability,
-    whether it was linked directly or joined through other records (a chain): precision is their
-    mean probability, recall their summed probability over that of every scored pair. Pairs
-    inside a person that no blocking rule scored are left out (their share is taken to be the same).
-    """
-    sd, key = SOURCE_DATASET, RECORD_KEY
-    ((pairs, inside, total),) = backend.sql(f"""
-        SELECT count(*) FILTER (a.person_id = b.person_id),
-               sum(p.match_probability) FILTER (a.person_id = b.person_id),
-               sum(p.match_probability)
-        FROM {predictions.physical_name} AS p
-        JOIN {clusters} AS a ON a.{sd} = p.{sd}_l AND a.{key} = p.{key}_l
-        JOIN {clusters} AS b ON b.{sd} = p.{sd}_r AND b.{key} = p.{key}_r
-    """)
-    return PeopleExpected(
-        precision=round(float(inside) / pairs, 6) if pairs else 1.0,
-        recall=round(float(inside or 0) / float(total), 6) if total else 1.0,
     )
 
 
