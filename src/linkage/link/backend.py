@@ -102,8 +102,7 @@ class Backend:
 
         A value (the rule's columns together) is over-common when more than ``max_block_size``
         records of all the extracts hold it. Counted here in SQL straight from the verified Parquet
-        files (Splink has no cap of its own), so every source counts whichever engine scores; on
-        Spark the tables (the few over-common values only) are copied over.
+        files (Splink has no cap of its own), so every source counts whichever engine scores.
         """
         for rule in rules:
             keys = _cap_keys(rule)
@@ -118,10 +117,6 @@ class Backend:
                 GROUP BY ALL
                 HAVING count(*) > {rule.max_block_size}  -- more records than the cap: no pair from this rule
             """)
-            if self.spark is not None:
-                schema = ", ".join(f"{k} {_spark_type(k)}" for k in keys)
-                rows = self.sql(f"SELECT {cols} FROM common_{rule.name}")
-                self.spark.createDataFrame(rows, schema).createOrReplaceTempView(f"common_{rule.name}")
 
     def load_extract(
         self, agency: str, parquet: Path, columns: list[str], caps: list[BlockingRule] | None = None
@@ -132,8 +127,8 @@ class Backend:
         record-key order so the physical order, and hence every sampled step, is reproducible.
         Each capped rule in ``caps`` adds its flag column (model.cap_column): true unless the
         record's value is in ``common_<rule>`` (load_common_values first). On Spark the same
-        columns also become a Spark view of the same name, which is what the returned table (and so
-        the linker) reads.
+        columns (the DuckDB table itself when it carries flags) also become a Spark view of the same
+        name, which is what the returned table (and so the linker) reads.
         """
         table = self.input_table(agency)
         held = set(pq.read_schema(parquet).names)
@@ -151,8 +146,18 @@ class Backend:
         if self.spark is None:
             return self.db_api.register(table, dataset_display_name=agency, table_name=agency)
         # (Splink samples by hashing ids, so row order does not matter to Spark's results)
-        self.spark.read.parquet(Path(parquet).resolve().as_uri()).createOrReplaceTempView(f"{table}_file")
-        frame = self.spark.sql(select("CAST(NULL AS {t}) AS {c}").format(source=f"{table}_file"))
+        if caps:
+            # the flags are computed once, above: Spark reads that table as a plain file (in the work
+            # folder, deleted after the run) instead of re-joining the over-common values in every query
+            if self.work_dir is None:
+                raise ConfigError("capped blocking rules on Spark need the run's work folder")
+            handover = self.work_dir / "exchange" / f"{table}.parquet"
+            handover.parent.mkdir(parents=True, exist_ok=True)
+            self.con.execute(f"COPY {table} TO '{_quote(handover)}' (FORMAT parquet)")
+            frame = self.spark.read.parquet(handover.resolve().as_uri())
+        else:
+            self.spark.read.parquet(Path(parquet).resolve().as_uri()).createOrReplaceTempView(f"{table}_file")
+            frame = self.spark.sql(select("CAST(NULL AS {t}) AS {c}").format(source=f"{table}_file"))
         frame.createOrReplaceTempView(table)
         self._spark_inputs[agency] = table
         return self.spark_api.register(table, dataset_display_name=agency, table_name=agency)
@@ -259,10 +264,6 @@ def _cap_sql(caps: list[BlockingRule], held: set[str]) -> tuple[list[str], str]:
         joins.append(f"LEFT JOIN common_{rule.name} AS c{i} ON {on}")
         flags.append(f"c{i}.{keys[0]} IS NULL AS {flag}")
     return flags, " ".join(joins)
-
-
-def _spark_type(column: str) -> str:
-    return {"VARCHAR": "STRING"}.get(column_type(column), column_type(column))
 
 
 def column_type(column: str) -> str:
