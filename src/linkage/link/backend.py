@@ -104,10 +104,11 @@ class Backend:
         records of all the extracts hold it. Counted here in SQL straight from the verified Parquet
         files (Splink has no cap of its own), so every source counts whichever engine scores.
         """
+        schemas = {p: set(pq.read_schema(p).names) for p in extracts.values()}  # read once, not per rule
         for rule in rules:
             keys = _cap_keys(rule)
             cols = ", ".join(keys)
-            held = [p for p in extracts.values() if set(keys) <= set(pq.read_schema(p).names)]
+            held = [p for p, names in schemas.items() if set(keys) <= names]
             union = " UNION ALL ".join(f"SELECT {cols} FROM read_parquet('{_quote(p)}')" for p in held)
             empty = ", ".join(f"NULL::{column_type(k)} AS {k}" for k in keys)
             self.con.execute(f"""
