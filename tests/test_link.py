@@ -482,7 +482,7 @@ def test_linkage_model_prints_the_derived_model_as_a_config(run_cli, synth_extra
     model = load_config(path, LinkageConfig)
     assert [c.name for c in model.comparisons] == [
         "forename", "surname", "date_of_birth", "place",
-        "pnc", "id_crn", "id_police_nominal", "case_ref", "sex",
+        "pnc", "id_crn", "id_police_nominal", "case_ref", "other_party", "sex",
     ]  # fmt: skip
     assert {r.column for r in model.clustering.conflict_rules()} == {"pnc", "dob"}
     assert [r.name for r in model.training.em_rules] == ["em_dob", "em_names"]

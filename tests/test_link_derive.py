@@ -52,7 +52,8 @@ def _record(person: dict, rng: random.Random, columns: list[str], key: int) -> d
 def _write(folder: Path, source: str, records: list[dict], columns: list[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     types = {
-        c: pa.bool_() if c.endswith("_weak") else pa.string() if c == "sex" else pa.int64() for c in columns
+        c: pa.bool_() if c.endswith("_weak") else pa.string() if c in ("sex", "role") else pa.int64()
+        for c in columns
     }
     table = pa.table(
         {
@@ -370,3 +371,49 @@ def test_the_budget_is_never_exceeded(common_name_extracts, tmp_path):
             -1
         ]["cumulative_comparison_count"]
     assert 50 <= scored <= model.budget
+
+
+def test_the_other_party_is_the_suspect_of_a_victim_and_the_first_victim_of_a_suspect(tmp_path):
+    """A crime row names a suspect and two victims (victim 1 written after victim 2); another row
+    names nobody. The loaded inputs carry each record's other party, as tokens of that party; an
+    extract without victim mentions has no such comparison, with a note."""
+    rng = random.Random(3)
+    suspect, victim1, victim2, alone = (_person(rng) for _ in range(4))
+    columns = ["fn1", "sn", "dob", "sex", "role", "mention_of", "victim_index"]
+
+    def row(person: dict, key: int, role: str = "subject", of: int | None = None, index: int | None = None):
+        return {
+            "record_key": key, "source_row": key, **{c: person[c] for c in ("fn1", "sn", "dob", "sex")},
+            "role": role, "mention_of": of, "victim_index": index,
+        }  # fmt: skip
+
+    records = [
+        row(suspect, 1),
+        row(victim2, 2, "victim", 1, 2),
+        row(victim1, 3, "victim", 1, 1),
+        row(alone, 4),
+    ]
+    paths = {"police": _write(tmp_path / "extracts", "police", records, columns)}
+    coverage = read_coverage(paths)
+    assert coverage.held["party_dob"] == {"police": 3}  # both victims, and the suspect who named them
+    model = derive(LinkageConfig(), coverage)
+    party = next(c for c in model.config.comparisons if c.name == "other_party")
+    assert [lvl.label for lvl in party.levels] == [
+        "same other party (surname and date of birth)",
+        "same other party (forename and date of birth)",
+    ]
+    with open_backend(model.config.backend, tmp_path / "work") as backend:
+        load_inputs(backend, paths, model.config)
+        loaded = {
+            key: (fn1, sn, dob)
+            for key, fn1, sn, dob in backend.sql(
+                "SELECT record_key, party_fn1, party_sn, party_dob FROM input_police ORDER BY record_key"
+            )
+        }
+    tokens = lambda p: (p["fn1"], p["sn"], p["dob"])  # noqa: E731
+    assert loaded == {1: tokens(victim1), 2: tokens(suspect), 3: tokens(suspect), 4: (None, None, None)}
+
+    plain = {"police": _write(tmp_path / "plain", "police", records, ["fn1", "sn", "dob", "sex"])}
+    model = derive(LinkageConfig(), read_coverage(plain))
+    assert "other_party" not in [c.name for c in model.config.comparisons]
+    assert "comparison 'other_party' left out: party_dob absent or too sparse" in model.notes

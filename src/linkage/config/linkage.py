@@ -46,6 +46,12 @@ for _name, _purpose in (
 ):
     _COMPARABLE.setdefault(_name, (_purpose, _name))
 _COMPARABLE[SEX] = ("clear", SEX)
+# The other party on the record's crime (victim mentions, token spec v2), derived at load by the
+# linkage (backend.load_extract), never in an extract: for a victim mention the suspect on its row,
+# for a suspect the first victim named. The same tokens as the party's own, in families of their own.
+PARTY_COLUMNS: dict[str, str] = {"party_fn1": "fn1", "party_sn": "sn", "party_dob": "dob"}
+for _name, _base in PARTY_COLUMNS.items():
+    _COMPARABLE[_name] = ("other_party", f"party_{_COMPARABLE[_base][1]}")
 # Generic ids: one column per declared family, `id_<family>`; only same-named columns are comparable.
 GENERIC_ID = re.compile(r"^id_([a-z][a-z0-9_]{0,19})$")
 # Weak-evidence markers (BOOLEAN): true when the identifier is a placeholder or failed its check.

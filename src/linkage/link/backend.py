@@ -37,14 +37,14 @@ import duckdb
 import pyarrow.parquet as pq
 from splink import DuckDBAPI, Linker
 
-from linkage.config.linkage import WEAK_MARKERS, BackendEngine, BlockingRule
+from linkage.config.linkage import PARTY_COLUMNS, WEAK_MARKERS, BackendEngine, BlockingRule
 from linkage.config.linkage import Backend as BackendConfig
 from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
 from linkage.link.model import cap_column
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.runfolder import work_area
-from linkage.tokens.spec import RECORD_KEY, ROLE, SEX, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
+from linkage.tokens.spec import MENTION_OF, RECORD_KEY, ROLE, SEX, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
 from linkage.util import PRIVATE_FILE
 
 if TYPE_CHECKING:  # pyspark is an optional extra
@@ -134,24 +134,35 @@ class Backend:
         table = self.input_table(agency)
         held = set(pq.read_schema(parquet).names)
         flags, joins = _cap_sql(caps or [], held)
+        # the other party on the crime (victim mentions only): joined within the extract
+        party = any(c in PARTY_COLUMNS for c in columns) and {MENTION_OF, VICTIM_INDEX} <= held
+        file = f"read_parquet('{_quote(Path(parquet))}')"
+        if party:
+            joins += f" LEFT JOIN ({party_sql(file, held)}) AS p ON p.{RECORD_KEY} = t.{RECORD_KEY}"
 
         def select(null: str) -> str:
-            # a column this extract lacks (a generic id another agency declared) is NULL: missing evidence
-            cols = (f"t.{c}" if c in held else null.format(t=column_type(c), c=c) for c in columns)
+            # a column this extract lacks (a generic id another agency declared, the other party on an
+            # extract without victims) is NULL: missing evidence
+            def column(c: str) -> str:
+                if c in PARTY_COLUMNS:
+                    return f"p.{c}" if party else null.format(t=column_type(c), c=c)
+                return f"t.{c}" if c in held else null.format(t=column_type(c), c=c)
+
+            cols = (column(c) for c in columns)
             return f"SELECT t.{RECORD_KEY}, {', '.join([*cols, *flags])} FROM {{source}} AS t {joins}"
 
-        source = select("NULL::{t} AS {c}").format(source="read_parquet(?)")
         self.con.execute(
-            f"CREATE OR REPLACE TABLE {table} AS {source} ORDER BY t.{RECORD_KEY}", [str(parquet)]
+            f"CREATE OR REPLACE TABLE {table} AS {select('NULL::{t} AS {c}').format(source=file)} "
+            f"ORDER BY t.{RECORD_KEY}"
         )
         if self.spark is None:
             return self.db_api.register(table, dataset_display_name=agency, table_name=agency)
         # (Splink samples by hashing ids, so row order does not matter to Spark's results)
-        if caps:
-            # the flags are computed once, above: Spark reads that table as a plain file (in the work
-            # folder, deleted after the run) instead of re-joining the over-common values in every query
+        if caps or party:
+            # the flags and the other party are computed once, above: Spark reads that table as a plain
+            # file (in the work folder, deleted after the run) instead of re-joining in every query
             if self.work_dir is None:
-                raise ConfigError("capped blocking rules on Spark need the run's work folder")
+                raise ConfigError("capped rules and the other party on Spark need the run's work folder")
             handover = self.work_dir / "exchange" / f"{table}.parquet"
             handover.parent.mkdir(parents=True, exist_ok=True)
             self.con.execute(f"COPY {table} TO '{_quote(handover)}' (FORMAT parquet)")
@@ -265,6 +276,29 @@ def _cap_sql(caps: list[BlockingRule], held: set[str]) -> tuple[list[str], str]:
         joins.append(f"LEFT JOIN common_{rule.name} AS c{i} ON {on}")
         flags.append(f"c{i}.{keys[0]} IS NULL AS {flag}")
     return flags, " ".join(joins)
+
+
+def party_sql(file: str, held: set[str]) -> str:
+    """Each record's other party (config.linkage.PARTY_COLUMNS) within one extract.
+
+    A victim mention's other party is the suspect on its crime's row (``mention_of``); a suspect's is
+    the first victim named on the row. Who offended against whom is evidence in domestic abuse: most
+    repeat victims are harmed again by the same person, and a counter-allegation names the same two
+    people the other way round. Tokens only; the extract already holds them all.
+    """
+    party = ", ".join(
+        f"o.{b} AS {p}" if b in held else f"NULL::BIGINT AS {p}" for p, b in PARTY_COLUMNS.items()
+    )
+    return f"""
+        WITH extract AS (SELECT * FROM {file}),
+        first_victim AS (  -- the victim named first on each row
+            SELECT * FROM extract WHERE {MENTION_OF} IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY {MENTION_OF} ORDER BY {VICTIM_INDEX}) = 1
+        )
+        SELECT v.{RECORD_KEY}, {party}
+        FROM extract AS v JOIN extract AS o ON o.{RECORD_KEY} = v.{MENTION_OF}
+        UNION ALL
+        SELECT o.{MENTION_OF}, {party} FROM first_victim AS o"""
 
 
 def column_type(column: str) -> str:

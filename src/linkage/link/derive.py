@@ -30,6 +30,7 @@ from splink import Linker
 
 from linkage.config.linkage import (
     GENERIC_ID,
+    PARTY_COLUMNS,
     WEAK_MARKERS,
     BlockingRule,
     Clustering,
@@ -42,7 +43,9 @@ from linkage.config.linkage import (
     column_family,
 )
 from linkage.errors import ConfigError
+from linkage.link.backend import party_sql
 from linkage.link.model import blocking_sql, comparison_columns, rule_columns, settings
+from linkage.tokens.spec import MENTION_OF, VICTIM_INDEX
 
 if TYPE_CHECKING:
     # the one module allowed Splink's private API (from the install issue; typing only here)
@@ -88,6 +91,12 @@ def read_coverage(extracts: dict[str, Path]) -> Coverage:
         counts = "".join(f", count({c})" for c in to_count)
         with duckdb.connect() as con:  # its own connection: never the process-wide default one
             row = con.execute(f"SELECT count(*){counts} FROM read_parquet(?)", [str(parquet)]).fetchall()[0]
+            if {MENTION_OF, VICTIM_INDEX} <= set(names):  # victim mentions: the other party, as loaded
+                party = party_sql("read_parquet(?)", set(names))
+                counts = ", ".join(f"count({c})" for c in PARTY_COLUMNS)
+                row_party = con.execute(f"SELECT {counts} FROM ({party})", [str(parquet)])
+                for c, n in zip(PARTY_COLUMNS, row_party.fetchall()[0], strict=True):
+                    held.setdefault(c, {})[source] = int(n)
         records[source] = int(row[0])
         for c, n in zip(to_count, row[1:], strict=True):
             held.setdefault(c, {})[source] = int(n)
@@ -225,6 +234,18 @@ def _candidate_comparisons(generic_ids: list[str], usable: set[str]) -> list[Com
             description="Case reference shared by the agencies handling one case.",
             missing_when=["case_ref"],
             levels=[_level("same case reference", "case_ref")],
+        ),
+        Comparison(
+            name="other_party",
+            description="The other party on the crime: a victim's suspect, a suspect's first victim "
+            "(victim mentions only). Most repeat victims are harmed again by the same person, and a "
+            "counter-allegation names the same two people the other way round; a different party is "
+            "weak evidence against (people have new partners).",
+            missing_when=["party_dob"],
+            levels=[
+                _level("same other party (surname and date of birth)", "party_sn", "party_dob"),
+                _level("same other party (forename and date of birth)", "party_fn1", "party_dob"),
+            ],
         ),
         Comparison(
             name="sex",
