@@ -275,11 +275,14 @@ def test_accuracy_floor_on_synthetic_data(linked, synth_extracts):
     assert report.by_hard_case["jr_sr"].precision >= 0.95
     # household members share surname and address and one agency never records their DOB; when that
     # agency is the police, a victim mention of one (no national id on it) may merge with the other
-    # (measured 0.926 on this set since victims are linked; 0.95+ before)
+    # (measured 0.926 on this set since victims are linked, 0.95+ before; 0.902 with the kind-of-pair
+    # prior, whose better-calibrated people's precision no longer raises the threshold here)
     assert report.by_hard_case["household"].precision >= 0.9
     # victim mentions carry no national id (the police nominal id is their only id, per force), so two
-    # people of one name are kept apart only by DOB and postcode: measured on this set 0.9779 / 0.9947
-    # (subject pairs 0.9967 / 0.9997; issue 15's target for victims, 0.99 / 0.98: docs/analyst-guide.md)
+    # people of one name are kept apart only by DOB and postcode: measured on this set 0.9868 / 0.9934
+    # with the other party and the kind-of-pair prior (0.9779 / 0.9947 before; subject pairs 0.9960 /
+    # 0.9998). Issue 15's target for victims, 0.99 / 0.98, is measured at 100 k persons
+    # (docs/analyst-guide.md): 18 wrong pairs of 1,367 here, a few merges of repeat victims.
     victims = report.by_role["victim"]
     assert victims.precision >= 0.97 and victims.recall >= 0.99
     diagnostics = linked.metrics.clusters.diagnostics
@@ -482,7 +485,7 @@ def test_linkage_model_prints_the_derived_model_as_a_config(run_cli, synth_extra
     model = load_config(path, LinkageConfig)
     assert [c.name for c in model.comparisons] == [
         "forename", "surname", "date_of_birth", "place",
-        "pnc", "id_crn", "id_police_nominal", "case_ref", "other_party", "sex",
+        "pnc", "id_crn", "id_police_nominal", "case_ref", "other_party", "sex", "record_roles",
     ]  # fmt: skip
     assert {r.column for r in model.clustering.conflict_rules()} == {"pnc", "dob"}
     assert [r.name for r in model.training.em_rules] == ["em_dob", "em_names"]

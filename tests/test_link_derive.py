@@ -402,6 +402,7 @@ def test_the_other_party_is_the_suspect_of_a_victim_and_the_first_victim_of_a_su
         "same other party (surname and date of birth)",
         "same other party (forename and date of birth)",
     ]
+    roles = next(c for c in model.config.comparisons if c.name == "record_roles")
     with open_backend(model.config.backend, tmp_path / "work") as backend:
         load_inputs(backend, paths, model.config)
         loaded = {
@@ -410,10 +411,22 @@ def test_the_other_party_is_the_suspect_of_a_victim_and_the_first_victim_of_a_su
                 "SELECT record_key, party_fn1, party_sn, party_dob FROM input_police ORDER BY record_key"
             )
         }
+        kinds = {key: (role, victim) for key, role, victim in backend.sql(
+            "SELECT record_key, role, victim_mention FROM input_police ORDER BY record_key")}  # fmt: skip
     tokens = lambda p: (p["fn1"], p["sn"], p["dob"])  # noqa: E731
     assert loaded == {1: tokens(victim1), 2: tokens(suspect), 3: tokens(suspect), 4: (None, None, None)}
+    # one prior per kind of pair: two victim mentions, two subjects, one of each
+    assert kinds == {1: ("subject", None), 2: ("victim", True), 3: ("victim", True), 4: ("subject", None)}
+
+    def record(key: int) -> dict:  # _level_of compares numbers: the role as 1/2, the victim flag as 1/NULL
+        role, victim = kinds[key]
+        return {"role": 1 + (role == "victim"), "victim_mention": victim or "NULL"}
+
+    assert _level_of(roles, record(2), record(3)) == "both victim mentions"
+    assert _level_of(roles, record(1), record(4)) == "both subjects"
+    assert _level_of(roles, record(1), record(2)) == "else"
 
     plain = {"police": _write(tmp_path / "plain", "police", records, ["fn1", "sn", "dob", "sex"])}
     model = derive(LinkageConfig(), read_coverage(plain))
-    assert "other_party" not in [c.name for c in model.config.comparisons]
+    assert not {"other_party", "record_roles"} & {c.name for c in model.config.comparisons}
     assert "comparison 'other_party' left out: party_dob absent or too sparse" in model.notes

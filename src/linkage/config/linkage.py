@@ -28,7 +28,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from linkage.config.agency import Strict
 from linkage.tokens import spec
-from linkage.tokens.spec import SEX, TOKEN_COLUMNS
+from linkage.tokens.spec import ROLE, SEX, TOKEN_COLUMNS
 
 # Columns a term may name, with the (purpose, family) that says which tokens are comparable.
 # `sex` is a clear-text code, comparable only with itself.
@@ -46,6 +46,12 @@ for _name, _purpose in (
 ):
     _COMPARABLE.setdefault(_name, (_purpose, _name))
 _COMPARABLE[SEX] = ("clear", SEX)
+# The record's role (token spec v2: 'subject' or 'victim'; 'subject' for extracts without victim
+# mentions) and, derived at load, VICTIM_MENTION: true for a victim mention, NULL otherwise, so that
+# `equal: [victim_mention]` holds only for two victim mentions.
+VICTIM_MENTION = "victim_mention"
+_COMPARABLE[ROLE] = ("clear", ROLE)
+_COMPARABLE[VICTIM_MENTION] = ("clear", VICTIM_MENTION)
 # The other party on the record's crime (victim mentions, token spec v2), derived at load by the
 # linkage (backend.load_extract), never in an extract: for a victim mention the suspect on its row,
 # for a suspect the first victim named. The same tokens as the party's own, in families of their own.

@@ -37,7 +37,7 @@ import duckdb
 import pyarrow.parquet as pq
 from splink import DuckDBAPI, Linker
 
-from linkage.config.linkage import PARTY_COLUMNS, WEAK_MARKERS, BackendEngine, BlockingRule
+from linkage.config.linkage import PARTY_COLUMNS, VICTIM_MENTION, WEAK_MARKERS, BackendEngine, BlockingRule
 from linkage.config.linkage import Backend as BackendConfig
 from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
@@ -146,6 +146,14 @@ class Backend:
             def column(c: str) -> str:
                 if c in PARTY_COLUMNS:
                     return f"p.{c}" if party else null.format(t=column_type(c), c=c)
+                if c == ROLE:  # an extract without victim mentions holds subjects only
+                    return (
+                        f"coalesce(t.{ROLE}, 'subject') AS {ROLE}" if ROLE in held else f"'subject' AS {ROLE}"
+                    )
+                if c == VICTIM_MENTION:
+                    if ROLE not in held:
+                        return null.format(t=column_type(c), c=c)
+                    return f"CASE WHEN t.{ROLE} = 'victim' THEN true END AS {VICTIM_MENTION}"
                 return f"t.{c}" if c in held else null.format(t=column_type(c), c=c)
 
             cols = (column(c) for c in columns)
@@ -303,9 +311,9 @@ def party_sql(file: str, held: set[str]) -> str:
 
 def column_type(column: str) -> str:
     """SQL type of a model column (for NULL columns an extract lacks): tokens are 64-bit integers."""
-    if column in WEAK_MARKERS:
+    if column in WEAK_MARKERS or column == VICTIM_MENTION:
         return "BOOLEAN"
-    return "VARCHAR" if column == SEX else "BIGINT"
+    return "VARCHAR" if column in (SEX, ROLE) else "BIGINT"
 
 
 def _quote(path: Path) -> str:

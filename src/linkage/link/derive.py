@@ -31,6 +31,7 @@ from splink import Linker
 from linkage.config.linkage import (
     GENERIC_ID,
     PARTY_COLUMNS,
+    VICTIM_MENTION,
     WEAK_MARKERS,
     BlockingRule,
     Clustering,
@@ -45,7 +46,7 @@ from linkage.config.linkage import (
 from linkage.errors import ConfigError
 from linkage.link.backend import party_sql
 from linkage.link.model import blocking_sql, comparison_columns, rule_columns, settings
-from linkage.tokens.spec import MENTION_OF, VICTIM_INDEX
+from linkage.tokens.spec import MENTION_OF, ROLE, VICTIM_INDEX
 
 if TYPE_CHECKING:
     # the one module allowed Splink's private API (from the install issue; typing only here)
@@ -91,6 +92,11 @@ def read_coverage(extracts: dict[str, Path]) -> Coverage:
         counts = "".join(f", count({c})" for c in to_count)
         with duckdb.connect() as con:  # its own connection: never the process-wide default one
             row = con.execute(f"SELECT count(*){counts} FROM read_parquet(?)", [str(parquet)]).fetchall()[0]
+            if ROLE in names:  # victim mentions, as loaded (VICTIM_MENTION)
+                victims = con.execute(
+                    f"SELECT count(*) FILTER (WHERE {ROLE} = 'victim') FROM read_parquet(?)", [str(parquet)]
+                ).fetchall()[0][0]
+                held.setdefault(VICTIM_MENTION, {})[source] = int(victims)
             if {MENTION_OF, VICTIM_INDEX} <= set(names):  # victim mentions: the other party, as loaded
                 party = party_sql("read_parquet(?)", set(names))
                 counts = ", ".join(f"count({c})" for c in PARTY_COLUMNS)
@@ -254,6 +260,21 @@ def _candidate_comparisons(generic_ids: list[str], usable: set[str]) -> list[Com
             levels=[_level("same sex", "sex")],
         ),
     ]
+    if VICTIM_MENTION in usable:
+        comparisons.append(
+            Comparison(
+                name="record_roles",
+                description="The roles of the two records: both victim mentions, both the agencies' own "
+                "subjects (suspects, defendants, prisoners, offenders), or one of each. Not evidence "
+                "about the person: it lets the model learn how often each kind of pair is one person "
+                "(a victim is named on fewer records than a suspect), one prior per kind of pair.",
+                missing_when=[ROLE],
+                levels=[
+                    _level("both victim mentions", VICTIM_MENTION),
+                    _level("both subjects", ROLE),
+                ],
+            )
+        )
     return comparisons
 
 
