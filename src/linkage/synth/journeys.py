@@ -142,7 +142,10 @@ def _pick(rng: np.random.Generator, probs: dict[int, float], n: int) -> np.ndarr
 def police_employees(pid: np.ndarray, seed: int) -> np.ndarray:
     """Persons the police record as police officers or staff (~0.6 %): a stable choice per person and
     seed, from a hash rather than the random stream so that every other value stays as before."""
-    z = (pid.astype(np.uint64) + np.uint64(seed % 2**32) * np.uint64(1 << 40)) * np.uint64(0x9E3779B97F4A7C15)
+    # the seed's part reduced modulo 2**64 in Python: a numpy scalar product would warn on the overflow
+    offset = np.uint64((seed % 2**32) * (1 << 40) % 2**64)
+    with np.errstate(over="ignore"):  # the multiplicative hash wraps around by design
+        z = (pid.astype(np.uint64) + offset) * np.uint64(0x9E3779B97F4A7C15)
     z ^= z >> np.uint64(29)
     return (z % np.uint64(1000)) < POLICE_EMPLOYEE_PER_MILLE
 
