@@ -17,8 +17,10 @@ Usage: python scripts/bench_link.py --persons 40000 --persons 400000
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -47,8 +49,13 @@ def ensure_data(persons: int, seed: int, cache: Path) -> Path:
     from linkage.synth import generate
 
     data = cache / f"persons{persons}-seed{seed}"
+    stamp = data_stamp()
     if (data / "complete").is_file():
-        return data
+        if stamp in (data / "complete").read_text():
+            return data
+        # built by another generator, agency config or token spec: stale, never silently reused
+        print(f"{data}: built by another version of the synthesis or token spec; rebuilding", file=sys.stderr)
+        shutil.rmtree(data)
     t = time.perf_counter()
     generate(persons, seed, data / "raw", overwrite=True)
     key = new_project_key("bench", data / "project.key", PASSPHRASE, log2_n=12, force=True)
@@ -67,8 +74,20 @@ def ensure_data(persons: int, seed: int, cache: Path) -> Path:
             rejects_dir=data / "rejects",
             signing_key=load_signing_key(data / "agency-keys" / f"{agency}.signing.key", PASSPHRASE),
         )
-    (data / "complete").write_text(f"built in {time.perf_counter() - t:.1f} s\n")
+    (data / "complete").write_text(f"built in {time.perf_counter() - t:.1f} s\n{stamp}\n")
     return data
+
+
+def data_stamp() -> str:
+    """What a cached data set was built by: the token spec version and a digest of the synthesis code
+    and the agency configs (a change to either changes the data)."""
+    from linkage.tokens.spec import TOKEN_SPEC_VERSION
+
+    digest = hashlib.sha256()
+    sources = sorted((ROOT / "src" / "linkage" / "synth").glob("*.py"))
+    for path in [*sources, *sorted((ROOT / "configs" / "agencies").glob("*.yaml"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"token spec {TOKEN_SPEC_VERSION}, synthesis and configs {digest.hexdigest()[:16]}"
 
 
 def blocking_recall(data: Path, run: Path) -> dict:
