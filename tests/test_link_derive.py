@@ -392,10 +392,11 @@ def test_the_other_party_is_the_suspect_of_a_victim_and_the_first_victim_of_a_su
         row(victim2, 2, "victim", 1, 2),
         row(victim1, 3, "victim", 1, 1),
         row(alone, 4),
+        row(alone, 5, "victim", 2, 1),  # malformed: names another mention as its row; still loaded once
     ]
     paths = {"police": _write(tmp_path / "extracts", "police", records, columns)}
     coverage = read_coverage(paths)
-    assert coverage.held["party_dob"] == {"police": 3}  # both victims, and the suspect who named them
+    assert coverage.held["party_dob"] == {"police": 4}  # the three mentions, and the suspect of row 1
     model = derive(LinkageConfig(), coverage)
     party = next(c for c in model.config.comparisons if c.name == "other_party")
     assert [lvl.label for lvl in party.levels] == [
@@ -414,9 +415,12 @@ def test_the_other_party_is_the_suspect_of_a_victim_and_the_first_victim_of_a_su
         kinds = {key: (role, victim) for key, role, victim in backend.sql(
             "SELECT record_key, role, victim_mention FROM input_police ORDER BY record_key")}  # fmt: skip
     tokens = lambda p: (p["fn1"], p["sn"], p["dob"])  # noqa: E731
-    assert loaded == {1: tokens(victim1), 2: tokens(suspect), 3: tokens(suspect), 4: (None, None, None)}
+    assert loaded == {
+        1: tokens(victim1), 2: tokens(suspect), 3: tokens(suspect), 4: (None, None, None), 5: tokens(victim2)
+    }  # fmt: skip
     # one prior per kind of pair: two victim mentions, two subjects, one of each
-    assert kinds == {1: ("subject", None), 2: ("victim", True), 3: ("victim", True), 4: ("subject", None)}
+    victims = {key: ("victim", True) for key in (2, 3, 5)}
+    assert kinds == {1: ("subject", None), 4: ("subject", None), **victims}
 
     def record(key: int) -> dict:  # _level_of compares numbers: the role as 1/2, the victim flag as 1/NULL
         role, victim = kinds[key]

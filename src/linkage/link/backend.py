@@ -303,10 +303,14 @@ def party_sql(file: str, held: set[str]) -> str:
             SELECT * FROM extract WHERE {MENTION_OF} IS NOT NULL
             QUALIFY row_number() OVER (PARTITION BY {MENTION_OF} ORDER BY {VICTIM_INDEX}) = 1
         )
+        -- the two parts are disjoint (a mention, or a subject): one row per record even when a
+        -- malformed mention names another mention as its row
         SELECT v.{RECORD_KEY}, {party}
         FROM extract AS v JOIN extract AS o ON o.{RECORD_KEY} = v.{MENTION_OF}
         UNION ALL
-        SELECT o.{MENTION_OF}, {party} FROM first_victim AS o"""
+        SELECT o.{MENTION_OF}, {party}
+        FROM first_victim AS o
+        JOIN extract AS s ON s.{RECORD_KEY} = o.{MENTION_OF} AND s.{MENTION_OF} IS NULL"""
 
 
 def column_type(column: str) -> str:

@@ -90,13 +90,15 @@ def read_coverage(extracts: dict[str, Path]) -> Coverage:
         to_count = [c for c in wanted if c not in counted]
         # column names come from the schema and passed column_family / WEAK_MARKERS: safe identifiers
         counts = "".join(f", count({c})" for c in to_count)
+        # victim mentions, as loaded (VICTIM_MENTION): counted in the same scan
+        victims = f", count(*) FILTER (WHERE {ROLE} = 'victim')" if ROLE in names else ""
         with duckdb.connect() as con:  # its own connection: never the process-wide default one
-            row = con.execute(f"SELECT count(*){counts} FROM read_parquet(?)", [str(parquet)]).fetchall()[0]
-            if ROLE in names:  # victim mentions, as loaded (VICTIM_MENTION)
-                victims = con.execute(
-                    f"SELECT count(*) FILTER (WHERE {ROLE} = 'victim') FROM read_parquet(?)", [str(parquet)]
-                ).fetchall()[0][0]
-                held.setdefault(VICTIM_MENTION, {})[source] = int(victims)
+            row = con.execute(
+                f"SELECT count(*){counts}{victims} FROM read_parquet(?)", [str(parquet)]
+            ).fetchall()[0]
+            if victims:
+                held.setdefault(VICTIM_MENTION, {})[source] = int(row[-1])
+                row = row[:-1]
             if {MENTION_OF, VICTIM_INDEX} <= set(names):  # victim mentions: the other party, as loaded
                 party = party_sql("read_parquet(?)", set(names))
                 counts = ", ".join(f"count({c})" for c in PARTY_COLUMNS)
