@@ -361,6 +361,13 @@ def run_ours(data: Path, out: Path, name: str) -> dict:
             "calibration_error_clusters_precision": round(e.expected_precision - default["precision"], 5),
             "calibration_error_clusters_recall": round(e.expected_recall - default["recall"], 5),
         }
+        if m.id_calibration and m.id_calibration.identifier and e.checked_precision and e.checked_recall:
+            # the same from the probabilities checked against an id (link/recalibrate.py)
+            row |= {
+                "checked_clusters_precision": e.checked_precision,
+                "checked_clusters_recall": e.checked_recall,
+                "checked_by": m.id_calibration.identifier,
+            }
     row["model_notes"] = m.model_notes
     best = None
     for w in WEIGHTS:

@@ -49,11 +49,13 @@ def _backend(records: list[dict], pairs: list[tuple[int, int, float]]) -> Backen
         con.execute("INSERT INTO record_index VALUES (?, ?, ?, ?)", [source[key], key, key, key])
     con.execute("""
         CREATE TABLE preds (source_dataset_l VARCHAR, record_key_l BIGINT, source_dataset_r VARCHAR,
-                            record_key_r BIGINT, match_weight DOUBLE, match_probability DOUBLE)
+                            record_key_r BIGINT, match_weight DOUBLE, match_probability DOUBLE,
+                            calibrated_probability DOUBLE)  -- as scored pairs with no checked id to use
     """)
     for a, b, w in pairs:
         con.execute(
-            "INSERT INTO preds VALUES (?, ?, ?, ?, ?, ?)", [source[a], a, source[b], b, w, probability(w)]
+            "INSERT INTO preds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [source[a], a, source[b], b, w, probability(w), probability(w)],
         )
     return Backend(DuckDBAPI(con), con)
 

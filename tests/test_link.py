@@ -188,6 +188,16 @@ def test_run_folder_contents_and_metrics(linked):
     assert 0.9 < expected["expected_precision"] <= 1 and 0.9 < expected["expected_recall"] <= 1
     assert expected["pairs_joined"] >= expected["pairs_joined_scored"] > 0
     assert "expected precision of the people formed" in (out / "quality.html").read_text()
+    # checked against the PNC (link/recalibrate.py): pairs with other evidence of weight 6-16 are
+    # right less often than the model says (twins, households), and the measured share never falls
+    checked = metrics["id_calibration"]
+    assert checked["identifier"] == "pnc" and checked["labelled_pairs"] >= 1000
+    measured = [b["measured_probability"] for b in checked["bands"]]
+    assert measured == sorted(measured)
+    middle = [b for b in checked["bands"] if 6 <= b["match_weight_from"] < 16]
+    assert sum(b["labelled_pairs"] * (b["model_probability"] - b["measured_probability"]) for b in middle) > 0
+    assert 0.9 < expected["checked_precision"] < expected["expected_precision"]
+    assert "The model checked against a checked id" in (out / "quality.html").read_text()
     assert not [n for n in metrics["model_notes"] if n.startswith("Splink:")]  # every level trained
     assert metrics["blocking_budget"] >= 2e6
     assert [c["name"] for c in metrics["blocking_candidates"] if c["chosen"]] == [

@@ -428,6 +428,15 @@ class AutoThreshold(Strict):
         description="Keep a raise for the precision floor only if the people's expected F1 is at least as "
         "high there. false: the floor holds unconditionally (precision first, whatever the recall cost).",
     )
+    calibrate_with_ids: bool = Field(
+        True,
+        description="Check the model's match probabilities against a checked id (a never_link_different "
+        "id with no typo tolerance, e.g. a valid PNC) on the pairs where both records hold one, and use "
+        "the measured share of same-id pairs by weight of the other evidence for the people's expected "
+        "precision/recall (reported, and what the floor's F1 guard compares) and the curve's 'checked' "
+        "lines (link/recalibrate.py). Clustering still compares Splink's own weights with the "
+        "threshold. false: the model's own probabilities throughout.",
+    )
     f1_tolerance: Annotated[float, Field(ge=0, lt=0.05)] = Field(
         0.0,
         description="max_expected_f1 only: take the highest threshold whose expected F1 is within this of "

@@ -23,6 +23,8 @@ surname (p near 0.7 on pseudopeople's census), and a W2 record that links to eve
 household (p near 0.9 to each, one of them right), count as matches the clustering missed.
 Recall still counts only pairs that blocking found or chains reach: a true pair scored under the
 pair floor or never blocked is invisible (the blocking-recall estimate is beside it).
+The same figures are computed a second time from the probabilities checked against an id
+(link/recalibrate.py): `checked_precision`, `checked_recall`, compared by the precision floor's guard.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic import BaseModel
 
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
+from linkage.link.recalibrate import COLUMN as CALIBRATED
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
 
 MIN_P = 0.01  # scored pairs below this probability are not checked for people kept apart
@@ -46,11 +49,24 @@ class ExpectedQuality(BaseModel):
     expected_true_joined: float  # J
     expected_precision: float
     expected_recall: float
+    # the same from the probabilities checked against an id (link/recalibrate.py; the model's own where
+    # the data has none): what the precision floor's F1 guard compares
+    checked_precision: float | None = None
+    checked_recall: float | None = None
 
     @property
     def f1(self) -> float:
-        p, r = self.expected_precision, self.expected_recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+        return _f1(self.expected_precision, self.expected_recall)
+
+    @property
+    def checked_f1(self) -> float:
+        if self.checked_precision is None or self.checked_recall is None:
+            return self.f1
+        return _f1(self.checked_precision, self.checked_recall)
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
 
 
 def _chained(left: np.ndarray, right: np.ndarray, prob: np.ndarray, label: np.ndarray) -> float:
@@ -135,7 +151,8 @@ def expected_quality(
         ),
         scored AS (  -- every scored pair: its nodes, its two people, its probability
             SELECT pa.node_id AS l_node, pb.node_id AS r_node, pa.person_id AS l_person,
-                   pb.person_id AS r_person, p.match_probability AS p
+                   pb.person_id AS r_person, p.{CALIBRATED} AS p,
+                   p.match_probability AS model_p
             FROM {predictions} AS p
             JOIN person AS pa
               ON pa.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND pa.{RECORD_KEY} = p.{RECORD_KEY}_l
@@ -151,7 +168,8 @@ def expected_quality(
             JOIN person AS r ON r.person_id = u.r_person
             WHERE {" OR ".join(conflicts) or "false"}
         )
-        SELECT s.l_node, s.r_node, s.l_person = s.r_person AS joined, a.l_person IS NOT NULL AS apart, s.p
+        SELECT s.l_node, s.r_node, s.l_person = s.r_person AS joined, a.l_person IS NOT NULL AS apart, s.p,
+               s.model_p
         FROM scored AS s LEFT JOIN apart AS a USING (l_person, r_person)
     """).fetchnumpy()
     labels = backend.con.sql(f"""
@@ -164,16 +182,27 @@ def expected_quality(
     joined_pairs = int((sizes * (sizes - 1) // 2).sum())
     joined = np.asarray(pairs["joined"], dtype=bool)
     may_match = joined | ~np.asarray(pairs["apart"], dtype=bool)
-    prob = np.asarray(pairs["p"], dtype=float)
-    direct = float(prob[joined].sum())
     left, right = np.asarray(pairs["l_node"]), np.asarray(pairs["r_node"])
-    chained = _chained(left[joined], right[joined], prob[joined], label)
-    expected = direct + chained
-    everything = float(prob[may_match].sum()) + chained
+
+    def estimate(prob: np.ndarray) -> tuple[float, float, float]:  # (J, precision, recall)
+        chained = _chained(left[joined], right[joined], prob[joined], label)
+        expected = float(prob[joined].sum()) + chained
+        everything = float(prob[may_match].sum()) + chained
+        precision = expected / joined_pairs if joined_pairs else 1.0
+        return expected, precision, expected / everything if everything else 1.0
+
+    own = np.asarray(pairs["model_p"], dtype=float)
+    checked = np.asarray(pairs["p"], dtype=float)
+    expected, precision, recall = estimate(own)
+    _, checked_precision, checked_recall = (
+        estimate(checked) if not np.array_equal(own, checked) else (expected, precision, recall)
+    )
     return ExpectedQuality(
         pairs_joined=joined_pairs,
         pairs_joined_scored=int(joined.sum()),
         expected_true_joined=round(expected, 3),
-        expected_precision=round(expected / joined_pairs, 6) if joined_pairs else 1.0,
-        expected_recall=round(expected / everything, 6) if everything else 1.0,
+        expected_precision=round(precision, 6),
+        expected_recall=round(recall, 6),
+        checked_precision=round(checked_precision, 6),
+        checked_recall=round(checked_recall, 6),
     )

@@ -410,7 +410,9 @@ def cluster(
         first = (threshold, edges, labels, refused, expected)
         edges, labels, refused, expected = people(higher)
         threshold = higher
-        costly = expected.f1 < first[4].f1  # the raise would cost more recall than it gains precision
+        # the raise would cost more recall than it gains precision (judged on the figures checked against
+        # an id where the data has one: link/recalibrate.py)
+        costly = expected.checked_f1 < first[4].checked_f1
         if costly and config.auto_threshold.floor_needs_f1_gain:
             threshold, edges, labels, refused, expected = first
             threshold = threshold.model_copy(
@@ -422,6 +424,8 @@ def cluster(
         update={
             "people_expected_precision": expected.expected_precision,
             "people_expected_recall": expected.expected_recall,
+            "people_checked_precision": expected.checked_precision,
+            "people_checked_recall": expected.checked_recall,
         }
     )
     diagnostics = _diagnose(backend, record_index, edges, labels, profiles, largest)

@@ -16,6 +16,7 @@ from linkage.link.backend import Backend
 from linkage.link.calibrate import ExpectedQuality
 from linkage.link.cluster import Clustered
 from linkage.link.model import blocking_rules_sql
+from linkage.link.recalibrate import IdCalibration
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.link.threshold import ThresholdChoice
 from linkage.tokens.spec import SOURCE_DATASET
@@ -108,6 +109,8 @@ class RunMetrics(BaseModel):
     # the model's expected precision/recall of the people formed (pairs inside one person, chains
     # included; link/calibrate.py): what `linkage evaluate` measures, unlike the threshold's pair curve
     expected_clusters: ExpectedQuality | None = None
+    # the model's probabilities checked against a checked id (link/recalibrate.py); None in old runs
+    id_calibration: IdCalibration | None = None
     link_type: str = "link_and_dedupe"
     model_notes: list[str] = []  # what the derivation left out, and why (docs/analyst-guide.md)
     blocking_budget: float = 0.0  # pairs the chosen rules may generate (0: rules fixed by the config)

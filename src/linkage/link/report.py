@@ -141,7 +141,9 @@ def write_quality_report(
             "different people share correlated evidence (twins, a household, namesakes), so read the curve "
             "as a ranking of thresholds; the people formed at the threshold hold pairs with an expected "
             f"precision of {_people_precision(choice.people_expected_precision)} (every pair of records "
-            "inside a person, chains included: the figure the precision floor is checked on).",
+            "inside a person, chains included: the figure the precision floor is checked on). Where the "
+            "data has a checked id, the 'checked' lines are the same estimates from probabilities measured "
+            "against it (the table 'The model checked against a checked id').",
             _curve_chart(metrics),
         ),
         (
@@ -244,6 +246,20 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
             if (e := metrics.expected_clusters)
             else []
         ),
+        *(
+            [
+                [
+                    f"the same, from the probabilities checked against {i.identifier} (precision, recall)",
+                    f"{e.checked_precision:.4f}, {e.checked_recall:.4f}",
+                ],
+            ]
+            if (e := metrics.expected_clusters)
+            and (i := metrics.id_calibration)
+            and i.identifier
+            and e.checked_precision is not None
+            and e.checked_recall is not None
+            else []
+        ),
         ["clustering method", config.clustering.method],
         ["people (clusters)", c.clusters],
         ["people with records in more than one agency", c.linked_across_agencies],
@@ -313,8 +329,40 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
                 for b in metrics.blocking_candidates
             ],
         )
+        + _id_check(metrics)
         + "<h3>Timings (seconds)</h3>"
         + _table(["stage", "seconds"], timings)
+    )
+
+
+def _id_check(metrics: RunMetrics) -> str:
+    """The model's probabilities against a checked id, band by band (link/recalibrate.py)."""
+    c = metrics.id_calibration
+    if c is None:
+        return ""
+    note = (
+        "Pairs whose two records both hold a valid checked id are labelled by it (same id: one person). "
+        "Band by band of the weight the other evidence gives them (w', the id's own weight taken off), the "
+        "share of same-id pairs (corrected for the id's own error rate, made monotone) is set beside the "
+        "model's probability; the measured one is used for every pair with that much other evidence "
+        "when the threshold is chosen and the people's precision and recall are estimated. It assumes "
+        f"pairs with the id are like the others. {c.note}."
+    )
+    rows = [
+        [
+            b.match_weight_from,
+            b.labelled_pairs,
+            b.same_id,
+            f"{b.model_probability:.4f}",
+            f"{b.measured_probability:.4f}",
+        ]
+        for b in c.bands
+    ]
+    return (
+        "<h3>The model checked against a checked id</h3><p class='note'>"
+        + html.escape(note)
+        + "</p>"
+        + (_table(["w' from", "labelled pairs", "same id", "model", "measured"], rows) if rows else "")
     )
 
 
@@ -326,7 +374,13 @@ def _curve_chart(metrics: RunMetrics) -> dict:
         for name, value in (
             ("expected precision", p.expected_precision),
             ("expected recall", p.expected_recall),
+            *(
+                [("checked precision", p.checked_precision), ("checked recall", p.checked_recall)]
+                if metrics.id_calibration and metrics.id_calibration.identifier
+                else []
+            ),
         )
+        if value is not None
     ]
     x = {"field": "match weight", "type": "quantitative"}
     return {

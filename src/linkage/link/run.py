@@ -35,6 +35,7 @@ from linkage.errors import ConfigError, VerificationError
 from linkage.extract.manifest import Manifest, signature_path
 from linkage.extract.verify import ExtractCheck, VerifyReport, verify_extracts
 from linkage.keys import load_trusted_keys
+from linkage.link import recalibrate
 from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
@@ -173,9 +174,15 @@ def finish(
     pairs and threshold. ``model_facts`` are metrics fields about the derived model.
     """
     backend, predictions = scored.backend, scored.predictions
+    inputs = {a: table.physical_name for a, table in zip(manifests, scored.tables, strict=True)}
+    step("checking the model against a checked id")
+    t = time.perf_counter()
+    calibration = recalibrate.fit(
+        backend, predictions.physical_name, inputs, resolved, scored.linker.misc.save_model_to_json()
+    )
+    seconds["recalibrate"] = time.perf_counter() - t
     step("clustering")
     t = time.perf_counter()
-    inputs = {a: table.physical_name for a, table in zip(manifests, scored.tables, strict=True)}
     clustered = cluster(
         backend, predictions, scored.record_index, inputs, resolved.clustering,
         largest=resolved.report.largest_clusters,
@@ -211,6 +218,7 @@ def finish(
         [*input_columns(resolved), *(str(cap_column(r)) for r in capped(resolved.blocking_rules))],
     )  # fmt: skip
     metrics.expected_clusters = clustered.expected  # measured once, when the threshold was settled
+    metrics.id_calibration = calibration
     seconds["metrics"] = time.perf_counter() - t
 
     step("writing the quality report")

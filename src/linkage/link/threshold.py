@@ -14,12 +14,13 @@ household's surname and postcode, namesakes at national scale): its pairs are sc
 agreement were independent. Clustering then adds pairs of its own (chains through a third record).
 So after clustering the run also measures the model's expectations over the pairs each person
 actually holds (`link.calibrate.expected_quality`): that sees the chains and the weak pairs inside
-a person. When
-the people's expected precision is below `auto_threshold.min_expected_precision`, a raised
-threshold (`raised`) is clustered too, and kept when the people's expected F1 is at least as high
-there: where a person has many records (justice data), dropping weak links costs little recall,
-as the other links keep the person together; where each person has one record per source, it
-costs recall one for one and the first threshold stays.
+a person. When the people's expected precision is below `auto_threshold.min_expected_precision`,
+a raised threshold (`raised`) is clustered too, and kept when the people's expected F1 is at least
+as high there, by the probabilities checked against an id where the data has one (the proposal
+itself comes from the model's own figures; link/recalibrate.py). Where a person has many records
+(justice data), dropping weak links costs little recall, as the other links keep the person
+together; where each person has one record per source, it costs recall one for one and the first
+threshold stays.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel
 
 from linkage.config.linkage import Clustering, match_weight
 from linkage.link.backend import Backend
+from linkage.link.recalibrate import COLUMN as CALIBRATED
 from linkage.link.splink_adapter import SplinkDataFrame
 
 # match weights at which the curve is tabulated (and candidate thresholds for the rule)
@@ -42,6 +44,9 @@ class CurvePoint(BaseModel):
     expected_precision: float
     expected_recall: float
     expected_f1: float
+    # from the probabilities checked against an id (link/recalibrate.py; the model's own where none)
+    checked_precision: float | None = None
+    checked_recall: float | None = None
 
 
 class ThresholdChoice(BaseModel):
@@ -55,6 +60,8 @@ class ThresholdChoice(BaseModel):
     # after clustering: the model's expected precision and recall over the pairs each person holds
     people_expected_precision: float | None = None
     people_expected_recall: float | None = None
+    people_checked_precision: float | None = None  # the same from probabilities checked against an id
+    people_checked_recall: float | None = None
     raised_from_match_weight: float | None = None  # the first choice, when the floor raised it
 
 
@@ -63,24 +70,26 @@ def probability(weight: float) -> float:
 
 
 def expected_curve(backend: Backend, predictions: SplinkDataFrame) -> list[CurvePoint]:
-    """The model's own precision/recall estimates at each weight of ``GRID`` (one pass over pairs)."""
+    """The model's own precision/recall estimates at each weight of ``GRID`` (one pass over pairs), and
+    the same from the probabilities checked against an id (link/recalibrate.py), shown beside them."""
     # pairs and expected true links per grid step; the sums from the top down then give the counts at
     # or above each weight. Weights are bucketed as floor(w / step) (dividing by 0.5 is exact, so a pair
     # exactly on a grid weight counts at it); pairs below the grid count only in the totals.
     first = round(GRID[0] / STEP)
     rows = backend.sql(f"""
         SELECT least(floor(match_weight / {STEP}) - {first}, {len(GRID) - 1})::INTEGER AS i,
-               count(*), sum(match_probability)
+               count(*), sum(match_probability), sum({CALIBRATED})
         FROM {predictions.physical_name} GROUP BY i
     """)
-    pairs, tps, total = [0] * len(GRID), [0.0] * len(GRID), 0.0
-    for i, n, tp in rows:
-        total += float(tp or 0)
+    pairs, tps, cal_tps = [0] * len(GRID), [0.0] * len(GRID), [0.0] * len(GRID)
+    total = cal_total = 0.0
+    for i, n, tp, cal_tp in rows:
+        total, cal_total = total + float(tp or 0), cal_total + float(cal_tp or 0)
         if i >= 0:
-            pairs[i], tps[i] = int(n), float(tp or 0)
-    points, n, tp = [], 0, 0.0
+            pairs[i], tps[i], cal_tps[i] = int(n), float(tp or 0), float(cal_tp or 0)
+    points, n, tp, cal_tp = [], 0, 0.0, 0.0
     for i in reversed(range(len(GRID))):
-        n, tp = n + pairs[i], tp + tps[i]
+        n, tp, cal_tp = n + pairs[i], tp + tps[i], cal_tp + cal_tps[i]
         p = tp / n if n else 1.0
         r = tp / total if total else 1.0
         points.append(
@@ -91,6 +100,8 @@ def expected_curve(backend: Backend, predictions: SplinkDataFrame) -> list[Curve
                 expected_precision=round(p, 6),
                 expected_recall=round(r, 6),
                 expected_f1=round(2 * p * r / (p + r) if p + r else 0.0, 6),
+                checked_precision=round(cal_tp / n if n else 1.0, 6),
+                checked_recall=round(cal_tp / cal_total if cal_total else 1.0, 6),
             )
         )
     return points[::-1]
