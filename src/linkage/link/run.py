@@ -342,6 +342,7 @@ def run_linkage(
             # (exactly, for free); predict() then scores this cached table
             blocked = linker.inference.compute_blocked_pairs_for_predict()
             pairs_per_rule = backend.count_per_rule(blocked.physical_name)
+            seconds["predict_blocking"] = time.perf_counter() - t  # of which: finding the pairs
             predictions = linker.inference.predict(
                 threshold_match_weight=config.report.pair_floor_match_weight, warning_mode="never"
             )
