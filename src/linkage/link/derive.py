@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -582,9 +583,13 @@ class RuleCount:
 def count_rule(linker: Linker, rule: BlockingRule, proportion: float) -> int:
     """Pairs one rule generates on its own, by Splink's counter (sampled when ``proportion`` < 1)."""
     sqls = [r.sql for r in blocking_sql(rule)]
-    counted = linker.blocking_analysis.count_comparisons_from_blocking_rules(
-        sqls, record_sample_proportion=proportion
-    )
+    with warnings.catch_warnings():
+        # Splink warns (on the terminal) when a sampled count rests on under 1,000 pairs: such a rule
+        # is small against the budget (choose_blocking), so its rough count changes no choice
+        warnings.filterwarnings("ignore", "The sampled blocking analysis estimate", UserWarning)
+        counted = linker.blocking_analysis.count_comparisons_from_blocking_rules(
+            sqls, record_sample_proportion=proportion
+        )
     return round(sum(r["marginal_comparison_count"] for r in counted))
 
 
