@@ -41,7 +41,7 @@ from linkage.config.linkage import PARTY_COLUMNS, VICTIM_MENTION, WEAK_MARKERS, 
 from linkage.config.linkage import Backend as BackendConfig
 from linkage.config.linkage import Spark as SparkConfig
 from linkage.errors import ConfigError
-from linkage.link.model import cap_column
+from linkage.link.model import NODE_ID, cap_column
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.runfolder import work_area
 from linkage.tokens.spec import MENTION_OF, RECORD_KEY, ROLE, SEX, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
@@ -54,6 +54,7 @@ SPARK_HINT = (
     "install the extra: pip install -e '.[spark]' (or pip install 'pyspark>=4.3.0'); Java 17+ is needed"
 )
 # The columns of the scored pairs that later steps read (no tokens: ids and weights only).
+ONE_TABLE = "input_all"  # every agency's records in one table, for scoring (model.one_table)
 PREDICTION_COLUMNS = (
     f"{SOURCE_DATASET}_l",
     f"{RECORD_KEY}_l",
@@ -181,6 +182,19 @@ class Backend:
         frame.createOrReplaceTempView(table)
         self._spark_inputs[agency] = table
         return self.spark_api.register(table, dataset_display_name=agency, table_name=agency)
+
+    def one_table(self, agencies: list[str], record_index: str) -> SplinkDataFrame | None:
+        """Every agency's loaded records in one table keyed by ``node_id`` (model.one_table), or None
+        on Spark, which scores over the agencies' tables."""
+        if self.spark is not None:
+            return None
+        union = " UNION ALL ".join(
+            f"SELECT i.{NODE_ID}, '{agency}' AS {SOURCE_DATASET}, t.* FROM {self.input_table(agency)} AS t "
+            f"JOIN {record_index} AS i ON i.{SOURCE_DATASET} = '{agency}' AND i.{RECORD_KEY} = t.{RECORD_KEY}"
+            for agency in agencies
+        )
+        self.con.execute(f"CREATE OR REPLACE TABLE {ONE_TABLE} AS {union} ORDER BY {NODE_ID}")
+        return self.db_api.register(ONE_TABLE, table_name=ONE_TABLE)
 
     def load_record_index(self, extracts: dict[str, Path]) -> str:
         """A table of every input record: (source_dataset, record_key, source_row, role, victim_index,

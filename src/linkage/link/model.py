@@ -16,11 +16,13 @@ import splink.comparison_library as cl
 from splink import SettingsCreator
 
 from linkage.config.linkage import BlockingRule, Comparison, Condition, LinkageConfig, Term
+from linkage.tokens.spec import SOURCE_DATASET
 
 if TYPE_CHECKING:
     from linkage.link.splink_adapter import ComparisonLevelCreator
 
 UNIQUE_ID = "record_key"  # unique within an agency; Splink pairs it with source_dataset
+NODE_ID = "node_id"  # one integer per record of the run (backend.load_record_index)
 
 
 def _equal_sql(term: Term, pattern: str) -> str:
@@ -156,3 +158,25 @@ def settings(config: LinkageConfig) -> SettingsCreator:
         retain_intermediate_calculation_columns=False,
         additional_columns_to_retain=[],
     )
+
+
+def one_table(model: dict[str, Any]) -> dict[str, Any] | None:
+    """A trained `link_and_dedupe` model (Splink's JSON) as the same model over one table of every
+    agency's records keyed by ``NODE_ID`` (backend.one_table), for scoring; None for other link types.
+
+    Splink keys each candidate pair of a `link_and_dedupe` run by a string it builds per record
+    (source_dataset || '-__-' || record_key), then stores and joins on it; as `dedupe_only` over one
+    table with an integer key it finds and scores the same pairs with the same weights, faster (10 M
+    synthetic records: blocking 59 s instead of 109 s, scoring 76 s instead of 113 s). The agency and
+    record key ride along as retained columns, so the scored pairs keep their usual columns. Only
+    scoring uses this form: training stays on the agencies' tables, where Splink's sampling draws
+    the records it always has.
+    """
+    if model.get("link_type") != "link_and_dedupe":
+        return None
+    dropped = ("source_dataset_column_name", "linker_uid")  # a fresh uid: its own cached tables
+    return {k: v for k, v in model.items() if k not in dropped} | {
+        "link_type": "dedupe_only",
+        "unique_id_column_name": NODE_ID,
+        "additional_columns_to_retain": [SOURCE_DATASET, UNIQUE_ID],
+    }

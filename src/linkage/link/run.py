@@ -40,7 +40,7 @@ from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
 from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
-from linkage.link.model import blocking_rules_sql, cap_column, capped, input_columns, settings
+from linkage.link.model import blocking_rules_sql, cap_column, capped, input_columns, one_table, settings
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.runfolder import RunWriter, record_from_verified, remove_stale_work
@@ -338,12 +338,16 @@ def run_linkage(
 
             step("scoring candidate pairs")
             t = time.perf_counter()
+            # the trained model scores over one table with an integer key per record (model.one_table)
+            one = one_table(linker.misc.save_model_to_json())
+            table = backend.one_table(list(extracts), record_index) if one else None
+            scorer = Linker(table, one, log_level=None) if one and table else linker
             # the pairs to score are materialised first so that they can be counted per blocking rule
             # (exactly, for free); predict() then scores this cached table
-            blocked = linker.inference.compute_blocked_pairs_for_predict()
+            blocked = scorer.inference.compute_blocked_pairs_for_predict()
             pairs_per_rule = backend.count_per_rule(blocked.physical_name)
             seconds["predict_blocking"] = time.perf_counter() - t  # of which: finding the pairs
-            predictions = linker.inference.predict(
+            predictions = scorer.inference.predict(
                 threshold_match_weight=config.report.pair_floor_match_weight, warning_mode="never"
             )
             blocked.drop_table_from_database_and_remove_from_cache()
