@@ -157,6 +157,16 @@ def test_without_enough_good_labels_the_models_own_probabilities_are_used(pairs,
     )
 
 
+def test_a_model_trained_without_the_id_comparison_is_a_note_not_a_crash():
+    backend = _backend([*_pairs(1500, 10.3, 0.8), *CERTAIN])
+    calibration = fit(backend, "preds", INPUTS, _config(), {"comparisons": []})  # `--model` of another config
+    assert calibration.identifier is None and "no pnc comparison" in calibration.note
+    assert (
+        backend.sql(f"SELECT count(*) FROM preds WHERE {COLUMN} IS DISTINCT FROM match_probability")[0][0]
+        == 0
+    )
+
+
 def test_a_date_of_birth_rule_is_no_checked_id():
     config = _config([{"column": "dob", "unless_any": ["dob_ym"]}])
     backend = _backend([*_pairs(1500, 10.3, 0.8), *CERTAIN])

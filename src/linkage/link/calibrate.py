@@ -69,19 +69,20 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def _chained(left: np.ndarray, right: np.ndarray, prob: np.ndarray, label: np.ndarray) -> float:
-    """Sum over unscored pairs inside one person of the product of p along their strongest chain.
+def _chained(left: np.ndarray, right: np.ndarray, probs: list[np.ndarray], label: np.ndarray) -> list[float]:
+    """Sum over unscored pairs inside one person of the product of p along their strongest chain, for
+    each probability array in ``probs`` (the model's own, the checked ones): one walk of the people.
 
-    ``left``/``right``/``prob``: the scored pairs inside one person (node ids); ``label``: person per
+    ``left``/``right``/``probs``: the scored pairs inside one person (node ids); ``label``: person per
     node. Only people with unscored pairs are walked (shortest paths over -log p, igraph).
     """
     sizes = np.bincount(label[label >= 0])
     scored_in = np.bincount(label[left], minlength=len(sizes))
     possible = sizes * (sizes - 1) // 2
-    total = 0.0
+    totals = [0.0] * len(probs)
     people = np.flatnonzero(possible > scored_in)
     if not len(people):
-        return 0.0
+        return totals
     order = np.argsort(label[left], kind="stable")  # scored pairs grouped by person
     starts = np.searchsorted(label[left][order], people)
     ends = np.searchsorted(label[left][order], people, side="right")
@@ -94,13 +95,15 @@ def _chained(left: np.ndarray, right: np.ndarray, prob: np.ndarray, label: np.nd
         ia, ib = np.searchsorted(nodes, left[edges]), np.searchsorted(nodes, right[edges])
         graph = igraph.Graph(len(nodes))
         graph.add_edges(np.column_stack([ia, ib]))
-        cost = -np.log(np.clip(prob[edges], 1e-300, 1.0))
-        dist = np.asarray(graph.distances(weights=cost.tolist()), dtype=float)
-        direct = np.zeros_like(dist, dtype=bool)
+        direct = np.zeros((len(nodes), len(nodes)), dtype=bool)
         direct[ia, ib] = direct[ib, ia] = True
         upper = np.triu_indices(len(nodes), k=1)
-        total += float(np.exp(-dist[upper])[~direct[upper]].sum())  # unreachable: inf -> 0
-    return total
+        unscored = ~direct[upper]
+        for k, prob in enumerate(probs):
+            cost = -np.log(np.clip(prob[edges], 1e-300, 1.0))
+            dist = np.asarray(graph.distances(weights=cost.tolist()), dtype=float)
+            totals[k] += float(np.exp(-dist[upper])[unscored].sum())  # unreachable: inf -> 0
+    return totals
 
 
 def _conflict_sql(rule: ConflictRule) -> str:
@@ -184,19 +187,20 @@ def expected_quality(
     may_match = joined | ~np.asarray(pairs["apart"], dtype=bool)
     left, right = np.asarray(pairs["l_node"]), np.asarray(pairs["r_node"])
 
-    def estimate(prob: np.ndarray) -> tuple[float, float, float]:  # (J, precision, recall)
-        chained = _chained(left[joined], right[joined], prob[joined], label)
+    own = np.asarray(pairs["model_p"], dtype=float)
+    checked = np.asarray(pairs["p"], dtype=float)
+    # the checked figures are the model's own where no id checked the model (one walk then)
+    probs = [own] if np.array_equal(own, checked) else [own, checked]
+    chains = _chained(left[joined], right[joined], [p[joined] for p in probs], label)
+
+    def estimate(prob: np.ndarray, chained: float) -> tuple[float, float, float]:  # (J, precision, recall)
         expected = float(prob[joined].sum()) + chained
         everything = float(prob[may_match].sum()) + chained
         precision = expected / joined_pairs if joined_pairs else 1.0
         return expected, precision, expected / everything if everything else 1.0
 
-    own = np.asarray(pairs["model_p"], dtype=float)
-    checked = np.asarray(pairs["p"], dtype=float)
-    expected, precision, recall = estimate(own)
-    _, checked_precision, checked_recall = (
-        estimate(checked) if not np.array_equal(own, checked) else (expected, precision, recall)
-    )
+    expected, precision, recall = estimate(own, chains[0])
+    _, checked_precision, checked_recall = estimate(probs[-1], chains[-1])
     return ExpectedQuality(
         pairs_joined=joined_pairs,
         pairs_joined_scored=int(joined.sum()),

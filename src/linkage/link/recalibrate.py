@@ -102,7 +102,9 @@ def _id_weights(config: LinkageConfig, model: dict[str, Any], column: str) -> tu
         return f"no comparison of the form 'same {column} / anything else' in the model"
     if comparison.levels[0].term_frequency:
         return f"the {comparison.name} comparison is term-frequency adjusted"
-    trained = next(c for c in model["comparisons"] if c["output_column_name"] == comparison.name)
+    trained = next((c for c in model["comparisons"] if c["output_column_name"] == comparison.name), None)
+    if trained is None:  # a model trained on another config (linkage run --model)
+        return f"the trained model has no {comparison.name} comparison"
     levels = [lv for lv in trained["comparison_levels"] if not lv.get("is_null_level")]
     bits = []
     for level in levels:
@@ -125,42 +127,30 @@ def fit(
     calibration = IdCalibration(note="switched off (clustering.auto_threshold.calibrate_with_ids: false)")
     expression = "match_probability"
     if config.clustering.auto_threshold.calibrate_with_ids:
-        calibration, expression = _fit(backend, predictions, inputs, config, model)
+        rules = (
+            config.clustering.conflict_rules() if config.clustering.method == "constrained_components" else []
+        )
+        # a checked id: a conflict rule with no typo tolerance that a direct link may not override
+        checked = [r for r in rules if not r.unless_any and not r.direct_link_overrides]
+        reasons = [] if checked else ["no checked id of a known type"]
+        for rule in checked:
+            weights = _id_weights(config, model, rule.column)
+            if isinstance(weights, str):
+                reasons.append(weights)
+                continue
+            fitted, sql = _fit_one(
+                backend, predictions, inputs, config, rule.column, rule.weak_marker, weights
+            )
+            if fitted.identifier:
+                calibration, expression = fitted, sql
+                break
+            reasons.append(fitted.note)
+        else:
+            calibration = IdCalibration(note="; ".join(reasons) + ": the model's own probabilities are used")
     backend.con.execute(f"ALTER TABLE {predictions} DROP COLUMN IF EXISTS {COLUMN}")
     with_column = _with_column(predictions, inputs, calibration, expression)
     backend.con.execute(f"CREATE OR REPLACE TABLE {predictions} AS {with_column}")
     return calibration
-
-
-def _fit(
-    backend: Backend,
-    predictions: str,
-    inputs: dict[str, str],
-    config: LinkageConfig,
-    model: dict[str, Any],
-) -> tuple[IdCalibration, str]:
-    """The calibration and the SQL of the calibrated probability (over ``match_weight`` and ``w_``)."""
-    rules = config.clustering.conflict_rules() if config.clustering.method == "constrained_components" else []
-    # a checked id: a conflict rule with no typo tolerance that a direct link may not override
-    checked = [r for r in rules if not r.unless_any and not r.direct_link_overrides]
-    if not checked:
-        return IdCalibration(note="no checked id of a known type: the model's own probabilities are used"), (
-            "match_probability"
-        )
-    reasons = []
-    for rule in checked:
-        weights = _id_weights(config, model, rule.column)
-        if isinstance(weights, str):
-            reasons.append(weights)
-            continue
-        calibration, expression = _fit_one(
-            backend, predictions, inputs, config, rule.column, rule.weak_marker, weights
-        )
-        if calibration.identifier:
-            return calibration, expression
-        reasons.append(calibration.note)
-    note = "; ".join(reasons) + ": the model's own probabilities are used"
-    return IdCalibration(note=note), "match_probability"
 
 
 def _ids_sql(inputs: dict[str, str], column: str, weak: str | None) -> str:
