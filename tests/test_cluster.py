@@ -5,16 +5,19 @@ Tiny hand-made graphs on an in-memory DuckDB; token values are small integers st
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import duckdb
+import igraph
+import numpy as np
 import pytest
 from splink import DuckDBAPI
 
-from linkage.config.linkage import Clustering, match_weight
+from linkage.config.linkage import Clustering, ConflictRule, match_weight
+from linkage.link import calibrate
 from linkage.link.backend import Backend
-from linkage.link.calibrate import expected_quality
-from linkage.link.cluster import cluster
+from linkage.link.cluster import _bridges, _Profiles, cluster
 from linkage.link.threshold import choose_threshold, expected_curve, probability
 
 DOB = {"column": "dob", "unless_any": ["dob=dob_swap", "dob_ym", "dob_md", "dob_yd"]}
@@ -288,7 +291,7 @@ def test_expected_quality_of_the_clusters_counts_a_chain_as_right_when_every_lin
     pairs = [(1, 2, match_weight(0.9)), (2, 3, match_weight(0.8)), (3, 4, match_weight(0.2))]
     backend = _backend([{}, {}, {}, {}], pairs)
     result = cluster(backend, _Predictions(), "record_index", INPUTS, _config())
-    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config())
+    q = result.expected
     joined = 0.9 + 0.8 + 0.9 * 0.8  # the chain 1-2-3 is right when both its links are
     assert q.pairs_joined == 3 and q.pairs_joined_scored == 2
     assert q.expected_true_joined == pytest.approx(joined, abs=1e-3)
@@ -301,7 +304,7 @@ def test_expected_quality_takes_the_strongest_chain():
     p = {(1, 2): 0.99, (2, 4): 0.99, (1, 3): 0.6, (3, 4): 0.6}
     backend = _backend([{}, {}, {}, {}], [(a, b, match_weight(v)) for (a, b), v in p.items()])
     result = cluster(backend, _Predictions(), "record_index", INPUTS, _config())
-    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config())
+    q = result.expected
     chains = 0.99 * 0.99 + 0.99 * 0.6  # 1-4 through 2; 2-3 through 1 (0.99 * 0.6) or 4 (the same)
     assert q.expected_true_joined == pytest.approx(sum(p.values()) + chains, abs=1e-3)
 
@@ -313,12 +316,12 @@ def test_expected_recall_leaves_out_pairs_the_conflict_rules_keep_apart():
     pairs = [(1, 2, match_weight(0.9)), (3, 4, match_weight(0.7))]
     backend = _backend(records, pairs)
     result = cluster(backend, _Predictions(), "record_index", INPUTS, _config(DOB))
-    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config(DOB))
+    q = result.expected
     assert q.expected_recall == pytest.approx(1.0, abs=1e-6) and q.expected_precision == pytest.approx(0.9)
     # without the rule the pair is joined and counts in both
     plain = _config()
     result = cluster(backend, _Predictions(), "record_index", INPUTS, plain)
-    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, plain)
+    q = result.expected
     assert q.expected_precision == pytest.approx((0.9 + 0.7) / 2) and q.expected_recall == pytest.approx(1.0)
 
 
@@ -329,7 +332,7 @@ def test_expected_recall_leaves_out_the_other_candidates_of_a_record_joined_else
     pairs = [(1, 3, match_weight(0.9)), (2, 3, match_weight(0.85))]
     backend = _backend(records, pairs)
     result = cluster(backend, _Predictions(), "record_index", INPUTS, _config(DOB))
-    q = expected_quality(backend, "preds", result.table, "record_index", INPUTS, _config(DOB))
+    q = result.expected
     assert q.expected_recall == pytest.approx(1.0) and q.expected_precision == pytest.approx(0.9)
 
 
@@ -375,3 +378,74 @@ def test_a_raise_that_costs_the_people_more_recall_than_it_gains_is_not_kept():
     first = _config("pnc", threshold="auto", auto_threshold=strict)
     people, result = _people(_backend(records, pairs), first)
     assert people == [{1, 2}, {3}, {4, 5}] and result.threshold.raised_from_match_weight == 3.0
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_conflicted_groups_are_those_holding_two_conflicting_profiles(seed):
+    """The array search for groups with a conflict (date of birth with typo terms) gives the groups a
+    comparison of every two records' profiles gives."""
+    rng = np.random.default_rng(seed)
+    n, rule = 400, ConflictRule.model_validate(DOB)
+    codes = rng.integers(-1, 4, size=(n, 5))  # small code ranges: many ties, so terms often agree
+    codes[0] = -1  # node 0 is not a record
+    prof = _Profiles(rule, codes, [(0, 1), (2, 2), (3, 3), (4, 4)])
+    labels = np.minimum(np.arange(n), rng.integers(0, n, size=n))  # groups of various sizes
+    labels = labels[labels]
+    found = set(prof.conflicted(labels).tolist())
+    members: dict[int, list[int]] = {}
+    for node in range(n):
+        if codes[node, 0] >= 0:
+            members.setdefault(int(labels[node]), []).append(node)
+    profile = lambda node: tuple(int(v) for v in codes[node])  # noqa: E731
+    expected = {
+        g
+        for g, nodes in members.items()
+        if any(prof.conflict(profile(a), profile(b)) for a in nodes for b in nodes)
+    }
+    assert found == expected and expected  # the draw holds conflicts
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chains_walked_in_batches_equal_shortest_paths_one_person_at_a_time(seed, monkeypatch):
+    """People walked together by Floyd-Warshall give the strongest chains igraph finds person by person."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 12, size=60)
+    starts = np.cumsum(sizes) - sizes
+    label = np.repeat(starts, sizes)  # each person labelled by its first node
+    pairs: set[tuple[int, int]] = set()
+    for start, size in zip(starts.tolist(), sizes.tolist(), strict=True):
+        pairs |= {(a, a + 1) for a in range(start, start + size - 1)}  # a path keeps the person connected
+        for _ in range(size // 2):  # and a few shortcuts
+            a, b = sorted(rng.integers(start, start + size, size=2).tolist())
+            if a != b:
+                pairs.add((a, b))
+    left, right = (np.array(side) for side in zip(*sorted(pairs), strict=True))
+    probs = [rng.uniform(0.05, 1.0, size=len(left)), rng.uniform(0.05, 1.0, size=len(left))]
+    batched = calibrate._chained(left, right, probs, label)
+    monkeypatch.setattr(calibrate, "_BATCHED", 0)  # every person alone, through igraph
+    assert batched == pytest.approx(calibrate._chained(left, right, probs, label), rel=1e-12)
+    assert batched[0] > 0 and batched[0] != batched[1]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_bridges_are_those_igraph_finds(seed):
+    """The array search over a spanning forest finds the bridges igraph's search does, cluster by cluster."""
+    rng = np.random.default_rng(seed)
+    n, groups = 300, rng.integers(0, 80, size=300)
+    smallest = np.full(80, n)
+    np.minimum.at(smallest, groups, np.arange(n))
+    label = smallest[groups]  # clusters of various sizes, each labelled by its smallest node
+    pairs: set[tuple[int, int]] = set()
+    for top in np.unique(label).tolist():
+        nodes = np.flatnonzero(label == top).tolist()
+        pairs |= {(min(a, b), max(a, b)) for a, b in itertools.pairwise(nodes)}  # connected
+        for _ in range(len(nodes) // 3):  # a few cycles
+            a, b = rng.choice(nodes, 2).tolist()
+            if a != b:
+                pairs.add((min(a, b), max(a, b)))
+    left, right = (np.array(side) for side in zip(*sorted(pairs), strict=True))
+    graph = igraph.Graph(n)
+    graph.add_edges(np.column_stack([left, right]))
+    expected = np.bincount(label[left[graph.bridges()]], minlength=n)
+    found = _bridges(label, left, right)
+    assert np.array_equal(np.bincount(label[found], minlength=n), expected) and expected.sum() > 0

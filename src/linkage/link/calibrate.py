@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import igraph
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel
 
 from linkage.config.linkage import Clustering, ConflictRule
 from linkage.link.backend import Backend
+from linkage.link.model import NODE_ID
 from linkage.link.recalibrate import COLUMN as CALIBRATED
-from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
+from linkage.tokens.spec import SOURCE_DATASET
 
 MIN_P = 0.01  # scored pairs below this probability are not checked for people kept apart
 
@@ -71,39 +73,94 @@ def _f1(p: float, r: float) -> float:
 
 def _chained(left: np.ndarray, right: np.ndarray, probs: list[np.ndarray], label: np.ndarray) -> list[float]:
     """Sum over unscored pairs inside one person of the product of p along their strongest chain, for
-    each probability array in ``probs`` (the model's own, the checked ones): one walk of the people.
+    each probability array in ``probs`` (the model's own, the checked ones).
 
     ``left``/``right``/``probs``: the scored pairs inside one person (node ids); ``label``: person per
-    node. Only people with unscored pairs are walked (shortest paths over -log p, igraph).
+    node (-1: no record). Only people with unscored pairs are walked: the strongest chain is the
+    shortest path over -log p. People of up to ``_BATCHED`` records, nearly all of them, are walked
+    together by size, as Floyd-Warshall over a stack of small matrices (numpy: a Python loop per person
+    cost 8 s per estimate at 10 M records); larger ones one by one with igraph's shortest paths.
     """
-    sizes = np.bincount(label[label >= 0])
+    held = label >= 0
+    sizes = np.bincount(label[held])
     scored_in = np.bincount(label[left], minlength=len(sizes))
-    possible = sizes * (sizes - 1) // 2
     totals = [0.0] * len(probs)
-    people = np.flatnonzero(possible > scored_in)
+    people = np.flatnonzero(sizes * (sizes - 1) // 2 > scored_in)
     if not len(people):
         return totals
-    order = np.argsort(label[left], kind="stable")  # scored pairs grouped by person
-    starts = np.searchsorted(label[left][order], people)
-    ends = np.searchsorted(label[left][order], people, side="right")
-    by_person = np.argsort(label, kind="stable")  # nodes grouped by person, ascending within one
-    first = np.searchsorted(label[by_person], people)
-    last = np.searchsorted(label[by_person], people, side="right")
-    for lo, hi, start, end in zip(first.tolist(), last.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        nodes = by_person[lo:hi]
-        edges = order[start:end]
-        ia, ib = np.searchsorted(nodes, left[edges]), np.searchsorted(nodes, right[edges])
-        graph = igraph.Graph(len(nodes))
-        graph.add_edges(np.column_stack([ia, ib]))
-        direct = np.zeros((len(nodes), len(nodes)), dtype=bool)
-        direct[ia, ib] = direct[ib, ia] = True
-        upper = np.triu_indices(len(nodes), k=1)
-        unscored = ~direct[upper]
-        for k, prob in enumerate(probs):
-            cost = -np.log(np.clip(prob[edges], 1e-300, 1.0))
-            dist = np.asarray(graph.distances(weights=cost.tolist()), dtype=float)
-            totals[k] += float(np.exp(-dist[upper])[unscored].sum())  # unreachable: inf -> 0
+    walked = np.zeros(len(sizes), dtype=bool)
+    walked[people] = True
+    # each record's position within its person (0, 1, ...: any order), for the people walked only
+    nodes = np.flatnonzero(held)
+    nodes = nodes[walked[label[nodes]]]
+    by_person = nodes[np.argsort(label[nodes])]
+    first = np.searchsorted(label[by_person], label[by_person])
+    local = np.full(len(label), -1, dtype=np.int64)
+    local[by_person] = np.arange(len(by_person)) - first
+    costs = [-np.log(np.clip(p, 1e-300, 1.0)) for p in probs]
+    within = np.flatnonzero(walked[label[left]])  # their scored pairs, grouped by person
+    order = within[np.argsort(label[left[within]])]
+    grouped = label[left][order]
+
+    def pairs_of(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The scored pairs of the people ``chunk`` (ascending), and each one's person (0..len-1)."""
+        starts = np.searchsorted(grouped, chunk)
+        lengths = np.searchsorted(grouped, chunk, side="right") - starts
+        member = np.repeat(np.arange(len(chunk)), lengths)
+        offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return order[np.repeat(starts, lengths) + offset], member
+
+    for size in np.unique(sizes[people]).tolist():
+        group = people[sizes[people] == size]
+        # people of up to _BATCHED records together; each larger one alone
+        step = max(1, _BATCH_CELLS // (size * size)) if size <= _BATCHED else 1
+        for lo in range(0, len(group), step):
+            chunk = group[lo : lo + step]
+            pairs, member = pairs_of(chunk)
+            which = (member, local[left[pairs]], local[right[pairs]])
+            walk = _floyd if size <= _BATCHED else _walk
+            walk(len(chunk), size, which, [c[pairs] for c in costs], totals)
     return totals
+
+
+_BATCHED = 64  # people up to this many records are walked in batches (Floyd-Warshall, size**3 each)
+_BATCH_CELLS = 1 << 22  # distance cells per batch (32 MiB of float64)
+
+
+def _floyd(
+    count: int, size: int, which: tuple[np.ndarray, np.ndarray, np.ndarray], costs: list[np.ndarray],
+    totals: list[float],
+) -> None:  # fmt: skip
+    """Add the chained part of ``count`` people of ``size`` records each to ``totals``: ``which`` is
+    (person in the batch, position of the left record, of the right record) per scored pair."""
+    person, a, b = which
+    upper = np.triu_indices(size, k=1)
+    direct = np.zeros((count, size, size), dtype=bool)
+    direct[person, a, b] = direct[person, b, a] = True
+    unscored = ~direct[:, upper[0], upper[1]]
+    for k, cost in enumerate(costs):
+        dist = np.full((count, size, size), np.inf)
+        dist[:, np.arange(size), np.arange(size)] = 0.0
+        dist[person, a, b] = dist[person, b, a] = cost
+        for via in range(size):
+            np.minimum(dist, dist[:, :, via, None] + dist[:, None, via, :], out=dist)
+        totals[k] += float(np.exp(-dist[:, upper[0], upper[1]])[unscored].sum())  # unreachable: inf -> 0
+
+
+def _walk(
+    count: int, size: int, which: tuple[np.ndarray, np.ndarray, np.ndarray], costs: list[np.ndarray],
+    totals: list[float],
+) -> None:  # fmt: skip
+    """``_floyd`` for one large person (``count`` is 1), with igraph's shortest paths."""
+    _, a, b = which
+    graph = igraph.Graph(size)
+    graph.add_edges(np.column_stack([a, b]))
+    direct = np.zeros((size, size), dtype=bool)
+    direct[a, b] = direct[b, a] = True
+    upper = np.triu_indices(size, k=1)
+    for k, cost in enumerate(costs):
+        dist = np.asarray(graph.distances(weights=cost.tolist()), dtype=float)
+        totals[k] += float(np.exp(-dist[upper])[~direct[upper]].sum())
 
 
 def _conflict_sql(rule: ConflictRule) -> str:
@@ -119,76 +176,23 @@ def _conflict_sql(rule: ConflictRule) -> str:
 
 
 def expected_quality(
-    backend: Backend,
-    predictions: str,
-    clusters: str,
-    record_index: str,
-    inputs: dict[str, str],
-    clustering: Clustering,
+    backend: Backend, pairs: str, tokens: str, label: np.ndarray, clustering: Clustering
 ) -> ExpectedQuality:
-    """Expected precision/recall of the clusters in ``clusters`` from the scored pairs (no truth);
-    ``inputs`` are the loaded extracts by agency, ``clustering`` the settings that formed the people."""
-    rules = clustering.conflict_rules() if clustering.method == "constrained_components" else []
-    conflicts = [_conflict_sql(r) for r in rules]
-    if clustering.one_to_one:
-        conflicts.append(f"l.{SOURCE_DATASET} = r.{SOURCE_DATASET}")
-    columns = sorted(
-        {
-            c
-            for r in rules
-            for c in (r.column, r.weak_marker, *(x for t in r.unless_any for x in (t.left, t.right)))
-            if c
-        }
-    )
-    select = "".join(f", {c}" for c in columns)
-    union = " UNION ALL ".join(
-        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}{select} FROM {table}"
-        for agency, table in inputs.items()
-    )
-    pairs = backend.con.sql(f"""
-        WITH person AS (  -- the person of each record, by node id, with the tokens the rules read
-            SELECT r.node_id, c.person_id, k.*
-            FROM {record_index} AS r
-            JOIN {clusters} AS c USING ({SOURCE_DATASET}, {RECORD_KEY})
-            JOIN ({union}) AS k USING ({SOURCE_DATASET}, {RECORD_KEY})
-        ),
-        scored AS (  -- every scored pair: its nodes, its two people, its probability
-            SELECT pa.node_id AS l_node, pb.node_id AS r_node, pa.person_id AS l_person,
-                   pb.person_id AS r_person, p.{CALIBRATED} AS p,
-                   p.match_probability AS model_p
-            FROM {predictions} AS p
-            JOIN person AS pa
-              ON pa.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND pa.{RECORD_KEY} = p.{RECORD_KEY}_l
-            JOIN person AS pb
-              ON pb.{SOURCE_DATASET} = p.{SOURCE_DATASET}_r AND pb.{RECORD_KEY} = p.{RECORD_KEY}_r
-        ),
-        apart AS (  -- two people the rules keep apart: a record of one conflicts with one of the other
-            -- (pairs under probability {MIN_P} are left out of this check: together they weigh little)
-            SELECT DISTINCT u.l_person, u.r_person
-            FROM (SELECT DISTINCT l_person, r_person FROM scored
-                  WHERE l_person <> r_person AND p >= {MIN_P}) AS u
-            JOIN person AS l ON l.person_id = u.l_person
-            JOIN person AS r ON r.person_id = u.r_person
-            WHERE {" OR ".join(conflicts) or "false"}
-        )
-        SELECT s.l_node, s.r_node, s.l_person = s.r_person AS joined, a.l_person IS NOT NULL AS apart, s.p,
-               s.model_p
-        FROM scored AS s LEFT JOIN apart AS a USING (l_person, r_person)
-    """).fetchnumpy()
-    labels = backend.con.sql(f"""
-        SELECT r.node_id, dense_rank() OVER (ORDER BY c.person_id) - 1 AS person
-        FROM {record_index} AS r JOIN {clusters} AS c USING ({SOURCE_DATASET}, {RECORD_KEY})
-    """).fetchnumpy()
-    label = np.full(int(labels["node_id"].max()) + 1 if len(labels["node_id"]) else 1, -1, dtype=np.int64)
-    label[labels["node_id"]] = labels["person"]
+    """Expected precision/recall of the people ``label`` (the person of each node id: its smallest node
+    id; node 0 is not a record) from the scored pairs (no truth). ``pairs`` and ``tokens`` are the
+    node tables of link/nodes.py; ``clustering`` the settings that formed the people."""
+    label = label.copy()
+    label[0] = -1
+    scored = backend.con.sql(
+        f"SELECT {NODE_ID}_l, {NODE_ID}_r, {CALIBRATED}, match_probability FROM {pairs}"
+    ).fetchnumpy()
+    left, right = np.asarray(scored[f"{NODE_ID}_l"]), np.asarray(scored[f"{NODE_ID}_r"])
+    own = np.asarray(scored["match_probability"], dtype=float)
+    checked = np.asarray(scored[CALIBRATED], dtype=float)
+    joined = label[left] == label[right]
+    may_match = joined | ~_apart(backend, tokens, label, left, right, ~joined, checked, clustering)
     sizes = np.bincount(label[label >= 0])
     joined_pairs = int((sizes * (sizes - 1) // 2).sum())
-    joined = np.asarray(pairs["joined"], dtype=bool)
-    may_match = joined | ~np.asarray(pairs["apart"], dtype=bool)
-    left, right = np.asarray(pairs["l_node"]), np.asarray(pairs["r_node"])
-
-    own = np.asarray(pairs["model_p"], dtype=float)
-    checked = np.asarray(pairs["p"], dtype=float)
     # the checked figures are the model's own where no id checked the model (one walk then)
     probs = [own] if np.array_equal(own, checked) else [own, checked]
     chains = _chained(left[joined], right[joined], [p[joined] for p in probs], label)
@@ -210,3 +214,44 @@ def expected_quality(
         checked_precision=round(checked_precision, 6),
         checked_recall=round(checked_recall, 6),
     )
+
+
+def _apart(
+    backend: Backend, tokens: str, label: np.ndarray, left: np.ndarray, right: np.ndarray,
+    across: np.ndarray, prob: np.ndarray, clustering: Clustering,
+) -> np.ndarray:  # fmt: skip
+    """Per scored pair: are its two people kept apart by the conflict rules (a record of one conflicts
+    with a record of the other)? ``across``: the pairs between two people. Two people are checked (in
+    the database, where the tokens are) when a pair of probability ``MIN_P`` or more joins them:
+    together the others weigh little."""
+    rules = clustering.conflict_rules() if clustering.method == "constrained_components" else []
+    conflicts = [_conflict_sql(r) for r in rules]
+    if clustering.one_to_one:
+        conflicts.append(f"l.{SOURCE_DATASET} = r.{SOURCE_DATASET}")
+    apart = np.zeros(len(left), dtype=bool)
+    if not conflicts or not across.any():
+        return apart
+    base = len(label)
+    key = label[left] * base + label[right]  # the pair of people, as one integer
+    people = np.unique(key[across & (prob >= MIN_P)])
+    nodes = np.flatnonzero(label >= 0)
+    backend.con.register("eq_people", pa.table({"l_person": people // base, "r_person": people % base}))
+    backend.con.register("eq_labels", pa.table({NODE_ID: nodes, "person_id": label[nodes]}))
+    try:
+        kept_apart = backend.con.sql(f"""
+            WITH person AS (  -- the records of the people concerned, with the tokens the rules read
+                SELECT l.person_id, t.*
+                FROM eq_labels AS l JOIN {tokens} AS t USING ({NODE_ID})
+                WHERE l.person_id IN (SELECT l_person FROM eq_people UNION SELECT r_person FROM eq_people)
+            )
+            SELECT DISTINCT u.l_person * {base} + u.r_person AS people
+            FROM eq_people AS u
+            JOIN person AS l ON l.person_id = u.l_person
+            JOIN person AS r ON r.person_id = u.r_person
+            WHERE {" OR ".join(conflicts)}
+        """).fetchnumpy()["people"]
+    finally:
+        backend.con.unregister("eq_people")
+        backend.con.unregister("eq_labels")
+    apart[across] = np.isin(key[across], np.asarray(kept_apart))
+    return apart

@@ -18,20 +18,21 @@ Two methods:
 
 Whatever the method, the clustering also returns diagnostics (counts only, never a token): clusters
 still holding a conflict (possible with connected components or the override), bridge edges (pairs
-whose removal would split a person; found by igraph), edge density and records per agency of the
+whose removal would split a person), edge density and records per agency of the
 largest clusters. See docs/analyst-guide.md, "Chaining".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-import igraph
 import numpy as np
 import pyarrow as pa
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from linkage.config.linkage import Clustering, ConflictRule
+from linkage.link import nodes
 from linkage.link.backend import Backend
 from linkage.link.calibrate import ExpectedQuality, expected_quality
 from linkage.link.splink_adapter import SplinkDataFrame
@@ -62,17 +63,12 @@ class Clustered:
     edges: int = 0  # linked pairs (at or above the threshold)
 
 
-def _edges(backend: Backend, predictions: SplinkDataFrame, record_index: str, threshold: float) -> pa.Table:
-    """Pairs at or above the threshold as node ids, strongest first (ties in a fixed order)."""
+def _edges(backend: Backend, pairs: str, threshold: float) -> pa.Table:
+    """Pairs (link/nodes.py) at or above the threshold, strongest first (ties in a fixed order)."""
     return backend.con.sql(f"""
-        SELECT a.node_id AS node_id_l, b.node_id AS node_id_r, p.match_weight
-        FROM {predictions.physical_name} AS p
-        JOIN {record_index} AS a
-          ON a.{SOURCE_DATASET} = p.{SOURCE_DATASET}_l AND a.{RECORD_KEY} = p.{RECORD_KEY}_l
-        JOIN {record_index} AS b
-          ON b.{SOURCE_DATASET} = p.{SOURCE_DATASET}_r AND b.{RECORD_KEY} = p.{RECORD_KEY}_r
-        WHERE p.match_probability >= {threshold}
-        ORDER BY p.match_weight DESC, node_id_l, node_id_r
+        SELECT node_id_l, node_id_r, match_weight FROM {pairs}
+        WHERE match_probability >= {threshold}
+        ORDER BY match_weight DESC, node_id_l, node_id_r
     """).to_arrow_table()
 
 
@@ -108,17 +104,14 @@ class _Profiles:
         """The rule's name in diagnostics: its identifier column."""
         return self.rule.column if self.rule else "one_to_one"
 
-    def of(self, node: int) -> tuple[int, ...] | None:
-        row = self.codes[node]
-        return tuple(int(v) for v in row) if row[0] >= 0 else None
+    def of(self, nodes: np.ndarray) -> list[tuple[int, ...]]:
+        """The profile of each of ``nodes`` (all holding the identifier)."""
+        return list(map(tuple, self.codes[nodes].tolist()))
 
     def conflict(self, p: tuple[int, ...], q: tuple[int, ...]) -> bool:
         if p[0] == q[0]:
             return False
         return not any((p[i] >= 0 and p[i] == q[j]) or (p[j] >= 0 and p[j] == q[i]) for i, j in self.terms)
-
-    def any_conflict(self, a: Iterable, b: Iterable) -> bool:
-        return any(self.conflict(p, q) for p in a for q in b)
 
     def blocks(
         self, a: dict[tuple, list[int]], b: dict[tuple, list[int]], linked: set[tuple[int, int]]
@@ -138,15 +131,31 @@ class _Profiles:
                     return True
         return False
 
-    def may_conflict(self, labels: np.ndarray) -> np.ndarray:
-        """Per node: does its group hold two different identifiers (the only way to conflict)?"""
+    def conflicted(self, labels: np.ndarray) -> np.ndarray:
+        """The groups (``labels`` values) holding two conflicting records, found with array operations
+        (a loop over records took seconds at 10 M): groups holding two different identifiers (their
+        smallest and largest differ), then, for a rule with ``unless_any`` terms, every two distinct
+        profiles of one such group compared as ``conflict`` does."""
         has = np.flatnonzero(self.codes[:, 0] >= 0)
-        if not has.size:
-            return np.zeros(len(labels), dtype=bool)
-        base = int(self.codes[:, 0].max()) + 1
-        pairs = np.unique(labels[has] * base + self.codes[has, 0])  # distinct (group, identifier)
-        groups, count = np.unique(pairs // base, return_counts=True)
-        return np.isin(labels, groups[count > 1])
+        low = np.full(len(labels), np.iinfo(np.int64).max)
+        high = np.full(len(labels), -1)
+        np.minimum.at(low, labels[has], self.codes[has, 0])
+        np.maximum.at(high, labels[has], self.codes[has, 0])
+        differ = np.flatnonzero(high > low)
+        if not self.terms or not len(differ):
+            return differ
+        held = has[np.isin(labels[has], differ)]
+        rows = np.unique(np.column_stack([labels[held], self.codes[held]]), axis=0)  # (group, profile)
+        group, profile = rows[:, 0], rows[:, 1:]
+        # every two distinct profiles of one group: row i with each later row j of its group
+        later = np.searchsorted(group, group, side="right") - np.arange(len(group)) - 1
+        i = np.repeat(np.arange(len(group)), later)
+        j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(later) - later, later)
+        p, q = profile[i], profile[j]
+        clash = p[:, 0] != q[:, 0]
+        for a, b in self.terms:
+            clash &= ~(((p[:, a] >= 0) & (p[:, a] == q[:, b])) | ((p[:, b] >= 0) & (p[:, b] == q[:, a])))
+        return np.unique(group[i[clash]])
 
 
 @dataclass
@@ -158,21 +167,18 @@ class _OneSource(_Profiles):
     def conflict(self, p: tuple[int, ...], q: tuple[int, ...]) -> bool:
         return p[0] == q[0] and p[1] != q[1]
 
-    def of(self, node: int) -> tuple[int, ...] | None:
-        return (int(self.codes[node, 0]), node) if self.codes[node, 0] >= 0 else None
+    def of(self, nodes: np.ndarray) -> list[tuple[int, ...]]:
+        return list(zip(self.codes[nodes, 0].tolist(), nodes.tolist(), strict=True))
 
-    def may_conflict(self, labels: np.ndarray) -> np.ndarray:
+    def conflicted(self, labels: np.ndarray) -> np.ndarray:
         has = np.flatnonzero(self.codes[:, 0] >= 0)
         base = int(self.codes[:, 0].max()) + 1 if has.size else 1
         keys, count = np.unique(labels[has] * base + self.codes[has, 0], return_counts=True)
-        flagged = np.zeros(len(labels), dtype=bool)
-        flagged[np.isin(labels, keys[count > 1] // base)] = True
-        return flagged
+        return np.unique(keys[count > 1] // base)
 
 
-def _one_source(backend: Backend, record_index: str) -> _OneSource:
-    n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0]
-    codes = np.full((n + 1, 1), -1, dtype=np.int64)
+def _one_source(backend: Backend, record_index: str, n: int) -> _OneSource:
+    codes = np.full((n, 1), -1, dtype=np.int64)
     table = backend.con.sql(
         f"SELECT node_id, dense_rank() OVER (ORDER BY {SOURCE_DATASET}) AS code FROM {record_index}"
     ).to_arrow_table()
@@ -180,8 +186,10 @@ def _one_source(backend: Backend, record_index: str) -> _OneSource:
     return _OneSource(None, codes, [])
 
 
-def _profiles(backend: Backend, record_index: str, inputs: dict[str, str], rule: ConflictRule) -> _Profiles:
-    """Codes are ranks of the token values computed inside the database: no token reaches Python.
+def _profiles(backend: Backend, tokens: str, n: int, rule: ConflictRule) -> _Profiles:
+    """Codes are numbers standing for the token values (``tokens``: link/nodes.py), given inside the
+    database: no token reaches Python. The identifier and its typo terms share one numbering, so they
+    compare.
 
     A record whose weak marker is true (a placeholder date, an id that failed its check) has no
     code for the identifier, so it never conflicts on it (weak evidence forbids nothing).
@@ -193,49 +201,95 @@ def _profiles(backend: Backend, record_index: str, inputs: dict[str, str], rule:
             if c not in columns:
                 columns.append(c)
         terms.append((columns.index(term.left), columns.index(term.right)))
-    n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0]
-    codes = np.full((n + 1, len(columns)), -1, dtype=np.int64)  # node ids start at 1
+    codes = np.full((n, len(columns)), -1, dtype=np.int64)  # node ids start at 1
 
     def value(i: int, c: str) -> str:
         return f"CASE WHEN {rule.weak_marker} THEN NULL ELSE {c} END" if i == 0 and rule.weak_marker else c
 
     union = " UNION ALL ".join(
-        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {i} AS col, {value(i, c)} AS v FROM {table}"
-        for agency, table in inputs.items()
-        for i, c in enumerate(columns)
+        f"SELECT node_id, {i} AS col, {value(i, c)} AS v FROM {tokens}" for i, c in enumerate(columns)
     )
     table = backend.con.sql(f"""
-        SELECT r.node_id, i.col, dense_rank() OVER (ORDER BY i.v) AS code
-        FROM {record_index} AS r JOIN ({union}) AS i USING ({SOURCE_DATASET}, {RECORD_KEY})
-        WHERE i.v IS NOT NULL
+        WITH held AS ({union}),
+        dictionary AS (  -- one number per distinct value: codes are only ever compared for equality,
+            -- so any numbering will do (no sort: a dense rank sorted 40 M values at 10 M records)
+            SELECT v, row_number() OVER () AS code FROM (SELECT DISTINCT v FROM held WHERE v IS NOT NULL)
+        )
+        SELECT h.node_id, h.col, d.code FROM held AS h JOIN dictionary AS d USING (v)
     """).to_arrow_table()
     codes[table["node_id"].to_numpy(), table["col"].to_numpy()] = table["code"].to_numpy()
     return _Profiles(rule, codes, terms)
 
 
-def _graph(n: int, left: np.ndarray, right: np.ndarray) -> igraph.Graph:
-    """An undirected igraph graph of ``n`` nodes (add_edges takes the arrays without Python lists)."""
-    graph = igraph.Graph(n)
-    graph.add_edges(np.column_stack([left, right]))
-    return graph
+def _bridges(label: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The pairs inside a cluster whose removal would split it, each given by its lower end in a
+    spanning tree (a node; its cluster is ``label`` of it). ``left``/``right``: the pairs inside a
+    cluster, each once.
+
+    Array operations over scipy's breadth-first spanning forest instead of igraph's bridge search:
+    igraph reads the edges one by one (5 s at 10 M records before its 4 s search). A tree pair
+    (parent, child) is a bridge when no other pair joins the child's subtree to the rest of its
+    cluster: every non-tree pair (u, v) adds 1 at u and at v and -2 at their lowest common
+    ancestor, and a subtree summing to 0 is crossed by none.
+    """
+    n = len(label)
+    root = n  # a virtual root above every cluster's smallest node, so one search covers the forest
+    tops = np.flatnonzero(label == np.arange(n))
+    ends = (np.concatenate([left, right, np.full(len(tops), root)]), np.concatenate([right, left, tops]))
+    graph = coo_array((np.ones(len(ends[0]), dtype=np.int8), ends), shape=(n + 1, n + 1)).tocsr()
+    _, parent = breadth_first_order(graph, root, directed=True, return_predecessors=True)
+    parent[root] = root
+    # depth of every node, by pointer doubling (clusters are shallow: a few rounds)
+    depth, up = (np.arange(n + 1) != root).astype(np.int64), parent.copy()
+    while (up != root).any():
+        depth += depth[up]  # (the root's depth is 0)
+        up = up[up]
+    ancestors = [parent]  # ancestors[k][x]: the 2**k-th ancestor of x
+    while (1 << len(ancestors)) <= depth.max():
+        ancestors.append(ancestors[-1][ancestors[-1]])
+    tree = (parent[right] == left) | (parent[left] == right)
+    u, v = left[~tree], right[~tree]
+    deeper = depth[u] < depth[v]
+    u, v = np.where(deeper, v, u), np.where(deeper, u, v)  # u the deeper end
+    gap = depth[u] - depth[v]
+    for k, up_k in enumerate(ancestors):
+        u = np.where((gap >> k) & 1 == 1, up_k[u], u)
+    for up_k in reversed(ancestors):
+        differ = up_k[u] != up_k[v]
+        u, v = np.where(differ, up_k[u], u), np.where(differ, up_k[v], v)
+    lowest = np.where(u == v, u, parent[u])
+    crossing = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(crossing, left[~tree], 1)
+    np.add.at(crossing, right[~tree], 1)
+    np.add.at(crossing, lowest, -2)
+    by_depth = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[by_depth], np.arange(int(depth.max()) + 2))
+    for d in range(int(depth.max()), 1, -1):  # children before parents: subtree sums
+        nodes = by_depth[bounds[d] : bounds[d + 1]]
+        np.add.at(crossing, parent[nodes], crossing[nodes])
+    return np.flatnonzero((depth >= 2) & (crossing == 0))
 
 
 def _components(edges: pa.Table, n: int) -> np.ndarray:
-    """Connected components (igraph, the same grouping as Splink's), each labelled by its smallest node."""
-    graph = _graph(n, edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy())
-    membership = np.asarray(graph.connected_components().membership)
+    """Connected components (the same grouping as Splink's), each labelled by its smallest node.
+
+    scipy's, not igraph's: building an igraph graph of 12 M edges alone took 5 s (igraph reads the
+    edges one by one), scipy's sparse matrix takes the arrays as they are."""
+    left, right = edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()
+    graph = coo_array((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n)).tocsr()
+    _, membership = connected_components(graph, directed=True, connection="weak")
     smallest = np.full(membership.max() + 1, n, dtype=np.int64)
     np.minimum.at(smallest, membership, np.arange(n))
     return smallest[membership]
 
 
 def _may_conflict(labels: np.ndarray, profiles: list[_Profiles]) -> np.ndarray:
-    """Per node: does its group hold two different values of some rule's identifier? Only such groups
-    can hold a conflict (a conflict needs two different identifiers), so only they need a closer look."""
+    """Per node: does its group hold two conflicting records under some rule? Only such groups can
+    refuse a merge, so only they need the pairwise look."""
     flagged = np.zeros(len(labels), dtype=bool)
     for prof in profiles:
-        flagged |= prof.may_conflict(labels)
-    return flagged
+        flagged[prof.conflicted(labels)] = True
+    return flagged[labels]
 
 
 def _constrained(
@@ -249,7 +303,7 @@ def _constrained(
     links them directly (at or above the threshold: it scored the pair with that difference); every
     conflicting pair a merge would create must be such a direct link, so a difference is accepted on
     direct evidence, never through a chain. Returns (label per node: the smallest node of its person,
-    refusals). A connected component whose records never hold two different identifiers cannot refuse
+    refusals). A connected component holding no two conflicting records cannot refuse
     a merge, so it is taken whole; the pairwise loop runs only over the
     (few) components that might conflict, in the same strongest-first order.
     """
@@ -261,17 +315,11 @@ def _constrained(
     held: list[dict[int, dict[tuple, list[int]]]] = []  # rule -> root -> profile -> records holding it
     for prof in profiles:
         nodes = np.flatnonzero((prof.codes[:, 0] >= 0) & suspect)
-        held.append({int(x): {held_by: [int(x)]} for x in nodes if (held_by := prof.of(int(x))) is not None})
+        held.append({x: {p: [x]} for x, p in zip(nodes.tolist(), prof.of(nodes), strict=True)})
     soft = any(p.rule is not None and p.rule.direct_link_overrides for p in profiles)
     # pairs linked directly (only a rule yielding to direct links needs them)
-    linked = (
-        {
-            (min(a, b), max(a, b))
-            for a, b in zip(edges["node_id_l"].to_pylist(), edges["node_id_r"].to_pylist(), strict=True)
-        }
-        if soft
-        else set()
-    )
+    ends = edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()
+    linked = set(zip(np.minimum(*ends).tolist(), np.maximum(*ends).tolist(), strict=True)) if soft else set()
 
     def find(x: int) -> int:
         root = x
@@ -318,17 +366,11 @@ def _diagnose(
     left, right = edges["node_id_l"].to_numpy(), edges["node_id_r"].to_numpy()
     inside = label[left] == label[right]  # refused pairs end up between clusters
     left, right = left[inside], right[inside]
-    bridges = np.asarray(_graph(len(label), left, right).bridges(), dtype=np.int64)
-    bridges_per_cluster = np.bincount(label[left[bridges]], minlength=len(label))
+    bridges = _bridges(label, left, right)
+    bridges_per_cluster = np.bincount(label[bridges], minlength=len(label))
     edges_per_cluster = np.bincount(label[left], minlength=len(label))
 
-    conflicted: dict[str, set[int]] = {}
-    for prof in profiles:
-        members: dict[int, set] = {}
-        for node in np.flatnonzero(_may_conflict(label, [prof])).tolist():
-            if (held := prof.of(node)) is not None:
-                members.setdefault(int(label[node]), set()).add(held)
-        conflicted[prof.name] = {cid for cid, held in members.items() if prof.any_conflict(held, held)}
+    conflicted = {prof.name: set(prof.conflicted(label).tolist()) for prof in profiles}
 
     sizes = np.bincount(label[1:], minlength=len(label))  # node 0 is not a record
     ranked = np.lexsort((np.arange(len(sizes)), -sizes))[:largest]  # largest first, ties by id
@@ -379,28 +421,20 @@ def cluster(
     """Choose the threshold (unless fixed), cluster with the configured method, and diagnose."""
     threshold = choose_threshold(backend, predictions, config)
     n = backend.sql(f"SELECT max(node_id) FROM {record_index}")[0][0] + 1
-    profiles = [_profiles(backend, record_index, inputs, rule) for rule in config.conflict_rules()]
+    pairs = nodes.node_pairs(backend, predictions.physical_name, record_index)
+    tokens = nodes.node_tokens(backend, record_index, inputs, config)
+    profiles = [_profiles(backend, tokens, n, rule) for rule in config.conflict_rules()]
     if config.one_to_one:
-        profiles.append(_one_source(backend, record_index))
-    node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
-
-    def write(labels: np.ndarray) -> None:
-        _write_clusters(
-            backend, record_index, pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]})
-        )
+        profiles.append(_one_source(backend, record_index, n))
 
     def people(at: ThresholdChoice) -> tuple[pa.Table, np.ndarray, int, ExpectedQuality]:
-        edges = _edges(backend, predictions, record_index, at.threshold_match_probability)
+        edges = _edges(backend, pairs, at.threshold_match_probability)
         refused = 0
         if config.method == "connected_components":
             labels = _components(edges, n)
         else:
             labels, refused = _constrained(edges, profiles, n, config.override_match_weight)
-        write(labels)
-        expected = expected_quality(
-            backend, predictions.physical_name, CLUSTERS, record_index, inputs, config
-        )
-        return edges, labels, refused, expected
+        return edges, labels, refused, expected_quality(backend, pairs, tokens, labels, config)
 
     edges, labels, refused, expected = people(threshold)
     floor = config.auto_threshold.min_expected_precision
@@ -419,7 +453,11 @@ def cluster(
                 update={"rule": f"{threshold.rule}; kept: raising it to match weight {higher.match_weight:g} "
                         "lowered the people's expected F1"}
             )  # fmt: skip
-            write(labels)
+    nodes.drop(backend)
+    node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
+    _write_clusters(
+        backend, record_index, pa.table({"node_id": node_ids, "person_id": labels[node_ids.to_numpy()]})
+    )
     threshold = threshold.model_copy(
         update={
             "people_expected_precision": expected.expected_precision,
