@@ -32,10 +32,13 @@ from pathlib import Path
 
 import duckdb
 import jellyfish
+import pyarrow.parquet as pq
 import yaml
+from splink import DuckDBAPI
 
 from linkage.config.linkage import LinkageConfig
-from linkage.link.model import blocking_rules_sql
+from linkage.link.backend import Backend, _cap_sql
+from linkage.link.model import blocking_rules_sql, capped
 
 # token family -> levels as (label, SQL over l./r. that holds), strongest first (mirrors derive.py's
 # comparisons); a family is 'missing' when its key column is NULL on either side
@@ -124,10 +127,16 @@ def analyse(work: Path, name: str, run: str = "default", examples: int = 0) -> d
     con = duckdb.connect()
     con.execute("SET threads = 2")
     extracts = sorted((data / "extracts").glob("*.parquet"))
+    # the capped rules' flags (model.cap_column), computed as the run computes them
+    caps = capped(resolved.blocking_rules)
+    Backend(DuckDBAPI(con), con).load_common_values({p.stem: p for p in extracts}, caps)
     con.execute(
         "CREATE TABLE tokens AS "
         + " UNION ALL BY NAME ".join(
-            f"SELECT '{p.stem}' AS source_dataset, * FROM read_parquet('{p}')" for p in extracts
+            f"SELECT '{p.stem}' AS source_dataset, t.*{''.join(f', {f}' for f in flags)} "
+            f"FROM read_parquet('{p}') AS t {joins}"
+            for p in extracts
+            for flags, joins in [_cap_sql(caps, set(pq.read_schema(p).names))]
         )
     )
     columns = {r[0] for r in con.execute("DESCRIBE tokens").fetchall()}
@@ -226,23 +235,28 @@ def analyse(work: Path, name: str, run: str = "default", examples: int = 0) -> d
         if len(shown) < examples:
             shown.append({"stage": stage, "match_weight": r["match_weight"], **profile})
     totals = con.execute("SELECT count(*), count(*) FILTER (found) FROM true_pairs").fetchall()[0]
-    # wrong links: pairs of records put in one person that are different people
-    wrong = con.execute(f"""
-        WITH wrong AS (
-            SELECT l.source_dataset AS sd_l, l.record_key AS rk_l,
-                   r.source_dataset AS sd_r, r.record_key AS rk_r
-            FROM rec AS l JOIN rec AS r
-              ON l.predicted = r.predicted AND l.node < r.node AND l.truth <> r.truth AND {pair_filter}
-        )
-        SELECT count(*),
-               count(*) FILTER (WHERE EXISTS (
+    # wrong links: pairs of records put in one person that are different people, and how their token
+    # families compare (directly linked ones: the evidence the model took for a match)
+    con.execute(f"""
+        CREATE TABLE wrong AS
+        SELECT l.node AS node_l, r.node AS node_r, EXISTS (
                    SELECT 1 FROM pairs AS p WHERE p.match_probability >= {threshold} AND (
-                       (p.source_dataset_l = sd_l AND p.record_key_l = rk_l
-                        AND p.source_dataset_r = sd_r AND p.record_key_r = rk_r)
-                    OR (p.source_dataset_l = sd_r AND p.record_key_l = rk_r
-                        AND p.source_dataset_r = sd_l AND p.record_key_r = rk_l))))
-        FROM wrong
-    """).fetchall()[0]
+                       (p.source_dataset_l = l.source_dataset AND p.record_key_l = l.record_key
+                        AND p.source_dataset_r = r.source_dataset AND p.record_key_r = r.record_key)
+                    OR (p.source_dataset_l = r.source_dataset AND p.record_key_l = r.record_key
+                        AND p.source_dataset_r = l.source_dataset AND p.record_key_r = l.record_key))
+               ) AS direct
+        FROM rec AS l JOIN rec AS r
+          ON l.predicted = r.predicted AND l.node < r.node AND l.truth <> r.truth AND {pair_filter}
+    """)
+    wrong = con.execute("SELECT count(*), count(*) FILTER (direct) FROM wrong").fetchall()[0]
+    wrong_patterns = con.execute(f"""
+        SELECT concat_ws(' ', {", ".join(f"'{f}=' || {f}" for f in [*levels, *id_levels])}) AS pattern,
+               count(*) AS n
+        FROM (SELECT {selects} FROM wrong AS w
+              JOIN rec AS l ON l.node = w.node_l JOIN rec AS r ON r.node = w.node_r WHERE w.direct)
+        GROUP BY ALL ORDER BY n DESC, pattern LIMIT 15
+    """).fetchall()
     return {
         "set": name,
         "run": str(run_dir),
@@ -259,6 +273,7 @@ def analyse(work: Path, name: str, run: str = "default", examples: int = 0) -> d
             "pairs": wrong[0],
             "linked_directly": wrong[1],
             "through_chaining": wrong[0] - wrong[1],
+            "linked_directly_patterns_top": [{"pattern": p, "pairs": n} for p, n in wrong_patterns],
         },
         "examples": shown,
     }
