@@ -449,3 +449,26 @@ def test_bridges_are_those_igraph_finds(seed):
     expected = np.bincount(label[left[graph.bridges()]], minlength=n)
     found = _bridges(label, left, right)
     assert np.array_equal(np.bincount(label[found], minlength=n), expected) and expected.sum() > 0
+
+
+def test_precision_first_raises_step_by_step_until_the_people_reach_the_floor():
+    """Eight people of six records, each with a seventh record linked at weight 1, 2, ... 8 (and weak
+    to the other six). At a floor of 0.905 the first raise (1 -> 5.5) leaves the people at 0.903:
+    precision first takes a second step; with the F1 guard (the default) one step is all."""
+    pairs, node = [], 0
+    for w in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0):
+        person = list(range(node + 1, node + 7))
+        extra = node + 7
+        node = extra
+        pairs += [(a, b, 12.0) for i, a in enumerate(person) for b in person[i + 1 :]]
+        pairs += [(person[-1], extra, w)] + [(a, extra, -3.0) for a in person[:-1]]
+    records = [{} for _ in range(node)]
+    strict = {"min_expected_precision": 0.905, "floor_needs_f1_gain": False}
+    _, result = _people(_backend(records, pairs), _config("pnc", threshold="auto", auto_threshold=strict))
+    choice = result.threshold
+    assert choice.rule.count("raised") == 2
+    assert "match weight 5.5 had expected precision 0.9030" in choice.rule
+    assert choice.match_weight == 6.5 and choice.raised_from_match_weight == 1.0
+    assert choice.people_expected_precision >= 0.905
+    guarded = _config("pnc", threshold="auto", auto_threshold={"min_expected_precision": 0.905})
+    assert _people(_backend(records, pairs), guarded)[1].threshold.rule.count("raised") <= 1

@@ -426,7 +426,8 @@ class AutoThreshold(Strict):
     floor_needs_f1_gain: bool = Field(
         True,
         description="Keep a raise for the precision floor only if the people's expected F1 is at least as "
-        "high there. false: the floor holds unconditionally (precision first, whatever the recall cost).",
+        "high there (one raise is tried). false: precision first, whatever the recall cost: raised step by "
+        "step (up to four raises, each another clustering) until the people reach the floor.",
     )
     calibrate_with_ids: bool = Field(
         True,

@@ -40,6 +40,7 @@ from linkage.link.threshold import ThresholdChoice, choose_threshold, raised
 from linkage.tokens.spec import RECORD_KEY, ROLE, SOURCE_DATASET, SOURCE_ROW, VICTIM_INDEX
 
 CLUSTERS = "clusters"
+MAX_RAISES = 4  # precision first (floor_needs_f1_gain: false): raises tried, each a clustering
 
 
 @dataclass
@@ -440,19 +441,27 @@ def cluster(
     floor = config.auto_threshold.min_expected_precision
     auto = config.threshold_match_probability == "auto"
     higher = raised(threshold, expected.expected_precision, floor) if auto else None
-    if higher is not None:  # the people fall below the floor: try the raised threshold, keep the better F1
+    if higher is not None and config.auto_threshold.floor_needs_f1_gain:
+        # the people fall below the floor: try the raised threshold, keep the better F1 (judged on the
+        # figures checked against an id where the data has one: link/recalibrate.py). One step: each
+        # is another clustering, and at 10 M synthetic records the checked F1 falls beyond the first
         first = (threshold, edges, labels, refused, expected)
         edges, labels, refused, expected = people(higher)
         threshold = higher
-        # the raise would cost more recall than it gains precision (judged on the figures checked against
-        # an id where the data has one: link/recalibrate.py)
-        costly = expected.checked_f1 < first[4].checked_f1
-        if costly and config.auto_threshold.floor_needs_f1_gain:
+        if expected.checked_f1 < first[4].checked_f1:  # it costs more recall than it gains precision
             threshold, edges, labels, refused, expected = first
             threshold = threshold.model_copy(
                 update={"rule": f"{threshold.rule}; kept: raising it to match weight {higher.match_weight:g} "
                         "lowered the people's expected F1"}
             )  # fmt: skip
+    elif higher is not None:  # precision first: raise step by step until the people reach the floor
+        start = threshold.match_weight
+        for _ in range(MAX_RAISES):
+            edges, labels, refused, expected = people(higher)
+            threshold = higher.model_copy(update={"raised_from_match_weight": start})
+            higher = raised(threshold, expected.expected_precision, floor)
+            if higher is None:
+                break
     nodes.drop(backend)
     node_ids = backend.con.sql(f"SELECT node_id FROM {record_index}").to_arrow_table()["node_id"]
     _write_clusters(

@@ -158,8 +158,8 @@ def raised(choice: ThresholdChoice, people_precision: float, floor: float) -> Th
     through weak pairs stays until its links go): it is taken to shrink as the cube root of theirs
     (on the synthetic data at a million records, about the 0.35th power), so the new threshold is
     the lowest on the curve whose share is at most the current one times
-    ((1 - floor) / (1 - people_precision)) ** 3. One step only: at national scale each clustering
-    costs about a minute; the report shows the people's expected precision at the threshold kept.
+    ((1 - floor) / (1 - people_precision)) ** 3. The rule says which step it was; the report shows the
+    people's expected precision at the threshold kept (link/cluster.py decides how many steps).
     """
     if people_precision >= floor:
         return None
