@@ -188,6 +188,10 @@ def test_run_folder_contents_and_metrics(linked):
     assert 0.9 < expected["expected_precision"] <= 1 and 0.9 < expected["expected_recall"] <= 1
     assert expected["pairs_joined"] >= expected["pairs_joined_scored"] > 0
     assert "expected precision of the people formed" in (out / "quality.html").read_text()
+    # what each blocking rule's comparisons linked: every linked pair under the rule that found it
+    assert sum(b["linked"] for b in metrics["blocking"]) == metrics["pairs_linked"]
+    assert all(0 <= b["linked"] <= b["comparisons"] for b in metrics["blocking"])
+    assert "What each blocking rule found" in (out / "quality.html").read_text()
     # checked against the PNC (link/recalibrate.py): pairs with other evidence of weight 6-16 are
     # right less often than the model says (twins, households), and the measured share never falls
     checked = metrics["id_calibration"]
@@ -454,6 +458,7 @@ def test_scored_pairs_are_an_owner_only_output_without_tokens(linked):
         "record_key_r",
         "match_weight",
         "match_probability",
+        "match_key",
     ]
     floor = linked.metrics.threshold.curve[0].match_weight
     assert duckdb.sql(f"SELECT min(match_weight) FROM read_parquet('{pairs}')").fetchall()[0][0] >= floor
@@ -482,6 +487,10 @@ def test_recluster_equals_a_run_with_the_same_model_at_that_threshold(
     assert _clusters(again.out_dir) == _clusters(full.out_dir)
     assert _clusters(again.out_dir) != _clusters(linked.out_dir)  # the threshold did change something
     assert again.metrics.pairs_linked == full.metrics.pairs_linked
+    # what each blocking rule's comparisons linked: the same, and every linked pair counted once
+    per_rule = [b.linked for b in again.metrics.blocking]
+    assert per_rule == [b.linked for b in full.metrics.blocking]
+    assert sum(per_rule) == again.metrics.pairs_linked and per_rule[0] > 0
     assert again.metrics.threshold_match_probability == threshold
     assert (again.out_dir / "pairs.parquet").stat().st_mode & 0o777 == 0o600
     # as a match weight, the same threshold

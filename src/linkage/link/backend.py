@@ -62,6 +62,7 @@ PREDICTION_COLUMNS = (
     f"{RECORD_KEY}_r",
     "match_weight",
     "match_probability",
+    "match_key",  # the blocking rule (its index) that found the pair first: links per rule in metrics
 )
 
 

@@ -31,6 +31,9 @@ class BlockingRuleCount(BaseModel):
     sql: str
     comparisons: int  # pairs this rule adds that no earlier rule found
     cumulative: int
+    # of those, pairs at or above the threshold: what the rule's comparisons bought (None: scored pairs
+    # of a run from before pairs.parquet kept the rule)
+    linked: int | None = None
 
 
 class PairsAtThreshold(BaseModel):
@@ -190,6 +193,17 @@ def collect_metrics(
     linked = backend.sql(
         f"SELECT count(*) FROM {predictions.physical_name} WHERE match_probability >= {threshold}"
     )[0][0]
+    held = {r[0] for r in backend.con.execute(f"DESCRIBE {predictions.physical_name}").fetchall()}
+    linked_per_rule = (
+        dict(
+            backend.sql(f"""
+                SELECT CAST(match_key AS INTEGER), count(*) FROM {predictions.physical_name}
+                WHERE match_probability >= {threshold} GROUP BY 1
+            """)
+        )
+        if "match_key" in held
+        else None
+    )
     # every record the run linked: the agency's own (subject) rows and its victim mentions
     records = {agency: m.counts.written + m.counts.victim_mentions for agency, m in manifests.items()}
     n = sum(records.values())
@@ -203,8 +217,14 @@ def collect_metrics(
         backend=config.backend.model_dump(mode="json", exclude={"database_dir", "keep_database"}),
         probability_two_random_records_match=model["probability_two_random_records_match"],
         blocking=[
-            BlockingRuleCount(name=r.name, sql=r.sql, comparisons=n, cumulative=c)
-            for r, n, c in zip(rules, added, cumulative, strict=True)
+            BlockingRuleCount(
+                name=r.name,
+                sql=r.sql,
+                comparisons=n,
+                cumulative=c,
+                linked=None if linked_per_rule is None else linked_per_rule.get(i, 0),
+            )
+            for i, (r, n, c) in enumerate(zip(rules, added, cumulative, strict=True))
         ],
         comparisons_total=cumulative[-1] if cumulative else 0,
         link_type=config.link_type,

@@ -329,6 +329,13 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
                 for b in metrics.blocking_candidates
             ],
         )
+        + "<h3>What each blocking rule found</h3><p class='note'>Pairs each rule adds to those found by "
+        "the rules above it, and how many of them are linked (at or above the threshold): a rule whose "
+        "comparisons link almost nothing costs time for little recall (docs/scaling.md).</p>"
+        + _table(
+            ["rule", "comparisons", "linked"],
+            [[b.name, b.comparisons, "n/a" if b.linked is None else b.linked] for b in metrics.blocking],
+        )
         + _id_check(metrics)
         + "<h3>Timings (seconds)</h3>"
         + _table(["stage", "seconds"], timings)
