@@ -16,6 +16,7 @@ from splink import DuckDBAPI
 
 from linkage.config.linkage import Clustering, ConflictRule, match_weight
 from linkage.link import calibrate
+from linkage.link import cluster as cluster_module
 from linkage.link.backend import Backend
 from linkage.link.cluster import _bridges, _Profiles, cluster
 from linkage.link.threshold import choose_threshold, expected_curve, probability
@@ -381,7 +382,7 @@ def test_a_raise_that_costs_the_people_more_recall_than_it_gains_is_not_kept():
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_conflicted_groups_are_those_holding_two_conflicting_profiles(seed):
+def test_conflicted_groups_are_those_holding_two_conflicting_profiles(seed, monkeypatch):
     """The array search for groups with a conflict (date of birth with typo terms) gives the groups a
     comparison of every two records' profiles gives."""
     rng = np.random.default_rng(seed)
@@ -392,6 +393,11 @@ def test_conflicted_groups_are_those_holding_two_conflicting_profiles(seed):
     labels = np.minimum(np.arange(n), rng.integers(0, n, size=n))  # groups of various sizes
     labels = labels[labels]
     found = set(prof.conflicted(labels).tolist())
+    # groups with more distinct profiles than are paired up with arrays: searched one by one (exact),
+    # or taken as conflicted (the filter before the constrained clustering)
+    monkeypatch.setattr(cluster_module, "_PAIRWISE", 2)
+    assert set(prof.conflicted(labels).tolist()) == found
+    assert set(prof.conflicted(labels, exact=False).tolist()) > found
     members: dict[int, list[int]] = {}
     for node in range(n):
         if codes[node, 0] >= 0:
@@ -420,6 +426,8 @@ def test_chains_walked_in_batches_equal_shortest_paths_one_person_at_a_time(seed
             if a != b:
                 pairs.add((a, b))
     left, right = (np.array(side) for side in zip(*sorted(pairs), strict=True))
+    # a few pairs scored twice, with different probabilities: the stronger one counts, as in igraph
+    left, right = np.concatenate([left, left[:3]]), np.concatenate([right, right[:3]])
     probs = [rng.uniform(0.05, 1.0, size=len(left)), rng.uniform(0.05, 1.0, size=len(left))]
     batched = calibrate._chained(left, right, probs, label)
     monkeypatch.setattr(calibrate, "_BATCHED", 0)  # every person alone, through igraph

@@ -141,7 +141,8 @@ def _floyd(
     for k, cost in enumerate(costs):
         dist = np.full((count, size, size), np.inf)
         dist[:, np.arange(size), np.arange(size)] = 0.0
-        dist[person, a, b] = dist[person, b, a] = cost
+        np.minimum.at(dist, (person, a, b), cost)  # the strongest of a pair scored twice
+        np.minimum.at(dist, (person, b, a), cost)
         for via in range(size):
             np.minimum(dist, dist[:, :, via, None] + dist[:, None, via, :], out=dist)
         totals[k] += float(np.exp(-dist[:, upper[0], upper[1]])[unscored].sum())  # unreachable: inf -> 0
@@ -189,6 +190,8 @@ def expected_quality(
     left, right = np.asarray(scored[f"{NODE_ID}_l"]), np.asarray(scored[f"{NODE_ID}_r"])
     own = np.asarray(scored["match_probability"], dtype=float)
     checked = np.asarray(scored[CALIBRATED], dtype=float)
+    if np.isnan(own).any() or np.isnan(checked).any():  # would silently spread through every estimate
+        raise ValueError(f"{pairs}: a scored pair has no match probability (NaN)")
     joined = label[left] == label[right]
     may_match = joined | ~_apart(backend, tokens, label, left, right, ~joined, checked, clustering)
     sizes = np.bincount(label[label >= 0])

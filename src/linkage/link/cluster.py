@@ -41,6 +41,7 @@ from linkage.tokens.spec import RECORD_KEY, ROLE, SOURCE_DATASET, SOURCE_ROW, VI
 
 CLUSTERS = "clusters"
 MAX_RAISES = 4  # precision first (floor_needs_f1_gain: false): raises tried, each a clustering
+_PAIRWISE = 64  # distinct profiles of a group compared two by two with arrays (_Profiles.conflicted)
 
 
 @dataclass
@@ -132,11 +133,17 @@ class _Profiles:
                     return True
         return False
 
-    def conflicted(self, labels: np.ndarray) -> np.ndarray:
+    def conflicted(self, labels: np.ndarray, *, exact: bool = True) -> np.ndarray:
         """The groups (``labels`` values) holding two conflicting records, found with array operations
         (a loop over records took seconds at 10 M): groups holding two different identifiers (their
         smallest and largest differ), then, for a rule with ``unless_any`` terms, every two distinct
-        profiles of one such group compared as ``conflict`` does."""
+        profiles of one such group compared as ``conflict`` does.
+
+        Comparing every two profiles grows with the square of a group's distinct profiles, so groups
+        holding more than ``_PAIRWISE`` of them (a chain of thousands of records before the rules break
+        it) are not paired up: with ``exact=False`` (a filter, where a group too many is only more work)
+        they count as conflicted, otherwise they are searched one by one, stopping at the first conflict.
+        """
         has = np.flatnonzero(self.codes[:, 0] >= 0)
         low = np.full(len(labels), np.iinfo(np.int64).max)
         high = np.full(len(labels), -1)
@@ -148,6 +155,12 @@ class _Profiles:
         held = has[np.isin(labels[has], differ)]
         rows = np.unique(np.column_stack([labels[held], self.codes[held]]), axis=0)  # (group, profile)
         group, profile = rows[:, 0], rows[:, 1:]
+        large = np.searchsorted(group, group, side="right") - np.searchsorted(group, group) > _PAIRWISE
+        crowded = np.unique(group[large])
+        if exact:
+            kept = [g for g in crowded.tolist() if self._any_conflict(profile[group == g])]
+            crowded = np.array(kept, dtype=np.int64)
+        group, profile = group[~large], profile[~large]
         # every two distinct profiles of one group: row i with each later row j of its group
         later = np.searchsorted(group, group, side="right") - np.arange(len(group)) - 1
         i = np.repeat(np.arange(len(group)), later)
@@ -156,7 +169,12 @@ class _Profiles:
         clash = p[:, 0] != q[:, 0]
         for a, b in self.terms:
             clash &= ~(((p[:, a] >= 0) & (p[:, a] == q[:, b])) | ((p[:, b] >= 0) & (p[:, b] == q[:, a])))
-        return np.unique(group[i[clash]])
+        return np.unique(np.concatenate([crowded, group[i[clash]]]))
+
+    def _any_conflict(self, profiles: np.ndarray) -> bool:
+        """Do two of these distinct profiles conflict? (Stops at the first conflict.)"""
+        rows = [tuple(r) for r in profiles.tolist()]
+        return any(self.conflict(p, q) for k, p in enumerate(rows) for q in rows[k + 1 :])
 
 
 @dataclass
@@ -171,7 +189,7 @@ class _OneSource(_Profiles):
     def of(self, nodes: np.ndarray) -> list[tuple[int, ...]]:
         return list(zip(self.codes[nodes, 0].tolist(), nodes.tolist(), strict=True))
 
-    def conflicted(self, labels: np.ndarray) -> np.ndarray:
+    def conflicted(self, labels: np.ndarray, *, exact: bool = True) -> np.ndarray:
         has = np.flatnonzero(self.codes[:, 0] >= 0)
         base = int(self.codes[:, 0].max()) + 1 if has.size else 1
         keys, count = np.unique(labels[has] * base + self.codes[has, 0], return_counts=True)
@@ -289,7 +307,7 @@ def _may_conflict(labels: np.ndarray, profiles: list[_Profiles]) -> np.ndarray:
     refuse a merge, so only they need the pairwise look."""
     flagged = np.zeros(len(labels), dtype=bool)
     for prof in profiles:
-        flagged[prof.conflicted(labels)] = True
+        flagged[prof.conflicted(labels, exact=False)] = True
     return flagged[labels]
 
 

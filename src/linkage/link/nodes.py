@@ -57,6 +57,9 @@ def node_tokens(backend: Backend, record_index: str, inputs: dict[str, str], clu
     select = "".join(f", t.{c}" for c in rule_columns(clustering))
     if clustering.one_to_one:
         select += f", i.{SOURCE_DATASET}"
+    if not select:  # no rule reads a token: the node ids alone
+        backend.con.execute(f"CREATE OR REPLACE TABLE {TOKENS} AS SELECT {NODE_ID} FROM {record_index}")
+        return TOKENS
     union = " UNION ALL ".join(
         f"SELECT i.{NODE_ID}{select} "
         f"FROM {table} AS t JOIN {record_index} AS i "
