@@ -87,6 +87,10 @@ class Backend:
         """Run a query and fetch its rows (our own steps: loading, clustering, metrics)."""
         return self.con.execute(query).fetchall()
 
+    def columns(self, table: str) -> set[str]:
+        """The column names of a table in the local database."""
+        return {r[0] for r in self.sql(f"DESCRIBE {table}")}
+
     def count_per_rule(self, blocked_pairs: str) -> dict[int, int]:
         """Pairs each blocking rule adds (by rule index), from Splink's table of blocked pairs, on the
         engine that holds it. Splink tags each pair with the first rule that found it (match_key)."""

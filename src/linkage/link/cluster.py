@@ -76,7 +76,7 @@ def _edges(backend: Backend, pairs: str, threshold: float) -> pa.Table:
 
 def _write_clusters(backend: Backend, record_index: str, labels: pa.Table) -> str:
     """Join ``labels`` (node_id, person_id: the smallest node id of the person) to the record index."""
-    held = {r[0] for r in backend.con.execute(f"DESCRIBE {record_index}").fetchall()}
+    held = backend.columns(record_index)
     # a victim mention shares its subject's source_row: role and victim_index tell them apart
     mentions = "".join(f", r.{c}" for c in (ROLE, VICTIM_INDEX) if c in held)
     backend.con.register("cluster_labels", labels)

@@ -190,20 +190,16 @@ def collect_metrics(
         + f", count(*) FROM {predictions.physical_name}"
     )[0]
     threshold = clustered.threshold.threshold_match_probability
-    linked = backend.sql(
-        f"SELECT count(*) FROM {predictions.physical_name} WHERE match_probability >= {threshold}"
-    )[0][0]
-    held = {r[0] for r in backend.con.execute(f"DESCRIBE {predictions.physical_name}").fetchall()}
-    linked_per_rule = (
-        dict(
-            backend.sql(f"""
-                SELECT CAST(match_key AS INTEGER), count(*) FROM {predictions.physical_name}
-                WHERE match_probability >= {threshold} GROUP BY 1
-            """)
-        )
-        if "match_key" in held
-        else None
+    # the linked pairs by the blocking rule that found them (scored pairs of older runs carry no rule)
+    key = "CAST(match_key AS INTEGER)" if "match_key" in backend.columns(predictions.physical_name) else "-1"
+    by_rule = dict(
+        backend.sql(f"""
+            SELECT {key}, count(*) FROM {predictions.physical_name}
+            WHERE match_probability >= {threshold} GROUP BY 1
+        """)
     )
+    linked = sum(by_rule.values())
+    linked_per_rule = None if key == "-1" else by_rule
     # every record the run linked: the agency's own (subject) rows and its victim mentions
     records = {agency: m.counts.written + m.counts.victim_mentions for agency, m in manifests.items()}
     n = sum(records.values())

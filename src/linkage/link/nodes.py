@@ -35,7 +35,7 @@ def rule_columns(clustering: Clustering) -> list[str]:
 def node_pairs(backend: Backend, predictions: str, record_index: str) -> str:
     """The scored pairs by node id. Pairs scored over one table (model.one_table) carry the node ids
     already; pairs scored per agency, or read back from pairs.parquet, are joined to the record index."""
-    held = {r[0] for r in backend.con.execute(f"DESCRIBE {predictions}").fetchall()}
+    held = backend.columns(predictions)
     scores = f"p.match_weight, p.match_probability, p.{CALIBRATED}"
     if {f"{NODE_ID}_l", f"{NODE_ID}_r"} <= held:
         select = f"SELECT p.{NODE_ID}_l, p.{NODE_ID}_r, {scores} FROM {predictions} AS p"
