@@ -163,6 +163,10 @@ def test_no_correction_without_a_checked_id_enough_labels_or_an_excess_of_differ
     (check,) = measure(_backend(honest), _config(), _model(error=0.02), {"police": len(honest["police"])})
     assert check.different_ids == 30 and check.labelled_pairs >= MIN_LABELLED
     assert check.weight is None and "error rate explains" in check.note
+    # an id that differs for many true matches is no check (and never divides by zero)
+    for error in (0.2, 0.999):
+        (check,) = measure(_backend(tables), _config(), _model(error=error), records)
+        assert check.weight is None and "no check" in check.note
 
 
 def test_the_added_comparison_lowers_exactly_the_pairs_agreeing_on_all_and_is_reloaded_as_is():

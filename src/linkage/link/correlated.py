@@ -23,10 +23,11 @@ The model gains one comparison per group whose level "all of them agree" carries
 weight of the joint agreement as measured. It is part of model.json, so `linkage run --model` and
 `linkage recluster` score with it, and the report's weight charts show it.
 
-No correction (a note says why) without a checked id, with fewer than ``MIN_LABELLED`` labelled
-pairs, or when the different ids are no more than the id's own error rate explains (``Z`` standard
-errors). The assumption, as for the id calibration (recalibrate.py): pairs whose records carry the
-id are like the others (twins are no rarer among people with a PNC id).
+No correction (a note says why) without a checked id, with an id whose trained error rate is above
+recalibrate's ``MAX_ID_ERROR``, with fewer than ``MIN_LABELLED`` labelled pairs, or when the
+different ids are no more than the id's own error rate explains (``Z`` standard errors). The
+assumption, as for the id calibration (recalibrate.py): pairs whose records carry the id are like
+the others (twins are no rarer among people with a PNC id).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from splink import Linker
 from linkage.config.linkage import ConflictRule, Correlated, LinkageConfig
 from linkage.link.backend import Backend
 from linkage.link.model import group_columns
-from linkage.link.recalibrate import checked_rules, id_levels, ids_sql
+from linkage.link.recalibrate import MAX_ID_ERROR, checked_rules, id_levels, ids_sql
 from linkage.link.splink_adapter import ComparisonLevelCreator, add_comparison
 from linkage.link.train import possible_pairs
 from linkage.tokens.spec import SOURCE_DATASET
@@ -136,6 +137,9 @@ def _measure(
         }
     )
     excess = d - error * n_l  # different ids beyond those of one person holding two valid ids
+    if error > MAX_ID_ERROR:
+        note = f"{rule.column} differs for {error:.1%} of true matches (trained m): no check"
+        return check.model_copy(update={"note": note})
     if n_l < MIN_LABELLED:
         note = f"{n_l} agreeing pairs hold a checked {rule.column} on both records (< {MIN_LABELLED})"
         return check.model_copy(update={"note": note})
