@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from splink import DuckDBAPI, Linker
 
-from linkage.config.linkage import LinkageConfig
+from linkage.config.linkage import VICTIM_MENTION, LinkageConfig
 from linkage.errors import ConfigError
 from linkage.link.backend import Backend
 from linkage.link.correlated import MIN_LABELLED, CorrelatedCheck, corrected, measure
@@ -35,7 +35,17 @@ def _model(error: float = ERROR) -> dict:
     return {"comparisons": [*comparisons, {"output_column_name": "pnc", "comparison_levels": pnc}]}
 
 
-def _config(link_type: str = "link_and_dedupe", conflicts: list | None = None) -> LinkageConfig:
+# a comparison reading the victim-mention flag (as the derived record_roles does)
+ROLES = {
+    "name": "roles",
+    "missing_when": [VICTIM_MENTION],
+    "levels": [{"label": "v", "equal": [VICTIM_MENTION]}],
+}
+
+
+def _config(
+    link_type: str = "link_and_dedupe", conflicts: list | None = None, victims: bool = False
+) -> LinkageConfig:
     comparisons = [
         {"name": n, "missing_when": [c], "levels": [{"label": f"same {c}", "equal": [c]}]}
         for n, c in COLUMNS.items()
@@ -43,6 +53,7 @@ def _config(link_type: str = "link_and_dedupe", conflicts: list | None = None) -
     comparisons.append(
         {"name": "pnc", "missing_when": ["pnc"], "levels": [{"label": "same", "equal": ["pnc"]}]}
     )
+    comparisons += [ROLES] if victims else []
     return LinkageConfig.model_validate(
         {
             "link_type": link_type,
@@ -65,6 +76,7 @@ def _backend(tables: dict[str, list[dict]]) -> Backend:
             "record_key": pa.array([r["record_key"] for r in rows], pa.int64()),
             **{c: pa.array([r.get(c) for r in rows], pa.int64()) for c in ("sn", "dob", "pc", "pnc")},
             "pnc_weak": pa.array([r.get("pnc_weak") for r in rows], pa.bool_()),
+            VICTIM_MENTION: pa.array([r.get(VICTIM_MENTION) for r in rows], pa.bool_()),
         }
         con.register("rows", pa.table(data))
         con.execute(f"CREATE TABLE input_{agency} AS SELECT * FROM rows")
@@ -72,9 +84,12 @@ def _backend(tables: dict[str, list[dict]]) -> Backend:
     return Backend(DuckDBAPI(con), con)
 
 
-def _population(rng: random.Random, *, people: int, twins: int, errors: int, agencies: list[str]) -> dict:
+def _population(
+    rng: random.Random, *, people: int, twins: int, errors: int, agencies: list[str], victims: int = 0
+) -> dict:
     """Records of one person share sn, dob and pc (some lack a PNC, a date, or hold a weak PNC);
-    twins share them with a sibling of another PNC; 'errors' are people holding two valid PNCs."""
+    twins share them with a sibling of another PNC; 'errors' are people holding two valid PNCs;
+    'victims' are people named as victims (no PNC), some also subjects, some twins."""
     tables: dict[str, list[dict]] = {a: [] for a in agencies}
     key = itertools.count(1)
     pnc = itertools.count(1000)
@@ -104,13 +119,23 @@ def _population(rng: random.Random, *, people: int, twins: int, errors: int, age
         h = home()
         add(h, next(pnc), 1)
         add(h, next(pnc), 1)
+    for _ in range(victims):
+        h = home()
+        add(h, None, rng.choice([1, 2]), **{VICTIM_MENTION: True})
+        if rng.random() < 0.3:
+            add(h, next(pnc), 1)  # the victim is a subject elsewhere
     return tables
 
 
 def _brute_force(tables: dict[str, list[dict]], link_only: bool) -> tuple[int, int, int]:
-    """(agreeing, labelled, different ids) by looking at every pair of records with a date of birth
-    (a pair that agrees on all three is a pair of one such group; a record without one never agrees)."""
-    rows = [(agency, r) for agency, records in tables.items() for r in records if r["dob"] is not None]
+    """(agreeing, labelled, different ids) by looking at every pair of subject records with a date of
+    birth (a record without one never agrees; victim mentions are outside the measure)."""
+    rows = [
+        (agency, r)
+        for agency, records in tables.items()
+        for r in records
+        if r["dob"] is not None and not r.get(VICTIM_MENTION)
+    ]
     s = n_l = d = 0
     for (a, x), (b, y) in itertools.combinations(rows, 2):
         if (link_only and a == b) or any(x[c] != y[c] for c in ("sn", "dob", "pc")):
@@ -122,15 +147,21 @@ def _brute_force(tables: dict[str, list[dict]], link_only: bool) -> tuple[int, i
     return s, n_l, d
 
 
-@pytest.mark.parametrize("link_type", ["link_and_dedupe", "link_only"])
-def test_the_counts_and_the_correction_are_those_of_every_pair_looked_at(link_type):
+@pytest.mark.parametrize(
+    ("link_type", "victims"), [("link_and_dedupe", 0), ("link_only", 0), ("link_and_dedupe", 300)]
+)
+def test_the_counts_and_the_correction_are_those_of_every_pair_looked_at(link_type, victims):
     agencies = ["police", "court"]
-    tables = _population(random.Random(3), people=1500, twins=80, errors=30, agencies=agencies)
-    records = {a: len(rows) for a, rows in tables.items()}
-    (check,) = measure(_backend(tables), _config(link_type), _model(), records)
+    tables = _population(
+        random.Random(3), people=1500, twins=80, errors=30, agencies=agencies, victims=victims
+    )
+    (check,) = measure(_backend(tables), _config(link_type, victims=victims > 0), _model(), agencies)
+    assert check.subjects_only == (victims > 0)
     s, n_l, d = _brute_force(tables, link_only=link_type == "link_only")
     assert (check.agreeing_pairs, check.labelled_pairs, check.different_ids) == (s, n_l, d)
     assert n_l >= MIN_LABELLED
+    # P: the pairs of subject records (victim mentions are outside the measure)
+    records = {a: sum(not r.get(VICTIM_MENTION) for r in rows) for a, rows in tables.items()}
     n = sum(records.values())
     possible = (
         n * (n - 1) / 2
@@ -149,34 +180,37 @@ def test_the_counts_and_the_correction_are_those_of_every_pair_looked_at(link_ty
 def test_no_correction_without_a_checked_id_enough_labels_or_an_excess_of_different_ids():
     rng = random.Random(4)
     tables = _population(rng, people=900, twins=60, errors=0, agencies=["police"])
-    records = {"police": len(tables["police"])}
     backend = _backend(tables)
-    (none,) = measure(backend, _config(conflicts=[]), _model(), records)
+    (none,) = measure(backend, _config(conflicts=[]), _model(), ["police"])
     assert none.weight is None and none.note == "no checked id of a known type: not measured"
 
     few = _population(rng, people=100, twins=60, errors=0, agencies=["police"])
-    (check,) = measure(_backend(few), _config(), _model(), {"police": len(few["police"])})
+    (check,) = measure(_backend(few), _config(), _model(), ["police"])
     assert check.labelled_pairs < MIN_LABELLED and check.weight is None
 
     # as many different ids as the id's own error rate explains (no twins): the agreement is not suspect
     honest = _population(rng, people=900, twins=0, errors=30, agencies=["police"])
-    (check,) = measure(_backend(honest), _config(), _model(error=0.02), {"police": len(honest["police"])})
+    (check,) = measure(_backend(honest), _config(), _model(error=0.02), ["police"])
     assert check.different_ids == 30 and check.labelled_pairs >= MIN_LABELLED
     assert check.weight is None and "error rate explains" in check.note
     # an id that differs for many true matches is no check (and never divides by zero)
     for error in (0.2, 0.999):
-        (check,) = measure(_backend(tables), _config(), _model(error=error), records)
+        (check,) = measure(_backend(tables), _config(), _model(error=error), ["police"])
         assert check.weight is None and "no check" in check.note
 
 
-def test_the_added_comparison_lowers_exactly_the_pairs_agreeing_on_all_and_is_reloaded_as_is():
+@pytest.mark.parametrize("victims", [False, True])
+def test_the_added_comparison_lowers_exactly_the_pairs_agreeing_on_all_and_is_reloaded_as_is(victims):
     rng = random.Random(5)
     rows = []
     for key in range(1, 301):  # few surnames, dates and postcodes: every combination of agreement occurs
         home = {c: rng.randrange(3) for c in ("sn", "dob", "pc")}
-        rows.append({"record_key": key, **home, "pnc": rng.choice([None, rng.randrange(5)])})
+        victim = True if victims and rng.random() < 0.3 else None  # a victim mention: true, else NULL
+        rows.append(
+            {"record_key": key, **home, "pnc": rng.choice([None, rng.randrange(5)]), VICTIM_MENTION: victim}
+        )
     backend = _backend({"police": rows})
-    config = _config()
+    config = _config(victims=victims)
     backend.con.execute("CREATE TABLE police AS SELECT 'police' AS source_dataset, * FROM input_police")
     table = backend.db_api.register("police", table_name="police")
 
@@ -186,12 +220,18 @@ def test_the_added_comparison_lowers_exactly_the_pairs_agreeing_on_all_and_is_re
 
     base = Linker([table], settings(config), log_level=None)
     before = scored(base)
-    check = CorrelatedCheck(name="home", comparisons=list(COLUMNS), note="", weight=-7.5)
+    check = CorrelatedCheck(
+        name="home", comparisons=list(COLUMNS), note="", weight=-7.5, subjects_only=victims
+    )
     corrected(base, config, [check])
     after = scored(base)
     by_key = {r["record_key"]: r for r in rows}
     agree = {k for k in before if all(by_key[k[0]][c] == by_key[k[1]][c] for c in ("sn", "dob", "pc"))}
     assert agree and set(before) - agree  # both kinds of pair are scored
+    if victims:  # only pairs of two subjects are corrected
+        with_victim = {k for k in agree if by_key[k[0]][VICTIM_MENTION] or by_key[k[1]][VICTIM_MENTION]}
+        assert with_victim and agree - with_victim
+        agree -= with_victim
     for pair, weight in before.items():
         assert after[pair] == pytest.approx(weight + (-7.5 if pair in agree else 0.0), abs=1e-9)
     # model.json keeps it with fixed m and u: a run with --model scores the same

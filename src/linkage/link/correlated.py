@@ -27,7 +27,9 @@ No correction (a note says why) without a checked id, with an id whose trained e
 recalibrate's ``MAX_ID_ERROR``, with fewer than ``MIN_LABELLED`` labelled pairs, or when the
 different ids are no more than the id's own error rate explains (``Z`` standard errors). The
 assumption, as for the id calibration (recalibrate.py): pairs whose records carry the id are like
-the others (twins are no rarer among people with a PNC id).
+the others (twins are no rarer among people with a PNC id). With victim mentions in the model the
+population is the agencies' own subjects: victim mentions carry no id, and are not like them
+(``subjects_only``).
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ import splink.comparison_library as cl
 from pydantic import BaseModel
 from splink import Linker
 
-from linkage.config.linkage import ConflictRule, Correlated, LinkageConfig
+from linkage.config.linkage import VICTIM_MENTION, ConflictRule, Correlated, LinkageConfig
 from linkage.link.backend import Backend
-from linkage.link.model import group_columns
+from linkage.link.model import group_columns, input_columns
 from linkage.link.recalibrate import MAX_ID_ERROR, checked_rules, id_levels, ids_sql
 from linkage.link.splink_adapter import ComparisonLevelCreator, add_comparison
 from linkage.link.train import possible_pairs
@@ -66,6 +68,7 @@ class CorrelatedCheck(BaseModel):
     different_people: float | None = None  # T, estimated
     expected_by_chance: float | None = None  # E
     weight: float | None = None  # the correction in bits; None: not applied
+    subjects_only: bool = False  # measured and corrected among the agencies' own subjects (subjects_only)
 
 
 def _pairs_sql(records: str, keys: list[str], link_only: bool) -> str:
@@ -91,14 +94,23 @@ def _first_u(model: dict[str, Any], name: str) -> float:
     return float(first["u_probability"])
 
 
+def subjects_only(config: LinkageConfig) -> bool:
+    """With victim mentions in the model, a group is measured and corrected among the agencies' own
+    subjects only. Victim mentions carry no checked id, and the subjects' figure does not carry over
+    to them: at 100 k synthetic persons, of the pairs agreeing on surname, date of birth and postcode
+    but not on forename, 0.2 % of victim-mention pairs were different people against 7-10 % of
+    subject pairs (both of a pair of twins are far more often offenders than both DA victims)."""
+    return VICTIM_MENTION in input_columns(config)
+
+
 def measure(
-    backend: Backend, config: LinkageConfig, model: dict[str, Any], records: dict[str, int]
+    backend: Backend, config: LinkageConfig, model: dict[str, Any], agencies: list[str]
 ) -> list[CorrelatedCheck]:
     """Measure every group of ``config.training.correlated`` on the agencies' input tables."""
     ids = [(r, id_levels(config, model, r.column)) for r in checked_rules(config)]
     usable = [(r, levels) for r, levels in ids if not isinstance(levels, str)]
     why = "; ".join(x for _, x in ids if isinstance(x, str)) or "no checked id of a known type"
-    return [_measure(backend, config, model, records, group, usable[0] if usable else why)
+    return [_measure(backend, config, model, agencies, group, usable[0] if usable else why)
             for group in config.training.correlated]  # fmt: skip
 
 
@@ -106,26 +118,32 @@ def _measure(
     backend: Backend,
     config: LinkageConfig,
     model: dict[str, Any],
-    records: dict[str, int],
+    agencies: list[str],
     group: Correlated,
     checked: tuple[ConflictRule, list[dict[str, Any]]] | str,
 ) -> CorrelatedCheck:
-    check = CorrelatedCheck(name=group.name, comparisons=group.comparisons, note="")
+    subjects = subjects_only(config)
+    check = CorrelatedCheck(name=group.name, comparisons=group.comparisons, note="", subjects_only=subjects)
     if isinstance(checked, str):
         return check.model_copy(update={"note": f"{checked}: not measured"})
     rule, levels = checked
     keys = group_columns(group, config.comparisons)
     link_only = config.link_type == "link_only"
-    inputs = {agency: backend.input_table(agency) for agency in records}
+    inputs = {agency: backend.input_table(agency) for agency in agencies}
+    also = (*keys, VICTIM_MENTION) if subjects else tuple(keys)
+    population = f"(SELECT * FROM ({ids_sql(inputs, rule.column, rule.weak_marker, also)})" + (
+        f" WHERE {VICTIM_MENTION} IS NULL)" if subjects else ")"
+    )
     held = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-    agreeing = f"(SELECT * FROM ({ids_sql(inputs, rule.column, rule.weak_marker, tuple(keys))}) WHERE {held})"
+    agreeing = f"(SELECT * FROM {population} WHERE {held})"
     labelled = f"(SELECT * FROM {agreeing} WHERE strong)"
     s = _count(backend, _pairs_sql(agreeing, keys, link_only))
     n_l = _count(backend, _pairs_sql(labelled, keys, link_only))
     d = n_l - _count(backend, _pairs_sql(labelled, [*keys, "id"], link_only))
     error = float(levels[-1]["m_probability"])
-    u = math.prod(_first_u(model, c) for c in group.comparisons)
-    chance = possible_pairs(records, config.link_type) * u  # what the separate u's predict
+    counts = backend.training_sql(f"SELECT {SOURCE_DATASET}, count(*) FROM {population} GROUP BY 1")
+    possible = possible_pairs({str(a): int(n) for a, n in counts}, config.link_type)
+    chance = possible * math.prod(_first_u(model, c) for c in group.comparisons)  # the separate u's
     check = check.model_copy(
         update={
             "identifier": rule.column,
@@ -164,10 +182,15 @@ def corrected(linker: Linker, config: LinkageConfig, checks: list[CorrelatedChec
             continue
         keys = group_columns(by_name[check.name], config.comparisons)
         names = ", ".join(check.comparisons)
+        agree = " AND ".join(f"{k}_l = {k}_r" for k in keys)
+        label = f"all of {names} agree"
+        if check.subjects_only:  # a pair with a victim mention scores 0 here (``subjects_only``)
+            agree += f" AND {VICTIM_MENTION}_l IS NULL AND {VICTIM_MENTION}_r IS NULL"
+            label += ", two subjects"
         levels: list[ComparisonLevelCreator | dict[str, Any]] = [
             cll.CustomLevel(" OR ".join(f"{k}_l IS NULL OR {k}_r IS NULL" for k in keys), "not all held")
             .configure(is_null_level=True),
-            cll.CustomLevel(" AND ".join(f"{k}_l = {k}_r" for k in keys), f"all of {names} agree")
+            cll.CustomLevel(agree, label)
             .configure(m_probability=2.0**check.weight, u_probability=1.0, fix_m_probability=True,
                        fix_u_probability=True),
             cll.ElseLevel().configure(m_probability=1.0, u_probability=1.0, label_for_charts="not all agree",

@@ -336,7 +336,7 @@ def run_linkage(
                     step("measuring evidence that comes together (correlated comparisons)")
                     t = time.perf_counter()
                     trained = linker.misc.save_model_to_json()
-                    together = correlated.measure(backend, resolved, trained, records)
+                    together = correlated.measure(backend, resolved, trained, list(records))
                     correlated.corrected(linker, resolved, together)
                     seconds["train_correlated"] = time.perf_counter() - t
                 else:
