@@ -368,7 +368,8 @@ def _correlated(metrics: RunMetrics) -> str:
         "beyond the id's own error rate: the pairs of different people agreeing on all of them. Where "
         "there are more than the separate chances predict, such a pair's weight is lowered by the "
         "correction (a comparison of its own in the model). It assumes pairs with the id are like "
-        "the others."
+        "the others; with victim mentions, it covers pairs of the agencies' own subjects only (victim "
+        "mentions carry no id)."
     )
     rows = [
         [
