@@ -7,6 +7,7 @@ session; one run over it is shared by the tests that only read outputs.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import shutil
@@ -202,6 +203,17 @@ def test_run_folder_contents_and_metrics(linked):
     assert sum(b["labelled_pairs"] * (b["model_probability"] - b["measured_probability"]) for b in middle) > 0
     assert 0.9 < expected["checked_precision"] < expected["expected_precision"]
     assert "The model checked against a checked id" in (out / "quality.html").read_text()
+    # evidence that comes together (link/correlated.py): measured against the PNC; when the different
+    # ids exceed the PNC's own errors, model.json holds the correction as a comparison of its own
+    (together,) = metrics["correlated"]
+    assert together["name"] == "surname_dob_place" and together["identifier"] == "pnc"
+    assert together["agreeing_pairs"] >= together["labelled_pairs"] >= together["different_ids"] > 0
+    added = [c for c in model["comparisons"] if c["output_column_name"] == "correlated_surname_dob_place"]
+    assert len(added) == (together["weight"] is not None)
+    for comparison in added:
+        level = comparison["comparison_levels"][1]
+        assert math.log2(level["m_probability"] / level["u_probability"]) == pytest.approx(together["weight"])
+    assert "Evidence that comes together" in (out / "quality.html").read_text()
     assert not [n for n in metrics["model_notes"] if n.startswith("Splink:")]  # every level trained
     assert metrics["blocking_budget"] >= 2e6
     assert [c["name"] for c in metrics["blocking_candidates"] if c["chosen"]] == [

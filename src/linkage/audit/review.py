@@ -326,6 +326,12 @@ def review_linkage(config: LinkageConfig) -> list[Section]:
             ["chance agreement (u)", f"from {t.u_max_pairs:,.0f} random pairs, seed {t.seed}"],
             ["agreement among matches (m)", "estimated over pairs with: "
              + "; ".join(_condition_words(r) for r in t.em_rules)],
+            ["evidence that comes together", (
+                "; ".join(f"{g.name}: {', '.join(g.comparisons)}" for g in t.correlated)
+                or "derived at run time: surname, date of birth and place (unless omitted)")
+             + ". Pairs agreeing on all of a group count for less, by how much more often different "
+             "people (twins, relatives at one address) agree on all of them than chance says, "
+             "measured against the PNC at run time (quality report)"],
         ],
     )  # fmt: skip
     c = config.clustering

@@ -5,9 +5,10 @@ commented for a governance reviewer. Version 2: every section is optional. `link
 the comparisons, blocking rules, training rules and conflict rules from the token families present
 in the extracts (link/derive.py); whatever a section here sets overrides the derived part:
   comparisons      merged by name: an entry replaces the derived comparison of that name or adds one;
-                   `omit` drops derived comparisons or blocking rules by name
+                   `omit` drops derived comparisons, blocking rules or correlated groups by name
   blocking_rules   replaces the derived candidates when given (then no budget choice is made)
-  training         field by field; deterministic_rules / em_rules each replace the derived list
+  training         field by field; deterministic_rules / em_rules / correlated each replace the
+                   derived list
   clustering       field by field; never_link_different replaces the derived conflict rules
 A version-1 file (every section given) still loads: it is a version-2 file that overrides everything.
 Comparisons and blocking rules are written in a small vocabulary over token columns (see `Term`),
@@ -334,6 +335,29 @@ class Extracts(Strict):
     )
 
 
+class Correlated(Strict):
+    """Comparisons whose first levels are not independent evidence when they agree together.
+
+    Splink adds each comparison's weight as if the agreements were independent. Different people who
+    share a home share a surname and an address, and twins a date of birth too, so a pair agreeing
+    on all of them is far less rare among different people than the product of the separate chances.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    description: str = ""
+    comparisons: Annotated[list[str], Field(min_length=2)] = Field(
+        description="Comparison names; each one's first level must be plain equality of one or more "
+        "columns (so that the run can count the pairs agreeing on all of them).",
+    )
+
+    @field_validator("comparisons")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a correlated group names a comparison twice")
+        return v
+
+
 class Training(Strict):
     seed: int = Field(42, description="Seed for u sampling: the same seed gives the same model.")
     deterministic_rules: list[BlockingRule] = Field(
@@ -361,6 +385,20 @@ class Training(Strict):
     em_max_iterations: Annotated[int, Field(ge=1, le=1000)] = Field(
         25, description="EM stops after this many iterations per pass even if not converged."
     )
+    correlated: list[Correlated] = Field(
+        default_factory=list,
+        description="Comparisons whose first levels different people often share all at once (twins: "
+        "surname, date of birth and address); the run measures how often against a checked id and "
+        "corrects the weight of pairs agreeing on all of them (link/correlated.py). Empty: derived.",
+    )
+
+    @field_validator("correlated")
+    @classmethod
+    def _unique_groups(cls, v: list[Correlated]) -> list[Correlated]:
+        names = [g.name for g in v]
+        if len(set(names)) != len(names):
+            raise ValueError("correlated group names must be unique")
+        return v
 
 
 class ConflictRule(Strict):
@@ -563,7 +601,8 @@ class LinkageConfig(Strict):
         default_factory=list, description="Replaces the derived candidate rules when given."
     )
     omit: list[str] = Field(
-        default_factory=list, description="Derived comparisons or blocking rules to leave out, by name."
+        default_factory=list,
+        description="Derived comparisons, blocking rules or correlated groups to leave out, by name.",
     )
     training: Training = Field(default_factory=Training)
     clustering: Clustering = Field(default_factory=Clustering)

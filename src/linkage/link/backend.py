@@ -91,11 +91,18 @@ class Backend:
         """The column names of a table in the local database."""
         return {r[0] for r in self.sql(f"DESCRIBE {table}")}
 
+    def training_sql(self, query: str) -> list[tuple]:
+        """Run a query on the engine Splink trains and scores on (Spark when set): the input tables
+        and Splink's own tables live there until the scored pairs are brought home (``localise``)."""
+        if self.spark is not None:
+            return [tuple(r) for r in self.spark.sql(query).collect()]
+        return self.sql(query)
+
     def count_per_rule(self, blocked_pairs: str) -> dict[int, int]:
         """Pairs each blocking rule adds (by rule index), from Splink's table of blocked pairs, on the
         engine that holds it. Splink tags each pair with the first rule that found it (match_key)."""
         query = f"SELECT CAST(match_key AS INTEGER), count(*) FROM {blocked_pairs} GROUP BY 1"
-        rows = self.spark.sql(query).collect() if self.spark is not None else self.sql(query)
+        rows = self.training_sql(query)
         return {int(key): int(n) for key, n in rows}
 
     @staticmethod

@@ -38,6 +38,7 @@ from linkage.config.linkage import (
     Clustering,
     Comparison,
     ConflictRule,
+    Correlated,
     Level,
     LinkageConfig,
     Term,
@@ -46,7 +47,7 @@ from linkage.config.linkage import (
 )
 from linkage.errors import ConfigError
 from linkage.link.backend import party_sql
-from linkage.link.model import blocking_sql, comparison_columns, rule_columns, settings
+from linkage.link.model import blocking_sql, comparison_columns, group_columns, rule_columns, settings
 from linkage.tokens.spec import MENTION_OF, ROLE, VICTIM_INDEX
 
 if TYPE_CHECKING:
@@ -447,6 +448,35 @@ def _em_passes(comparisons: list[Comparison], usable: set[str], generic_ids: lis
     return passes
 
 
+# Different people sharing a home share a surname and an address; twins the date of birth too
+CORRELATED = Correlated(
+    name="surname_dob_place",
+    description="Twins and relatives living together agree on surname, date of birth and address at once "
+    "far more often than the three separate chances imply.",
+    comparisons=["surname", "date_of_birth", "place"],
+)
+
+
+def _correlated(
+    groups: list[Correlated], comparisons: list[Comparison], known: set[str], notes: list[str]
+) -> list[Correlated]:
+    """The groups whose comparisons are all in the model (a group naming an unknown comparison is
+    refused: a typo would otherwise silently switch the correction off)."""
+    present = {c.name for c in comparisons}
+    kept = []
+    for group in groups:
+        unknown = sorted(set(group.comparisons) - known)
+        if unknown:
+            raise ConfigError(f"training.correlated '{group.name}': no comparison named {', '.join(unknown)}")
+        absent = [c for c in group.comparisons if c not in present]
+        if absent:
+            notes.append(f"correlated group '{group.name}' left out: {', '.join(absent)} not in the model")
+            continue
+        group_columns(group, comparisons)  # refuses a first level that cannot be counted
+        kept.append(group)
+    return kept
+
+
 def _conflict_rules(usable: set[str], present: set[str]) -> list[str | ConflictRule]:
     """Valid typed ids and the date of birth; weak evidence (a marked record) never conflicts, and a
     date of birth yields to a direct link (only chains across two unrelated dates are refused)."""
@@ -532,9 +562,13 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
     em_rules = _usable_rules(
         t.em_rules or _em_passes(comparisons, usable, generic_ids), usable, "EM pass", notes
     )
+    known = {c.name for c in derived} | {c.name for c in config.comparisons} | omitted
+    correlated = _correlated(
+        t.correlated or [g for g in (CORRELATED,) if g.name not in omitted], comparisons, known, notes
+    )
     training = Training.model_validate(
         {**t.model_dump(), "deterministic_rules": [r.model_dump() for r in deterministic],
-         "em_rules": [r.model_dump() for r in em_rules]}
+         "em_rules": [r.model_dump() for r in em_rules], "correlated": [g.model_dump() for g in correlated]}
     )  # fmt: skip
 
     cl = config.clustering

@@ -15,6 +15,7 @@ from linkage.extract.manifest import Manifest
 from linkage.link.backend import Backend
 from linkage.link.calibrate import ExpectedQuality
 from linkage.link.cluster import Clustered
+from linkage.link.correlated import CorrelatedCheck
 from linkage.link.model import blocking_rules_sql
 from linkage.link.recalibrate import IdCalibration
 from linkage.link.splink_adapter import SplinkDataFrame
@@ -116,6 +117,9 @@ class RunMetrics(BaseModel):
     id_calibration: IdCalibration | None = None
     link_type: str = "link_and_dedupe"
     model_notes: list[str] = []  # what the derivation left out, and why (docs/analyst-guide.md)
+    # evidence that comes together, measured against a checked id (link/correlated.py); [] in old runs
+    # and runs scored with a given model (its model.json holds any correction)
+    correlated: list[CorrelatedCheck] = []
     blocking_budget: float = 0.0  # pairs the chosen rules may generate (0: rules fixed by the config)
     blocking_candidates: list[dict[str, Any]] = []  # every candidate rule: pairs counted, chosen or not
     timings_seconds: dict[str, float] = {}

@@ -15,7 +15,8 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator
 
-from linkage.config.linkage import BlockingRule, Comparison, Condition, LinkageConfig, Term
+from linkage.config.linkage import BlockingRule, Comparison, Condition, Correlated, LinkageConfig, Term
+from linkage.errors import ConfigError
 from linkage.tokens.spec import SOURCE_DATASET
 
 if TYPE_CHECKING:
@@ -122,6 +123,30 @@ def comparison_columns(spec: Comparison) -> set[str]:
         if level.term_frequency:  # its term-frequency table is built from that column
             cols.add(level.term_frequency)
     return cols
+
+
+def first_level_columns(spec: Comparison) -> list[str] | None:
+    """The columns whose equality is the comparison's first level; None unless that level is plain
+    equality (each column with itself, all of them), the only kind the run can count by grouping."""
+    first = spec.levels[0]
+    if first.equal_any or any(t.crossed for t in first.equal):
+        return None
+    return [t.left for t in first.equal]
+
+
+def group_columns(group: Correlated, comparisons: list[Comparison]) -> list[str]:
+    """The columns whose equality is the group's agreement (every comparison's first level)."""
+    by_name = {c.name: c for c in comparisons}
+    columns: list[str] = []
+    for name in group.comparisons:
+        first = first_level_columns(by_name[name])
+        if first is None:
+            raise ConfigError(
+                f"training.correlated '{group.name}': the first level of comparison '{name}' is not plain "
+                "equality of columns, so the pairs agreeing on it cannot be counted"
+            )
+        columns += [c for c in first if c not in columns]
+    return columns
 
 
 def rule_columns(rule: BlockingRule) -> set[str]:

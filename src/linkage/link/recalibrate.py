@@ -52,7 +52,7 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.optimize import isotonic_regression
 
-from linkage.config.linkage import LinkageConfig
+from linkage.config.linkage import ConflictRule, LinkageConfig
 from linkage.link.backend import Backend
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
 
@@ -88,8 +88,14 @@ class IdCalibration(BaseModel):
     bands: list[Band] = []
 
 
-def _id_weights(config: LinkageConfig, model: dict[str, Any], column: str) -> tuple[float, float] | str:
-    """The id comparison's weights (same id, different ids) in bits, or why it cannot be used."""
+def checked_rules(config: LinkageConfig) -> list[ConflictRule]:
+    """Conflict rules on a checked id: no typo tolerance, and no direct link may override them."""
+    rules = config.clustering.conflict_rules() if config.clustering.method == "constrained_components" else []
+    return [r for r in rules if not r.unless_any and not r.direct_link_overrides]
+
+
+def id_levels(config: LinkageConfig, model: dict[str, Any], column: str) -> list[dict[str, Any]] | str:
+    """The trained levels (same id, anything else) of the id's comparison, or why it cannot be used."""
     comparison = next(
         (
             c
@@ -106,13 +112,18 @@ def _id_weights(config: LinkageConfig, model: dict[str, Any], column: str) -> tu
     if trained is None:  # a model trained on another config (linkage run --model)
         return f"the trained model has no {comparison.name} comparison"
     levels = [lv for lv in trained["comparison_levels"] if not lv.get("is_null_level")]
-    bits = []
-    for level in levels:
-        m, u = level.get("m_probability"), level.get("u_probability")
-        if not m or not u:
-            return f"the {comparison.name} comparison has a level without trained m and u"
-        bits.append(math.log2(m / u))
-    return bits[0], bits[-1]
+    if not all(lv.get("m_probability") and lv.get("u_probability") for lv in levels):
+        return f"the {comparison.name} comparison has a level without trained m and u"
+    return levels
+
+
+def _id_weights(config: LinkageConfig, model: dict[str, Any], column: str) -> tuple[float, float] | str:
+    """The id comparison's weights (same id, different ids) in bits, or why it cannot be used."""
+    levels = id_levels(config, model, column)
+    if isinstance(levels, str):
+        return levels
+    same, other = (math.log2(lv["m_probability"] / lv["u_probability"]) for lv in (levels[0], levels[-1]))
+    return same, other
 
 
 def fit(
@@ -127,11 +138,7 @@ def fit(
     calibration = IdCalibration(note="switched off (clustering.auto_threshold.calibrate_with_ids: false)")
     expression = "match_probability"
     if config.clustering.auto_threshold.calibrate_with_ids:
-        rules = (
-            config.clustering.conflict_rules() if config.clustering.method == "constrained_components" else []
-        )
-        # a checked id: a conflict rule with no typo tolerance that a direct link may not override
-        checked = [r for r in rules if not r.unless_any and not r.direct_link_overrides]
+        checked = checked_rules(config)
         reasons = [] if checked else ["no checked id of a known type"]
         for rule in checked:
             weights = _id_weights(config, model, rule.column)
@@ -153,11 +160,13 @@ def fit(
     return calibration
 
 
-def _ids_sql(inputs: dict[str, str], column: str, weak: str | None) -> str:
-    """Every record's id and whether it may label a pair (present, not marked weak)."""
+def ids_sql(inputs: dict[str, str], column: str, weak: str | None, also: tuple[str, ...] = ()) -> str:
+    """Every record's id and whether it may label a pair (present, not marked weak), with the
+    columns ``also``."""
     strong = f"{column} IS NOT NULL" + (f" AND NOT coalesce({weak}, false)" if weak else "")
+    more = "".join(f", {c}" for c in also)
     return " UNION ALL ".join(
-        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {column} AS id, {strong} AS strong "
+        f"SELECT '{agency}' AS {SOURCE_DATASET}, {RECORD_KEY}, {column} AS id, {strong} AS strong{more} "
         f"FROM {table}"
         for agency, table in inputs.items()
     )
@@ -195,7 +204,7 @@ def _fit_one(
     # a pair of different ids scores w' + its weight: it is among the scored pairs only above the floor
     visible = math.ceil(config.report.pair_floor_match_weight - weights[1])
     rows = backend.sql(f"""
-        WITH ids AS ({_ids_sql(inputs, column, weak)}),
+        WITH ids AS ({ids_sql(inputs, column, weak)}),
         labelled AS (  -- pairs both of whose records hold a checked id: the id says whether they match
             SELECT {_without_id_sql(weights)} AS w_, l.id = r.id AS same
             FROM {_joined_sql(predictions, "ids", "")}
@@ -261,7 +270,7 @@ def _with_column(
     """The scored pairs with ``COLUMN``."""
     if calibration.identifier is None or calibration.weights is None:
         return f"SELECT *, {expression} AS {COLUMN} FROM {predictions}"
-    ids = _ids_sql(inputs, calibration.identifier, None)
+    ids = ids_sql(inputs, calibration.identifier, None)
     return f"""
         WITH ids AS ({ids}),
         scored AS (SELECT p.*, {_without_id_sql(calibration.weights)} AS w_

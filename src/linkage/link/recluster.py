@@ -120,7 +120,8 @@ def recluster(
                 step=step,
                 write_scored_pairs=False,
                 model_facts={
-                    k: getattr(before, k) for k in ("model_notes", "blocking_candidates", "blocking_budget")
+                    k: getattr(before, k)
+                    for k in ("model_notes", "blocking_candidates", "blocking_budget", "correlated")
                 },
             )  # fmt: skip
         seconds["total"] = time.perf_counter() - started

@@ -336,9 +336,60 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
             ["rule", "comparisons", "linked"],
             [[b.name, b.comparisons, "n/a" if b.linked is None else b.linked] for b in metrics.blocking],
         )
+        + _correlated(metrics)
         + _id_check(metrics)
         + "<h3>Timings (seconds)</h3>"
         + _table(["stage", "seconds"], timings)
+    )
+
+
+CORRELATED_HEADER = [
+    "group",
+    "agreeing pairs",
+    "labelled",
+    "different ids",
+    "id error rate",
+    "different people",
+    "by chance",
+    "correction (bits)",
+    "note",
+]
+
+
+def _correlated(metrics: RunMetrics) -> str:
+    """Evidence that comes together, as measured against a checked id (link/correlated.py)."""
+    if not metrics.correlated:
+        return ""
+    note = (
+        "The model adds each comparison's weight as if its agreements were independent. Different people "
+        "sharing a home share a surname and an address (twins a date of birth too), so for each group "
+        "below the run counted the pairs of records agreeing on all of its comparisons' first levels, "
+        "and, among those whose two records both hold a valid checked id, the share with different ids "
+        "beyond the id's own error rate: the pairs of different people agreeing on all of them. Where "
+        "there are more than the separate chances predict, such a pair's weight is lowered by the "
+        "correction (a comparison of its own in the model). It assumes pairs with the id are like "
+        "the others; with victim mentions, it covers pairs of the agencies' own subjects only (victim "
+        "mentions carry no id)."
+    )
+    rows = [
+        [
+            f"{c.name}: {', '.join(c.comparisons)}",
+            c.agreeing_pairs,
+            c.labelled_pairs,
+            c.different_ids,
+            f"{c.id_error_rate:.4f}",
+            "-" if c.different_people is None else f"{c.different_people:,.0f}",
+            "-" if c.expected_by_chance is None else f"{c.expected_by_chance:.3g}",
+            "not applied" if c.weight is None else f"{c.weight:+.2f}",
+            c.note,
+        ]
+        for c in metrics.correlated
+    ]
+    return (
+        "<h3>Evidence that comes together</h3><p class='note'>"
+        + html.escape(note)
+        + "</p>"
+        + _table(CORRELATED_HEADER, rows)
     )
 
 

@@ -35,7 +35,7 @@ from linkage.errors import ConfigError, VerificationError
 from linkage.extract.manifest import Manifest, signature_path
 from linkage.extract.verify import ExtractCheck, VerifyReport, verify_extracts
 from linkage.keys import load_trusted_keys
-from linkage.link import recalibrate
+from linkage.link import correlated, recalibrate
 from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
@@ -324,6 +324,7 @@ def run_linkage(
             resolved, rule_counts = resolve_blocking(derived, tables, sum(records.values()))
             seconds["blocking_choice"] = time.perf_counter() - t
 
+            together: list[correlated.CorrelatedCheck] = []  # measured when the model is trained here
             with _splink_warnings(derived.notes):
                 if model_path is None:
                     linker = Linker(tables, settings(resolved), log_level=None)
@@ -332,6 +333,12 @@ def run_linkage(
                         link_type=resolved.link_type,
                     )  # fmt: skip
                     seconds.update({f"train_{k}": v for k, v in training_seconds.items()})
+                    step("measuring evidence that comes together (correlated comparisons)")
+                    t = time.perf_counter()
+                    trained = linker.misc.save_model_to_json()
+                    together = correlated.measure(backend, resolved, trained, list(records))
+                    correlated.corrected(linker, resolved, together)
+                    seconds["train_correlated"] = time.perf_counter() - t
                 else:
                     step(f"loading the trained model {model_path}")
                     linker = Linker(tables, json.loads(Path(model_path).read_text()), log_level=None)
@@ -367,6 +374,7 @@ def run_linkage(
                     "model_notes": derived.notes,
                     "blocking_candidates": [c.__dict__ for c in rule_counts],
                     "blocking_budget": derived.budget,
+                    "correlated": together,
                 },
             )
             folder.write_bytes("model.yaml", render_model(derived, resolved, rule_counts).encode())

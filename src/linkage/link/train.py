@@ -37,13 +37,17 @@ def check_em_coverage(config: LinkageConfig) -> None:
         )
 
 
-def fallback_lambda(records: dict[str, int], link_type: str) -> float:
-    """One match per record among all pairs that may be compared: the prior when no rule counts."""
+def possible_pairs(records: dict[str, int], link_type: str) -> float:
+    """Pairs of records that may be compared at all (of different sources only, for link_only)."""
     n = sum(records.values())
     if link_type == "link_only":
-        possible = (n * n - sum(r * r for r in records.values())) / 2
-    else:
-        possible = n * (n - 1) / 2
+        return (n * n - sum(r * r for r in records.values())) / 2
+    return n * (n - 1) / 2
+
+
+def fallback_lambda(records: dict[str, int], link_type: str) -> float:
+    """One match per record among all pairs that may be compared: the prior when no rule counts."""
+    n, possible = sum(records.values()), possible_pairs(records, link_type)
     return min(0.5, n / possible) if possible else 0.5
 
 
