@@ -20,7 +20,7 @@ from linkage.errors import ConfigError
 from linkage.link.backend import Backend
 from linkage.link.correlated import MIN_LABELLED, CorrelatedCheck, corrected, measure
 from linkage.link.derive import Coverage, derive
-from linkage.link.model import settings
+from linkage.link.model import input_columns, settings
 
 U = {"surname": 0.01, "date_of_birth": 0.001, "place": 1e-4}
 ERROR = 0.02  # the PNC comparison's trained m of "different": one person, two valid ids
@@ -59,7 +59,9 @@ def _config(
             "link_type": link_type,
             "comparisons": comparisons,
             "blocking_rules": [{"name": "surname", "equal": ["sn"]}],
-            "training": {"correlated": [{"name": "home", "comparisons": list(COLUMNS)}]},
+            "training": {
+                "correlated": [{"name": "home", "comparisons": list(COLUMNS), "subjects_only": victims}]
+            },
             "clustering": {
                 "never_link_different": [{"column": "pnc", "weak_marker": "pnc_weak"}]
                 if conflicts is None
@@ -109,8 +111,8 @@ def _population(
         add(h, None, rng.choice([0, 0, 1]))  # no PNC: agreeing, not labelled
         if rng.random() < 0.1:
             add(h, next(pnc), 1, pnc_weak=True)  # failed its check: not a label
-        if rng.random() < 0.05:
-            add((h[0], None, h[2]), None, 1)  # no date of birth: never agreeing
+        if rng.random() < 0.05:  # no date of birth: never agreeing, though surname and postcode do
+            add((h[0], None, h[2]), next(pnc), 2)
     for _ in range(twins):
         h = home()
         add(h, next(pnc), 2)
@@ -160,8 +162,10 @@ def test_the_counts_and_the_correction_are_those_of_every_pair_looked_at(link_ty
     s, n_l, d = _brute_force(tables, link_only=link_type == "link_only")
     assert (check.agreeing_pairs, check.labelled_pairs, check.different_ids) == (s, n_l, d)
     assert n_l >= MIN_LABELLED
-    # P: the pairs of subject records (victim mentions are outside the measure)
-    records = {a: sum(not r.get(VICTIM_MENTION) for r in rows) for a, rows in tables.items()}
+    # P: the pairs of subject records holding every key (the u's are chances among such pairs)
+    records = {
+        a: sum(not r.get(VICTIM_MENTION) and r["dob"] is not None for r in rows) for a, rows in tables.items()
+    }
     n = sum(records.values())
     possible = (
         n * (n - 1) / 2
@@ -197,6 +201,18 @@ def test_no_correction_without_a_checked_id_enough_labels_or_an_excess_of_differ
     for error in (0.2, 0.999):
         (check,) = measure(_backend(tables), _config(), _model(error=error), ["police"])
         assert check.weight is None and "no check" in check.note
+    # a first level random sampling never met has no trained u (Splink leaves it out): not measured
+    model = _model()
+    del model["comparisons"][1]["comparison_levels"][1]["u_probability"]
+    (check,) = measure(backend, _config(), model, ["police"])
+    assert check.weight is None and "date_of_birth never met among random pairs" in check.note
+    # agreement on all of them is no rarer among different people than chance says: never a boost
+    half = [{"is_null_level": True}, {"u_probability": 0.5}, {}]
+    common = {"comparisons": [{**c, "comparison_levels": half} for c in _model()["comparisons"][:3]]}
+    common["comparisons"] += _model()["comparisons"][3:]
+    (check,) = measure(backend, _config(), common, ["police"])
+    assert check.different_people and check.expected_by_chance > check.different_people
+    assert check.weight is None and "than chance predicts" in check.note
 
 
 @pytest.mark.parametrize("victims", [False, True])
@@ -244,6 +260,34 @@ def test_the_added_comparison_lowers_exactly_the_pairs_agreeing_on_all_and_is_re
     assert scored(Linker([table], model, log_level=None)) == pytest.approx(after)
 
 
+def test_groups_that_would_count_twice_or_shadow_a_comparison_are_refused():
+    with pytest.raises(ValueError, match="share surname: a pair agreeing on both would be corrected twice"):
+        LinkageConfig.model_validate(
+            {"training": {"correlated": [{"name": "a", "comparisons": ["surname", "place"]},
+                                         {"name": "b", "comparisons": ["surname", "date_of_birth"]}]}}
+        )  # fmt: skip
+    held = {c: {"a": 100} for c in ["fn1", "sn", "dob", "pc", "pnc"]}
+    shadow = {
+        "name": "correlated_surname_dob_place",
+        "missing_when": ["sn"],
+        "levels": [{"label": "x", "equal": ["sn"]}],
+    }
+    with pytest.raises(ConfigError, match="already named correlated_surname_dob_place"):
+        derive(LinkageConfig.model_validate({"comparisons": [shadow]}), Coverage({"a": 100}, held))
+
+
+def test_the_derived_group_covers_subjects_only_when_the_extracts_hold_victim_mentions():
+    held = {c: {"a": 100} for c in ["fn1", "sn", "dob", "pc", "pnc"]}
+    (group,) = derive(LinkageConfig(), Coverage({"a": 100}, held)).config.training.correlated
+    assert not group.subjects_only
+    victims = {**held, VICTIM_MENTION: {"a": 30}}
+    # even with the comparison that reads the roles left out, the roles are loaded for the correction
+    model = derive(LinkageConfig(omit=["record_roles"]), Coverage({"a": 100}, victims))
+    (group,) = model.config.training.correlated
+    assert group.subjects_only and "record_roles" not in [c.name for c in model.config.comparisons]
+    assert VICTIM_MENTION in input_columns(model.config)
+
+
 def test_the_derived_group_needs_its_comparisons_and_countable_first_levels():
     held = {c: {"a": 100, "b": 100} for c in ["fn1", "sn", "dob", "pc", "pnc"]}
     coverage = Coverage({"a": 100, "b": 100}, held)
@@ -263,6 +307,17 @@ def test_the_derived_group_needs_its_comparisons_and_countable_first_levels():
     )
     with pytest.raises(ConfigError, match="no comparison named dob"):
         derive(typo, coverage)
+    # the analyst's own surname comparison, first level not countable: the derived group steps aside
+    surname = {
+        "name": "surname",
+        "missing_when": ["sn"],
+        "levels": [{"label": "x", "equal_any": ["sn", "sn_phon"]}],
+    }
+    model = derive(LinkageConfig.model_validate({"comparisons": [surname]}), coverage)
+    assert model.config.training.correlated == []
+    assert any(
+        n.startswith("correlated group 'surname_dob_place' left out: the first level") for n in model.notes
+    )
     any_of = {"name": "names", "missing_when": ["sn"], "levels": [{"label": "x", "equal_any": ["sn", "fn1"]}]}
     uncountable = LinkageConfig.model_validate(
         {

@@ -272,6 +272,46 @@ def test_scoring_over_one_table_gives_splinks_own_pairs_and_weights(linked, synt
         assert differ == 0 and linked.metrics.pairs_above_floor > 10_000
 
 
+def test_a_correction_is_wired_into_the_model_and_lowers_exactly_the_subject_pairs_agreeing_on_all(
+    config, synth_extracts, linked, tmp_path, monkeypatch
+):
+    """2,000 persons are too few to measure a correction (link/correlated.py; its counts are tested on
+    their own), so the measure's result is forced to -6 bits: the run must put it in the model, and
+    the scored pairs must be those of the first run, 6 bits lower exactly where two subject records
+    agree on surname, date of birth and postcode."""
+    from linkage.link import correlated
+
+    measured = correlated.measure
+
+    def forced(*args, **kwargs):
+        return [check.model_copy(update={"weight": -6.0}) for check in measured(*args, **kwargs)]
+
+    monkeypatch.setattr(correlated, "measure", forced)
+    out = _run(config, synth_extracts, tmp_path / "run").out_dir
+    model = json.loads((out / "model.json").read_text())
+    assert model["comparisons"][-1]["output_column_name"] == "correlated_surname_dob_place"
+    con = duckdb.connect()
+    con.execute(f"""
+        CREATE TABLE t AS SELECT regexp_extract(filename, '([a-z]+)[.]parquet$', 1) AS ds, record_key,
+               sn, dob, pc, role = 'victim' AS victim
+        FROM read_parquet('{synth_extracts.extracts}/*.parquet', filename = true, union_by_name = true)
+    """)
+    keys = "source_dataset_l, record_key_l, source_dataset_r, record_key_r"
+    rows = con.execute(f"""
+        WITH b AS (SELECT {keys}, match_weight AS w FROM '{linked.out_dir / "pairs.parquet"}'),
+             a AS (SELECT {keys}, match_weight AS w FROM '{out / "pairs.parquet"}')
+        SELECT round(a.w - b.w, 6) AS delta,
+               l.sn = r.sn AND l.dob = r.dob AND l.pc = r.pc AND NOT coalesce(l.victim OR r.victim, false),
+               count(*)
+        FROM a JOIN b USING (source_dataset_l, record_key_l, source_dataset_r, record_key_r)
+        JOIN t AS l ON l.ds = a.source_dataset_l AND l.record_key = a.record_key_l
+        JOIN t AS r ON r.ds = a.source_dataset_r AND r.record_key = a.record_key_r
+        GROUP BY ALL ORDER BY ALL
+    """).fetchall()
+    deltas = {(delta, bool(agree)) for delta, agree, _ in rows}
+    assert deltas == {(-6.0, True), (0.0, False)}, rows
+
+
 def test_quality_report_is_offline(linked):
     page = (linked.out_dir / "quality.html").read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", page, re.IGNORECASE)

@@ -331,7 +331,7 @@ def review_linkage(config: LinkageConfig) -> list[Section]:
                 or "derived at run time: surname, date of birth and place (unless omitted)")
              + ". Pairs agreeing on all of a group count for less, by how much more often different "
              "people (twins, relatives at one address) agree on all of them than chance says, "
-             "measured against the PNC at run time (quality report)"],
+             "measured at run time against a checked id, e.g. the PNC (quality report)"],
         ],
     )  # fmt: skip
     c = config.clustering

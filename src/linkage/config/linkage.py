@@ -18,6 +18,7 @@ comparable tokens are compared.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from enum import StrEnum
@@ -350,6 +351,13 @@ class Correlated(Strict):
         "columns (so that the run can count the pairs agreeing on all of them).",
     )
 
+    subjects_only: bool = Field(
+        False,
+        description="Measure and correct pairs of two subject records only, never a pair with a victim "
+        "mention (set by the derivation when the extracts hold victim mentions: they carry no checked "
+        "id, and different victims agree on these far more rarely than different subjects).",
+    )
+
     @field_validator("comparisons")
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:
@@ -398,6 +406,12 @@ class Training(Strict):
         names = [g.name for g in v]
         if len(set(names)) != len(names):
             raise ValueError("correlated group names must be unique")
+        for a, b in itertools.combinations(v, 2):
+            if shared := sorted(set(a.comparisons) & set(b.comparisons)):
+                raise ValueError(
+                    f"correlated groups '{a.name}' and '{b.name}' share {', '.join(shared)}: a pair agreeing "
+                    "on both would be corrected twice"
+                )
         return v
 
 

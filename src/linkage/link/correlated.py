@@ -15,8 +15,8 @@ For each group of comparisons (``training.correlated``), once the model is train
     e  the id's own error rate: the trained m of its "different" level (one person, two valid ids)
     q  = (D/L - e) / (1 - e)      the share of different people among the agreeing pairs
     T  = q S                      pairs of different people agreeing on all of them
-    E  = P * u1 * u2 * ...        what the separate u's predict (P: pairs that may be compared)
-    correction = log2(E / T) bits (never above 0)
+    E  = P * u1 * u2 * ...        what the separate u's predict (P: pairs of records holding every key)
+    correction = log2(E / T) bits, when T > E (never a boost)
 
 The model gains one comparison per group whose level "all of them agree" carries the correction
 (fixed m and u, never trained), so a pair agreeing on all of them scores log2(m1 m2 .../(T/P)): the
@@ -27,9 +27,11 @@ No correction (a note says why) without a checked id, with an id whose trained e
 recalibrate's ``MAX_ID_ERROR``, with fewer than ``MIN_LABELLED`` labelled pairs, or when the
 different ids are no more than the id's own error rate explains (``Z`` standard errors). The
 assumption, as for the id calibration (recalibrate.py): pairs whose records carry the id are like
-the others (twins are no rarer among people with a PNC id). With victim mentions in the model the
-population is the agencies' own subjects: victim mentions carry no id, and are not like them
-(``subjects_only``).
+the others (twins are no rarer among people with a PNC id). When the extracts hold victim mentions
+the derivation sets the group's ``subjects_only``: victim mentions carry no id, and are not like
+subjects here (at 100 k synthetic persons, of the pairs agreeing on surname, date of birth and
+postcode but not on forename, 0.2 % of victim-mention pairs were different people against 7-10 % of
+subject pairs), so the measure and the correction cover pairs of two subject records only.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from splink import Linker
 
 from linkage.config.linkage import VICTIM_MENTION, ConflictRule, Correlated, LinkageConfig
 from linkage.link.backend import Backend
-from linkage.link.model import group_columns, input_columns
+from linkage.link.model import group_columns
 from linkage.link.recalibrate import MAX_ID_ERROR, checked_rules, id_levels, ids_sql
 from linkage.link.splink_adapter import ComparisonLevelCreator, add_comparison
 from linkage.link.train import possible_pairs
@@ -68,7 +70,7 @@ class CorrelatedCheck(BaseModel):
     different_people: float | None = None  # T, estimated
     expected_by_chance: float | None = None  # E
     weight: float | None = None  # the correction in bits; None: not applied
-    subjects_only: bool = False  # measured and corrected among the agencies' own subjects (subjects_only)
+    subjects_only: bool = False  # measured and corrected among the agencies' own subjects only
 
 
 def _pairs_sql(records: str, keys: list[str], link_only: bool) -> str:
@@ -87,20 +89,13 @@ def _count(backend: Backend, sql: str) -> int:
     return int(value or 0)
 
 
-def _first_u(model: dict[str, Any], name: str) -> float:
-    """The trained u of a comparison's first level (its weight before term-frequency adjustment)."""
+def _first_u(model: dict[str, Any], name: str) -> float | None:
+    """The trained u of a comparison's first level (its weight before term-frequency adjustment);
+    None when random sampling never met a pair agreeing there (Splink then keeps no u)."""
     trained = next(c for c in model["comparisons"] if c["output_column_name"] == name)
     first = next(lv for lv in trained["comparison_levels"] if not lv.get("is_null_level"))
-    return float(first["u_probability"])
-
-
-def subjects_only(config: LinkageConfig) -> bool:
-    """With victim mentions in the model, a group is measured and corrected among the agencies' own
-    subjects only. Victim mentions carry no checked id, and the subjects' figure does not carry over
-    to them: at 100 k synthetic persons, of the pairs agreeing on surname, date of birth and postcode
-    but not on forename, 0.2 % of victim-mention pairs were different people against 7-10 % of
-    subject pairs (both of a pair of twins are far more often offenders than both DA victims)."""
-    return VICTIM_MENTION in input_columns(config)
+    u = first.get("u_probability")
+    return float(u) if u else None
 
 
 def measure(
@@ -122,10 +117,14 @@ def _measure(
     group: Correlated,
     checked: tuple[ConflictRule, list[dict[str, Any]]] | str,
 ) -> CorrelatedCheck:
-    subjects = subjects_only(config)
+    subjects = group.subjects_only
     check = CorrelatedCheck(name=group.name, comparisons=group.comparisons, note="", subjects_only=subjects)
     if isinstance(checked, str):
         return check.model_copy(update={"note": f"{checked}: not measured"})
+    us = {c: _first_u(model, c) for c in group.comparisons}
+    if unseen := [c for c, u in us.items() if u is None]:
+        note = f"the first level of {', '.join(unseen)} never met among random pairs (no u): not measured"
+        return check.model_copy(update={"note": note})
     rule, levels = checked
     keys = group_columns(group, config.comparisons)
     link_only = config.link_type == "link_only"
@@ -141,9 +140,11 @@ def _measure(
     n_l = _count(backend, _pairs_sql(labelled, keys, link_only))
     d = n_l - _count(backend, _pairs_sql(labelled, [*keys, "id"], link_only))
     error = float(levels[-1]["m_probability"])
-    counts = backend.training_sql(f"SELECT {SOURCE_DATASET}, count(*) FROM {population} GROUP BY 1")
+    # the u's are chances among pairs where each comparison is not missing: the pairs by chance are
+    # counted among the records holding every key
+    counts = backend.training_sql(f"SELECT {SOURCE_DATASET}, count(*) FROM {agreeing} GROUP BY 1")
     possible = possible_pairs({str(a): int(n) for a, n in counts}, config.link_type)
-    chance = possible * math.prod(_first_u(model, c) for c in group.comparisons)  # the separate u's
+    chance = possible * math.prod(u for u in us.values() if u is not None)  # the separate u's
     check = check.model_copy(
         update={
             "identifier": rule.column,
@@ -165,11 +166,12 @@ def _measure(
         note = f"no more different {rule.column} ids than its own error rate explains: no correction"
         return check.model_copy(update={"note": note})
     different = excess / (1 - error) / n_l * s
-    weight = min(0.0, math.log2(chance / different))
+    check = check.model_copy(update={"different_people": round(different, 1)})
+    if different <= chance:
+        note = "no more different people agree on all of them than chance predicts: no correction"
+        return check.model_copy(update={"note": note})
     note = f"{different:,.0f} pairs of different people agree on all of them, {chance:,.3g} by chance"
-    return check.model_copy(
-        update={"different_people": round(different, 1), "weight": round(weight, 3), "note": note}
-    )
+    return check.model_copy(update={"weight": round(math.log2(chance / different), 3), "note": note})
 
 
 def corrected(linker: Linker, config: LinkageConfig, checks: list[CorrelatedCheck]) -> None:

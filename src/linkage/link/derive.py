@@ -458,22 +458,40 @@ CORRELATED = Correlated(
 
 
 def _correlated(
-    groups: list[Correlated], comparisons: list[Comparison], known: set[str], notes: list[str]
+    groups: list[Correlated],
+    comparisons: list[Comparison],
+    known: set[str],
+    notes: list[str],
+    *,
+    derived: bool,
+    victims: bool,
 ) -> list[Correlated]:
-    """The groups whose comparisons are all in the model (a group naming an unknown comparison is
-    refused: a typo would otherwise silently switch the correction off)."""
-    present = {c.name for c in comparisons}
+    """The groups whose comparisons are all in the model, each covering subjects only when the
+    extracts hold victim mentions. A group written in the config is refused when it names an unknown
+    comparison (a typo would silently switch the correction off) or one whose first level cannot be
+    counted; the derived group is then left out with a note."""
+    present = {c.name: c for c in comparisons}
     kept = []
     for group in groups:
         unknown = sorted(set(group.comparisons) - known)
         if unknown:
             raise ConfigError(f"training.correlated '{group.name}': no comparison named {', '.join(unknown)}")
+        if f"correlated_{group.name}" in present:  # the name of the comparison the correction becomes
+            raise ConfigError(
+                f"training.correlated '{group.name}': a comparison is already named correlated_{group.name}"
+            )
         absent = [c for c in group.comparisons if c not in present]
         if absent:
             notes.append(f"correlated group '{group.name}' left out: {', '.join(absent)} not in the model")
             continue
-        group_columns(group, comparisons)  # refuses a first level that cannot be counted
-        kept.append(group)
+        try:
+            group_columns(group, comparisons)
+        except ConfigError as exc:
+            if not derived:
+                raise
+            notes.append(f"correlated group '{group.name}' left out: {str(exc).split(': ', 1)[1]}")
+            continue
+        kept.append(group.model_copy(update={"subjects_only": group.subjects_only or victims}))
     return kept
 
 
@@ -563,9 +581,11 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
         t.em_rules or _em_passes(comparisons, usable, generic_ids), usable, "EM pass", notes
     )
     known = {c.name for c in derived} | {c.name for c in config.comparisons} | omitted
+    victims = any(n > 0 for n in coverage.held.get(VICTIM_MENTION, {}).values())
     correlated = _correlated(
-        t.correlated or [g for g in (CORRELATED,) if g.name not in omitted], comparisons, known, notes
-    )
+        t.correlated or [g for g in (CORRELATED,) if g.name not in omitted],
+        comparisons, known, notes, derived=not t.correlated, victims=victims,
+    )  # fmt: skip
     training = Training.model_validate(
         {**t.model_dump(), "deterministic_rules": [r.model_dump() for r in deterministic],
          "em_rules": [r.model_dump() for r in em_rules], "correlated": [g.model_dump() for g in correlated]}

@@ -15,7 +15,15 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator
 
-from linkage.config.linkage import BlockingRule, Comparison, Condition, Correlated, LinkageConfig, Term
+from linkage.config.linkage import (
+    VICTIM_MENTION,
+    BlockingRule,
+    Comparison,
+    Condition,
+    Correlated,
+    LinkageConfig,
+    Term,
+)
 from linkage.errors import ConfigError
 from linkage.tokens.spec import SOURCE_DATASET
 
@@ -162,6 +170,8 @@ def input_columns(config: LinkageConfig) -> list[str]:
     for rule in [*config.blocking_rules, *config.training.deterministic_rules, *config.training.em_rules]:
         used |= rule_columns(rule)
     markers = {r.weak_marker for r in config.clustering.conflict_rules() if r.weak_marker}
+    if any(g.subjects_only for g in config.training.correlated):  # link/correlated.py tells roles apart
+        used.add(VICTIM_MENTION)
     return sorted(used | config.clustering.conflict_columns() | markers)
 
 

@@ -340,6 +340,11 @@ def run_linkage(
                     correlated.corrected(linker, resolved, together)
                     seconds["train_correlated"] = time.perf_counter() - t
                 else:
+                    if resolved.training.correlated:
+                        derived.notes.append(
+                            "evidence that comes together not measured: the given model's own correction "
+                            "(a correlated_ comparison in its model.json), if any, is used"
+                        )
                     step(f"loading the trained model {model_path}")
                     linker = Linker(tables, json.loads(Path(model_path).read_text()), log_level=None)
 
