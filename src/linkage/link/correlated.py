@@ -122,8 +122,10 @@ def _measure(
     if isinstance(checked, str):
         return check.model_copy(update={"note": f"{checked}: not measured"})
     us = {c: _first_u(model, c) for c in group.comparisons}
-    if unseen := [c for c, u in us.items() if u is None]:
-        note = f"the first level of {', '.join(unseen)} never met among random pairs (no u): not measured"
+    trained_u = [u for u in us.values() if u is not None]
+    if len(trained_u) < len(us):
+        unseen = ", ".join(c for c, u in us.items() if u is None)
+        note = f"the first level of {unseen} never met among random pairs (no u): not measured"
         return check.model_copy(update={"note": note})
     rule, levels = checked
     keys = group_columns(group, config.comparisons)
@@ -144,7 +146,7 @@ def _measure(
     # counted among the records holding every key
     counts = backend.training_sql(f"SELECT {SOURCE_DATASET}, count(*) FROM {agreeing} GROUP BY 1")
     possible = possible_pairs({str(a): int(n) for a, n in counts}, config.link_type)
-    chance = possible * math.prod(u for u in us.values() if u is not None)  # the separate u's
+    chance = possible * math.prod(trained_u)  # what the separate u's predict
     check = check.model_copy(
         update={
             "identifier": rule.column,

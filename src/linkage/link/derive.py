@@ -47,7 +47,7 @@ from linkage.config.linkage import (
 )
 from linkage.errors import ConfigError
 from linkage.link.backend import party_sql
-from linkage.link.model import blocking_sql, comparison_columns, group_columns, rule_columns, settings
+from linkage.link.model import blocking_sql, comparison_columns, rule_columns, settings, uncountable
 from linkage.tokens.spec import MENTION_OF, ROLE, VICTIM_INDEX
 
 if TYPE_CHECKING:
@@ -484,12 +484,10 @@ def _correlated(
         if absent:
             notes.append(f"correlated group '{group.name}' left out: {', '.join(absent)} not in the model")
             continue
-        try:
-            group_columns(group, comparisons)
-        except ConfigError as exc:
+        if why := uncountable(group, comparisons):
             if not derived:
-                raise
-            notes.append(f"correlated group '{group.name}' left out: {str(exc).split(': ', 1)[1]}")
+                raise ConfigError(f"training.correlated '{group.name}': {why}")
+            notes.append(f"correlated group '{group.name}' left out: {why}")
             continue
         kept.append(group.model_copy(update={"subjects_only": group.subjects_only or victims}))
     return kept

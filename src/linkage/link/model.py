@@ -142,18 +142,26 @@ def first_level_columns(spec: Comparison) -> list[str] | None:
     return [t.left for t in first.equal]
 
 
+def uncountable(group: Correlated, comparisons: list[Comparison]) -> str | None:
+    """Why the pairs agreeing on a group cannot be counted by grouping, or None when they can."""
+    by_name = {c.name: c for c in comparisons}
+    name = next((n for n in group.comparisons if first_level_columns(by_name[n]) is None), None)
+    if name is None:
+        return None
+    return (
+        f"the first level of comparison '{name}' is not plain equality of columns, so the pairs agreeing "
+        "on it cannot be counted"
+    )
+
+
 def group_columns(group: Correlated, comparisons: list[Comparison]) -> list[str]:
     """The columns whose equality is the group's agreement (every comparison's first level)."""
+    if why := uncountable(group, comparisons):
+        raise ConfigError(f"training.correlated '{group.name}': {why}")
     by_name = {c.name: c for c in comparisons}
     columns: list[str] = []
     for name in group.comparisons:
-        first = first_level_columns(by_name[name])
-        if first is None:
-            raise ConfigError(
-                f"training.correlated '{group.name}': the first level of comparison '{name}' is not plain "
-                "equality of columns, so the pairs agreeing on it cannot be counted"
-            )
-        columns += [c for c in first if c not in columns]
+        columns += [c for c in first_level_columns(by_name[name]) or [] if c not in columns]
     return columns
 
 
