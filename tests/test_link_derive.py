@@ -447,3 +447,18 @@ def test_the_other_party_is_the_suspect_of_a_victim_and_the_first_victim_of_a_su
     model = derive(LinkageConfig(), read_coverage(plain))
     assert not {"other_party", "record_roles"} & {c.name for c in model.config.comparisons}
     assert "comparison 'other_party' left out: party_dob absent or too sparse" in model.notes
+
+
+def test_an_id_of_the_one_extract_counts_lambda_only_when_it_is_all_the_records():
+    """A generic id one source of several holds sees only that source's pairs, and would understate
+    lambda; the id of the only extract (a deduplication) sees every pair and is used."""
+    from linkage.link.derive import Coverage
+
+    base = ["fn1", "sn", "dob", "pc", "pc_district", "addr_house"]
+    one = Coverage({"a": 100}, {c: {"a": 100} for c in [*base, "id_ssn"]})
+    rules = [r.name for r in derive(LinkageConfig(), one).config.training.deterministic_rules]
+    assert "same_id_ssn" in rules
+    held = {c: {"a": 100, "b": 100} for c in base} | {"id_ssn": {"a": 100}}
+    two = derive(LinkageConfig(), Coverage({"a": 100, "b": 100}, held))
+    assert "same_id_ssn" not in [r.name for r in two.config.training.deterministic_rules]
+    assert "deterministic rule 'same_id_ssn' left out: id_ssn is held by one source only" in two.notes

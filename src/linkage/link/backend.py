@@ -170,7 +170,12 @@ class Backend:
                 return f"t.{c}" if c in held else null.format(t=column_type(c), c=c)
 
             cols = (column(c) for c in columns)
-            return f"SELECT t.{RECORD_KEY}, {', '.join([*cols, *flags])} FROM {{source}} AS t {joins}"
+            # the agency as a column of its own: Splink takes it from the table rather than adding it
+            # itself, which it does only when there are two tables or more (one extract: a dedupe)
+            return (
+                f"SELECT '{agency}' AS {SOURCE_DATASET}, t.{RECORD_KEY}, {', '.join([*cols, *flags])} "
+                f"FROM {{source}} AS t {joins}"
+            )
 
         self.con.execute(
             f"CREATE OR REPLACE TABLE {table} AS {select('NULL::{t} AS {c}').format(source=file)} "
@@ -201,7 +206,7 @@ class Backend:
         if self.spark is not None:
             return None
         union = " UNION ALL ".join(
-            f"SELECT i.{NODE_ID}, '{agency}' AS {SOURCE_DATASET}, t.* FROM {self.input_table(agency)} AS t "
+            f"SELECT i.{NODE_ID}, t.* FROM {self.input_table(agency)} AS t "
             f"JOIN {record_index} AS i ON i.{SOURCE_DATASET} = '{agency}' AND i.{RECORD_KEY} = t.{RECORD_KEY}"
             for agency in agencies
         )

@@ -519,6 +519,12 @@ def _conflict_rules(usable: set[str], present: set[str]) -> list[str | ConflictR
 def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
     """The resolved model: derived parts overridden by the config, unusable parts left out (noted)."""
     notes: list[str] = []
+    if config.link_type == "link_only" and len(coverage.records) < 2:
+        raise ConfigError(
+            f"link_type: link_only compares records of different extracts, and there is only one "
+            f"({', '.join(coverage.records) or 'none'}); use link_and_dedupe to find the same person "
+            "within one extract"
+        )
     share = config.derive.min_coverage
     need_sources = 2 if config.link_type == "link_only" else 1
     present = set(coverage.held)
@@ -563,7 +569,8 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
     t = config.training
     # lambda is estimated from the pairs the deterministic rules find among ALL records: a rule on an id
     # that one source alone holds (probation's CRN) sees only that source's pairs and would understate it
-    shared_ids = [c for c in generic_ids if coverage.sources(c) >= 2]
+    # (unless that source is all there is: one extract, deduplicated)
+    shared_ids = [c for c in generic_ids if coverage.sources(c) >= min(2, len(coverage.records))]
     if not t.deterministic_rules:
         for c in sorted(set(generic_ids) - set(shared_ids)):
             notes.append(f"deterministic rule 'same_{c}' left out: {c} is held by one source only")
