@@ -550,6 +550,82 @@ def test_recluster_equals_a_run_with_the_same_model_at_that_threshold(
     assert _clusters(by_weight.out_dir) == _clusters(again.out_dir)
 
 
+def _first_level(model: dict) -> dict:
+    return model["comparisons"][0]["comparison_levels"][1]
+
+
+def _given(linked: RunResult, tmp_path: Path, edit) -> Path:
+    model = json.loads((linked.out_dir / "model.json").read_text())
+    edit(model)
+    path = tmp_path / "given.json"
+    path.write_text(json.dumps(model))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: _first_level(m).update(sql_condition="first_name_l = first_name_r"),
+         "reads column\\(s\\) the linkage does not load: first_name"),
+        (lambda m: _first_level(m).update(sql_condition="fn1_l = (SELECT max(x) FROM read_csv('/etc/x'))"),
+         "comparison 'forename' reads something other than the pair's columns"),
+        (lambda m: m["blocking_rules_to_generate_predictions"].append({"blocking_rule": "l.sn = = r.sn"}),
+         "a blocking rule has SQL that cannot be parsed"),
+        (lambda m: m.pop("comparisons"), "not a trained model"),
+    ],
+    ids=["unknown column", "subquery", "broken SQL", "no comparisons"],
+)  # fmt: skip
+def test_a_given_model_is_checked_before_any_sql_runs(
+    linked, config, synth_extracts, tmp_path, edit, message
+):  # noqa: E501
+    """`--model` takes a file: its SQL is parsed first (a foreign or edited model failed in the engine
+    as an internal error, and its SQL could read a file)."""
+    with pytest.raises(ConfigError, match=message):
+        run_linkage(
+            config, CONFIG, tmp_path / "run", extracts_dir=synth_extracts.extracts,
+            trusted_keys_dir=synth_extracts.trusted_keys, model_path=_given(linked, tmp_path, edit),
+        )  # fmt: skip
+    assert not (tmp_path / "run").exists()
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"not a readable model\.json"):
+        run_linkage(config, CONFIG, tmp_path / "run", extracts_dir=synth_extracts.extracts, model_path=broken)
+
+
+def test_a_given_model_comparing_an_absent_family_scores_it_as_missing(
+    linked, config, synth_extracts, tmp_path
+):  # noqa: E501
+    """A model trained on extracts holding a family these do not (another quarter's, another set): the
+    column is loaded as missing and the report says so, instead of failing in SQL."""
+
+    def add(model: dict) -> None:
+        model["comparisons"].append(
+            {
+                "output_column_name": "ssn",
+                "comparison_levels": [
+                    {"sql_condition": "id_ssn_l IS NULL OR id_ssn_r IS NULL", "is_null_level": True},
+                    {"sql_condition": "id_ssn_l = id_ssn_r", "m_probability": 0.9, "u_probability": 1e-6},
+                    {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 1.0 - 1e-6},
+                ],
+            }
+        )
+
+    result = run_linkage(
+        config, CONFIG, tmp_path / "run", extracts_dir=synth_extracts.extracts,
+        trusted_keys_dir=synth_extracts.trusted_keys, model_path=_given(linked, tmp_path, add),
+    )  # fmt: skip
+    note = "the given model compares id_ssn, which no extract holds: always missing"
+    assert note in result.metrics.model_notes
+
+    # missing on every pair: the same pairs and weights as the model without it
+    def pairs(run: Path) -> list[tuple]:
+        parquet = run / "pairs.parquet"
+        sql = f"SELECT record_key_l, record_key_r, round(match_weight, 9) FROM read_parquet('{parquet}')"
+        return duckdb.sql(sql + " ORDER BY ALL").fetchall()
+
+    assert pairs(result.out_dir) == pairs(linked.out_dir)
+
+
 def test_recluster_refuses_thresholds_below_the_pair_floor(linked, tmp_path):
     from linkage.link.recluster import recluster
 

@@ -205,8 +205,20 @@ def test_config_sections_override_the_derived_model(v2_extracts):
 def test_nothing_to_link_on_is_a_clear_refusal(v2_extracts, tmp_path):
     _, paths, _ = v2_extracts
     empty = LinkageConfig(omit=["forename", "surname", "date_of_birth", "place", "nhs", "id_ssn", "sex"])
-    with pytest.raises(ConfigError, match="no comparison has usable columns"):
+    with pytest.raises(ConfigError, match="no comparison has usable columns in these extracts: nothing"):
         derive(empty, read_coverage(paths))
+
+
+def test_link_only_over_extracts_sharing_no_family_says_so():
+    """Names in one extract, dates and addresses in the other: each could be deduplicated alone, but no
+    family is held by both, so link_only has nothing to compare."""
+    from linkage.link.derive import Coverage
+
+    held = {c: {"a": 100} for c in ("fn1", "sn", "sn_phon")} | {c: {"b": 100} for c in ("dob", "pc")}
+    coverage = Coverage({"a": 100, "b": 100}, held)
+    assert derive(LinkageConfig(), coverage).config.comparisons  # link_and_dedupe: within each extract
+    with pytest.raises(ConfigError, match="usable columns in these extracts held by two of them"):
+        derive(LinkageConfig(link_type="link_only"), coverage)
 
 
 def test_derived_v2_model_trains_scores_and_clusters(v2_extracts, tmp_path):

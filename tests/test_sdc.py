@@ -78,6 +78,15 @@ def test_only_detail_and_total_means_the_total_goes_too():
     assert p.suppressed == {"only", "total"}
 
 
+def test_a_total_over_no_category_stays_suppressed_without_a_complement():
+    """A table whose filter nobody meets (no prison reception in a small release) has totals over no
+    category: zero, primary, and no cell to pair with (release crashed with ValueError)."""
+    values = {"empty total": 0, "a": 12, "b": 30, "total": 42}
+    lines = [Line((), "empty total"), Line(("a", "b"), "total")]
+    p = protect(values, primary(values), lines, RULES)
+    assert p.suppressed == {"empty total"} and p.secondary == set()
+
+
 def test_zeros_follow_the_policy():
     assert count_reason(0, 0, RULES) == "zero"
     assert count_reason(0, 0, SDCRules(zeros_disclosive=False)) is None

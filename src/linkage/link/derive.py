@@ -552,7 +552,8 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
     merged = _merge_by_name(derived, config.comparisons, notes)
     comparisons = [c for c in (_trim_comparison(comp, usable, notes) for comp in merged) if c]
     if not comparisons:
-        raise ConfigError("no comparison has usable columns in these extracts: nothing to link on")
+        shared = " held by two of them (link_only)" if need_sources == 2 else ""
+        raise ConfigError(f"no comparison has usable columns in these extracts{shared}: nothing to link on")
 
     if config.blocking_rules:
         blocking = _usable_rules(config.blocking_rules, usable, "blocking rule", notes)

@@ -30,7 +30,7 @@ import splink
 from splink import Linker
 
 from linkage import __version__
-from linkage.config.linkage import LinkageConfig
+from linkage.config.linkage import LinkageConfig, column_family
 from linkage.errors import ConfigError, VerificationError
 from linkage.extract.manifest import Manifest, signature_path
 from linkage.extract.verify import ExtractCheck, VerifyReport, verify_extracts
@@ -40,7 +40,15 @@ from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
 from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
-from linkage.link.model import blocking_rules_sql, cap_column, capped, input_columns, one_table, settings
+from linkage.link.model import (
+    blocking_rules_sql,
+    cap_column,
+    capped,
+    given_model_columns,
+    input_columns,
+    one_table,
+    settings,
+)
 from linkage.link.report import write_quality_report
 from linkage.link.train import check_em_coverage, train
 from linkage.runfolder import RunWriter, record_from_verified, remove_stale_work
@@ -130,6 +138,17 @@ def _copy_inputs(config_path: Path, report: VerifyReport, folder: RunWriter) -> 
             folder.copy_in(path, f"inputs/manifests/{path.name}")
 
 
+def _given_model(path: Path) -> dict[str, Any]:
+    """A trained model.json (`--model`), refused with the file named unless it is Splink's JSON model."""
+    try:
+        model = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable model.json ({type(exc).__name__})") from None
+    if not isinstance(model, dict) or not isinstance(model.get("comparisons"), list):
+        raise ConfigError(f"{path}: not a trained model (Splink's JSON with a list of comparisons)")
+    return model
+
+
 def _folder(config: LinkageConfig, config_path: Path, given: Path | None, key: str, option: str) -> Path:
     value = getattr(config.extracts, key)
     if given is None and value is None:
@@ -137,11 +156,15 @@ def _folder(config: LinkageConfig, config_path: Path, given: Path | None, key: s
     return Path(given or config.resolve(config_path, value))
 
 
-def load_inputs(backend: Backend, extracts: dict[str, Path], config: LinkageConfig) -> list[SplinkDataFrame]:
-    """Each extract's model columns as a Splink table, with the flags of the capped blocking rules."""
+def load_inputs(
+    backend: Backend, extracts: dict[str, Path], config: LinkageConfig, also: set[str] | None = None
+) -> list[SplinkDataFrame]:
+    """Each extract's model columns (and the columns ``also`` names, a given model's: flags excepted)
+    as a Splink table, with the flags of the capped blocking rules."""
     caps = capped(config.blocking_rules)
     backend.load_common_values(extracts, caps)
-    columns = input_columns(config)
+    flags = {f for r in caps if (f := cap_column(r))}
+    columns = sorted(set(input_columns(config)) | {c for c in also or () if c not in flags})
     return [backend.load_extract(a, p, columns, caps) for a, p in extracts.items()]
 
 
@@ -278,6 +301,7 @@ def run_linkage(
     config_path, out_dir = Path(config_path), Path(out_dir)
     extracts_dir = _folder(config, config_path, extracts_dir, "directory", "--extracts")
     keys_dir = _folder(config, config_path, trusted_keys_dir, "trusted_keys", "--trusted-keys")
+    given = _given_model(Path(model_path)) if model_path else None
     if config.training.em_rules and config.comparisons:
         check_em_coverage(config)  # a config that fixes both is refused before anything is read
 
@@ -290,8 +314,15 @@ def run_linkage(
         seconds["verify"] = time.perf_counter() - t
 
         step("deriving the model from the token families present")
-        derived = derive(config, read_coverage(extracts))
+        coverage = read_coverage(extracts)
+        derived = derive(config, coverage)
         check_em_coverage(derived.config)
+        given_columns: set[str] = set()
+        if given is not None:  # its columns are loaded too, whatever the derived model would read
+            flags = {f for r in capped(derived.config.blocking_rules) if (f := cap_column(r))}
+            given_columns = given_model_columns(given, flags)
+            for c in sorted(c for c in given_columns if column_family(c) and not coverage.sources(c)):
+                derived.notes.append(f"the given model compares {c}, which no extract holds: always missing")
 
         record = record_from_verified(
             out_dir.name,
@@ -315,7 +346,7 @@ def run_linkage(
             step("loading the extracts")
             t = time.perf_counter()
             record_index = backend.load_record_index(extracts)
-            tables = load_inputs(backend, extracts, derived.config)  # every candidate rule's cap
+            tables = load_inputs(backend, extracts, derived.config, given_columns)  # every candidate's cap
             records = {a: _manifest(by_agency[a]).counts.written for a in extracts}
             seconds["load"] = time.perf_counter() - t
 
@@ -326,7 +357,7 @@ def run_linkage(
 
             together: list[correlated.CorrelatedCheck] = []  # measured when the model is trained here
             with _splink_warnings(derived.notes):
-                if model_path is None:
+                if given is None:
                     linker = Linker(tables, settings(resolved), log_level=None)
                     training_seconds = train(
                         linker, resolved.training, step, notes=derived.notes, records=records,
@@ -346,7 +377,7 @@ def run_linkage(
                             "(a correlated_ comparison in its model.json), if any, is used"
                         )
                     step(f"loading the trained model {model_path}")
-                    linker = Linker(tables, json.loads(Path(model_path).read_text()), log_level=None)
+                    linker = Linker(tables, given, log_level=None)
 
             step("scoring candidate pairs")
             t = time.perf_counter()

@@ -98,9 +98,12 @@ def _complete_lines(values: Mapping[Any, float], suppressed: set[Key], lines: Se
         for line in lines:
             cells = line.cells
             hidden = [c for c in cells if c in suppressed]
-            if len(hidden) != 1:
+            open_cells = [c for c in cells if c not in suppressed]
+            if len(hidden) != 1 or not open_cells:
+                # a line of one cell is a total over no category (none was observed): it is zero, and
+                # no complement can hide that; the cell stays suppressed
                 continue
-            pick = _smallest([c for c in cells if c not in suppressed], values, line.total)
+            pick = _smallest(open_cells, values, line.total)
             suppressed.add(pick)
             added.append(pick)
             changed = True
