@@ -577,7 +577,7 @@ def _given(linked: RunResult, tmp_path: Path, edit) -> Path:
 )  # fmt: skip
 def test_a_given_model_is_checked_before_any_sql_runs(
     linked, config, synth_extracts, tmp_path, edit, message
-):  # noqa: E501
+):
     """`--model` takes a file: its SQL is parsed first (a foreign or edited model failed in the engine
     as an internal error, and its SQL could read a file)."""
     with pytest.raises(ConfigError, match=message):
@@ -594,7 +594,7 @@ def test_a_given_model_is_checked_before_any_sql_runs(
 
 def test_a_given_model_comparing_an_absent_family_scores_it_as_missing(
     linked, config, synth_extracts, tmp_path
-):  # noqa: E501
+):
     """A model trained on extracts holding a family these do not (another quarter's, another set): the
     column is loaded as missing and the report says so, instead of failing in SQL."""
 

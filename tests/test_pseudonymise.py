@@ -329,6 +329,21 @@ def test_unreadable_inputs(keys, tmp_path, content, message):
         run(keys, "police", path, tmp_path / "out")
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_repeated_record_id_refuses_the_extract_and_names_the_rows(keys, tmp_path, workers):
+    """Two rows under one record id (one crime, two suspects; or a row extracted twice) cannot be told
+    apart by the linkage: refused with the rows named, never written (the manifest only counted them)."""
+    rows = [[f"CR{i:05d}", *POLICE_ROWS[0][1:]] for i in range(300)]
+    rows.insert(250, [f"CR{7:05d}", *POLICE_ROWS[0][1:]])  # data row 251 repeats data row 8
+    path = write_csv(tmp_path / "police.csv", POLICE_HEADER, rows)
+    said = r"1 record\(s\) repeat the record id of an earlier row \(column crime_ref; first: data row 251 "
+    said += r"repeats row 8\)"
+    with pytest.raises(pseudo_mod.ExtractRefused, match=said):
+        run(keys, "police", path, tmp_path / "out", workers=workers, chunk_bytes=4096)
+    assert not (tmp_path / "out" / "police.parquet").exists()
+    assert not (tmp_path / "out" / "police.manifest.json").exists()
+
+
 def test_rejects_never_inside_the_output_directory(keys, police_csv, tmp_path):
     with pytest.raises(ConfigError, match="inside the output directory"):
         run(keys, "police", police_csv, tmp_path / "out", rejects_dir=tmp_path / "out" / "rej")

@@ -177,6 +177,15 @@ def test_warns_on_an_extract_older_than_one_already_linked(extracts, trusted, tm
     )
 
 
+def test_an_extract_with_repeated_record_keys_is_refused(extracts, trusted, keys):
+    """Written by a version that only counted them (`duplicate_record_keys` in the manifest)."""
+    path = extracts / "police.manifest.json"
+    manifest = Manifest.model_validate_json(path.read_bytes())
+    write_manifest(manifest.model_copy(update={"duplicate_record_keys": 3}), path, keys.signing("police"))
+    found = problems(extracts, trusted)
+    assert any("3 record(s) share a record key" in p and "re-pseudonymise" in p for p in found)
+
+
 def test_missing_data_file_and_row_count(extracts, trusted, keys):
     (extracts / "police.parquet").unlink()
     assert any("is missing" in p for p in problems(extracts, trusted))

@@ -329,7 +329,17 @@ def pseudonymise(
                 problem = _over_limits(read, rejected, counts, max_reject_rate, max_blank_rate)
                 if problem:
                     raise ExtractRefused(f"{agency}: refused, no extract written: {problem}")
-                duplicates = _duplicate_keys(tmp_parquet)
+                duplicates, example = _duplicate_keys(tmp_parquet)
+                if duplicates:
+                    # one id for two rows: the same record twice, or two records (two suspects of one
+                    # crime) that the linkage could not tell apart; the agency chooses an id per row
+                    id_column = config.identifiers.record_id.column if config.identifiers.record_id else "?"
+                    raise ExtractRefused(
+                        f"{agency}: refused, no extract written: {duplicates:,} record(s) repeat the record "
+                        f"id of an earlier row (column {id_column}; first: data row {example[0]} repeats "
+                        f"row {example[1]}); give each row an id of its own, or leave record_id out to key "
+                        "rows by their number"
+                    )
                 schema = pq.read_schema(tmp_parquet)
                 manifest = Manifest(
                     tool_version=__version__,
@@ -461,11 +471,23 @@ def _reason_class(reason: str) -> str:
     return reason.split(" (", 1)[0]
 
 
-def _duplicate_keys(parquet: Path) -> int:
-    """Records sharing a record_key: counted out of core by DuckDB, so memory stays flat."""
+def _duplicate_keys(parquet: Path) -> tuple[int, tuple[int, int]]:
+    """Records repeating an earlier record's record_key, and the first such (its data row, the row it
+    repeats): counted out of core by DuckDB, so memory stays flat."""
     con = duckdb.connect()
     try:
         sql = "SELECT count(*) - count(DISTINCT record_key) FROM read_parquet(?)"
-        return int(con.execute(sql, [str(parquet)]).fetchall()[0][0])
+        n = int(con.execute(sql, [str(parquet)]).fetchall()[0][0])
+        if not n:
+            return 0, (0, 0)
+        sql = f"""
+            WITH keyed AS (  -- each record's row, and the first row holding its key
+                SELECT {SOURCE_ROW} AS row, min({SOURCE_ROW}) OVER (PARTITION BY record_key) AS first
+                FROM read_parquet(?)
+            )
+            SELECT min(row), arg_min(first, row) FROM keyed WHERE row > first
+        """
+        row, first = con.execute(sql, [str(parquet)]).fetchall()[0]
+        return n, (int(row), int(first))
     finally:
         con.close()

@@ -110,6 +110,11 @@ def _check_parquet(check: ExtractCheck) -> None:
     expected = manifest.counts.written + manifest.counts.victim_mentions
     if meta.num_rows != manifest.output.rows or meta.num_rows != expected:
         check.problems.append(f"row count {meta.num_rows} differs from the manifest ({expected})")
+    if manifest.duplicate_record_keys:  # written before pseudonymise refused them
+        check.problems.append(
+            f"{manifest.duplicate_record_keys:,} record(s) share a record key with another: the linkage "
+            "could not tell them apart; re-pseudonymise with an id per row"
+        )
     declared = [(c.name, c.type) for c in manifest.columns]
     actual = [(f.name, str(f.type)) for f in schema]
     if declared != actual:
