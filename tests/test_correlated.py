@@ -76,7 +76,7 @@ def _backend(tables: dict[str, list[dict]]) -> Backend:
     for agency, rows in tables.items():
         data = {
             "record_key": pa.array([r["record_key"] for r in rows], pa.int64()),
-            **{c: pa.array([r.get(c) for r in rows], pa.int64()) for c in ("sn", "dob", "pc", "pnc")},
+            **{c: pa.array([r.get(c) for r in rows], pa.int64()) for c in ("sn", "dob", "pc", "pnc", "fn1")},
             "pnc_weak": pa.array([r.get("pnc_weak") for r in rows], pa.bool_()),
             VICTIM_MENTION: pa.array([r.get(VICTIM_MENTION) for r in rows], pa.bool_()),
         }
@@ -327,3 +327,113 @@ def test_the_derived_group_needs_its_comparisons_and_countable_first_levels():
     )
     with pytest.raises(ConfigError, match="first level of comparison 'names' is not plain"):
         derive(uncountable, coverage)
+
+
+# --- without a checked id: the forename as instrument -------------------------------------------------
+
+M1, U1 = 0.9, 0.003  # the forename's trained m and u at its first level
+
+
+def _relatives(rng: random.Random, *, people: int, relatives: int) -> tuple[dict, int]:
+    """Records of one person share surname and postcode, and two of them their forename as often as
+    M1 (a typo otherwise, some missing); households of relatives share surname and postcode, never a forename
+    or a date of birth. Returns the tables and the true pairs of different people agreeing."""
+    rows: list[dict] = []
+    key, name = itertools.count(1), itertools.count(10)
+    for _ in range(people):
+        sn, pc, fn = rng.randrange(300), rng.randrange(1, 10**6), next(name)
+        for _ in range(rng.choice([2, 3])):
+            # two records agree when neither has a typo: M1 of the pairs
+            first = None if rng.random() < 0.05 else fn if rng.random() < math.sqrt(M1) else next(name)
+            rows.append({"record_key": next(key), "sn": sn, "pc": pc, "fn1": first})
+    different = 0
+    for _ in range(relatives):
+        sn, pc, members = rng.randrange(300), rng.randrange(1, 10**6), rng.choice([2, 3, 4])
+        for _ in range(members):
+            fn = None if rng.random() < 0.05 else next(name)  # missing as often as anyone's
+            rows.append({"record_key": next(key), "sn": sn, "pc": pc, "fn1": fn})
+        different += members * (members - 1) // 2
+    return {"police": rows}, different
+
+
+def _relatives_config(instrument: str | None = "forename") -> LinkageConfig:
+    comparisons = [
+        {"name": n, "missing_when": [c], "levels": [{"label": f"same {c}", "equal": [c]}]}
+        for n, c in (("surname", "sn"), ("place", "pc"), ("forename", "fn1"))
+    ]
+    group = {"name": "home", "comparisons": ["surname", "place"], "instrument": instrument}
+    return LinkageConfig.model_validate(
+        {
+            "comparisons": comparisons,
+            "blocking_rules": [{"name": "surname", "equal": ["sn"]}],
+            "training": {"correlated": [group]},
+            "clustering": {"never_link_different": []},
+        }
+    )
+
+
+def _relatives_model(m1: float = M1) -> dict:
+    levels = lambda m, u: [{"is_null_level": True}, {"m_probability": m, "u_probability": u}, {}]  # noqa: E731
+    return {
+        "comparisons": [
+            {"output_column_name": "surname", "comparison_levels": levels(0.95, 0.01)},
+            {"output_column_name": "place", "comparison_levels": levels(0.9, 1e-4)},
+            {"output_column_name": "forename", "comparison_levels": levels(m1, U1)},
+        ]
+    }
+
+
+def test_without_a_checked_id_the_forename_counts_the_relatives_agreeing_on_surname_and_place():
+    tables, truth = _relatives(random.Random(5), people=2000, relatives=600)
+    (check,) = measure(_backend(tables), _relatives_config(), _relatives_model(), ["police"])
+    rows = tables["police"]
+    pairs = [(x, y) for x, y in itertools.combinations(rows, 2) if x["sn"] == y["sn"] and x["pc"] == y["pc"]]
+    held = [(x, y) for x, y in pairs if x["fn1"] is not None and y["fn1"] is not None]
+    same = sum(x["fn1"] == y["fn1"] for x, y in held)
+    assert (check.agreeing_pairs, check.labelled_pairs, check.different_ids) == (len(pairs), len(held), same)
+    assert check.identifier == "forename" and check.instrument
+    assert check.id_error_rate == M1 and check.instrument_u == U1
+    different = (M1 * len(held) - same) / (M1 - U1) * len(pairs) / len(held)
+    assert check.different_people == pytest.approx(different, abs=0.1)
+    # the estimate is the truth within its sampling error (forename typos at 1 - M1 per record)
+    assert abs(different - truth) < 3 * math.sqrt(len(held) * M1 * (1 - M1)) / (M1 - U1)
+    assert check.weight == pytest.approx(math.log2(check.expected_by_chance / different), abs=1e-3)
+    assert check.weight < -5 and "measured with forename" in check.note
+
+
+def test_the_instrument_finds_no_relatives_where_there_are_none_and_needs_a_trained_m():
+    tables, _ = _relatives(random.Random(6), people=2000, relatives=0)
+    backend = _backend(tables)
+    (check,) = measure(backend, _relatives_config(), _relatives_model(), ["police"])
+    assert check.weight is None and "as often as matches alone explain" in check.note
+    (check,) = measure(backend, _relatives_config(), _relatives_model(m1=0.002), ["police"])
+    assert check.weight is None and "no trained m above its u" in check.note
+    (check,) = measure(backend, _relatives_config(instrument=None), _relatives_model(), ["police"])
+    assert check.weight is None and check.note == "no checked id of a known type: not measured"
+
+
+def test_the_derived_group_is_the_twins_with_a_checked_id_and_the_relatives_without():
+    base = {c: {"a": 100, "b": 100} for c in ["fn1", "sn", "dob", "pc"]}
+    coverage = lambda held: Coverage({"a": 100, "b": 100}, held)  # noqa: E731
+    (twins,) = derive(LinkageConfig(), coverage({**base, "pnc": {"a": 100}})).config.training.correlated
+    assert (twins.name, twins.comparisons, twins.instrument) == (
+        "surname_dob_place", ["surname", "date_of_birth", "place"], "forename",
+    )  # fmt: skip
+    (home,) = derive(LinkageConfig(), coverage(base)).config.training.correlated
+    assert (home.name, home.comparisons, home.instrument) == (
+        "surname_place",
+        ["surname", "place"],
+        "forename",
+    )
+    assert derive(LinkageConfig(omit=["surname_place"]), coverage(base)).config.training.correlated == []
+    # the forename left out: the group stays, without an instrument (a note says so)
+    model = derive(LinkageConfig(omit=["forename"]), coverage(base))
+    (home,) = model.config.training.correlated
+    assert home.instrument is None
+    assert "correlated group 'surname_place': no instrument ('forename' not in the model)" in model.notes
+    inside = {"name": "g", "comparisons": ["surname", "place"], "instrument": "surname"}
+    with pytest.raises(ValueError, match="the instrument 'surname' is one of the group's own comparisons"):
+        LinkageConfig.model_validate({"training": {"correlated": [inside]}})
+    typo = {"name": "g", "comparisons": ["surname", "place"], "instrument": "forname"}
+    with pytest.raises(ConfigError, match="no comparison named forname"):
+        derive(LinkageConfig.model_validate({"training": {"correlated": [typo]}}), coverage(base))

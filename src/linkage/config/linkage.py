@@ -351,6 +351,14 @@ class Correlated(Strict):
         "columns (so that the run can count the pairs agreeing on all of them).",
     )
 
+    instrument: str | None = Field(
+        None,
+        description="Without a checked id to label the pairs, measure with this comparison instead (not "
+        "in the group; its first level plain equality of one column): among the agreeing pairs, matches "
+        "agree on it as often as its trained m says and different people as rarely as its u, so its "
+        "agreement rate there tells how many are different people. The forename: relatives and twins "
+        "rarely share one.",
+    )
     subjects_only: bool = Field(
         False,
         description="Measure and correct pairs of two subject records only, never a pair with a victim "
@@ -364,6 +372,12 @@ class Correlated(Strict):
         if len(set(v)) != len(v):
             raise ValueError("a correlated group names a comparison twice")
         return v
+
+    @model_validator(mode="after")
+    def _instrument_outside(self) -> Correlated:
+        if self.instrument in self.comparisons:
+            raise ValueError(f"the instrument '{self.instrument}' is one of the group's own comparisons")
+        return self
 
 
 class Training(Strict):

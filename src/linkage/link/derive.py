@@ -47,7 +47,14 @@ from linkage.config.linkage import (
 )
 from linkage.errors import ConfigError
 from linkage.link.backend import party_sql
-from linkage.link.model import blocking_sql, comparison_columns, rule_columns, settings, uncountable
+from linkage.link.model import (
+    blocking_sql,
+    comparison_columns,
+    instrument_column,
+    rule_columns,
+    settings,
+    uncountable,
+)
 from linkage.tokens.spec import MENTION_OF, ROLE, VICTIM_INDEX
 
 if TYPE_CHECKING:
@@ -448,12 +455,22 @@ def _em_passes(comparisons: list[Comparison], usable: set[str], generic_ids: lis
     return passes
 
 
-# Different people sharing a home share a surname and an address; twins the date of birth too
+# Different people sharing a home share a surname and an address; twins the date of birth too. With a
+# checked id to measure against, the twins (all three agree) are corrected; without one the forename
+# is the instrument, and relatives living together (dates of birth agreeing or not) are measured
 CORRELATED = Correlated(
     name="surname_dob_place",
     description="Twins and relatives living together agree on surname, date of birth and address at once "
     "far more often than the three separate chances imply.",
     comparisons=["surname", "date_of_birth", "place"],
+    instrument="forename",
+)
+CORRELATED_HOME = Correlated(
+    name="surname_place",
+    description="Relatives living together agree on surname and address far more often than the two "
+    "separate chances imply (measured with the forename, which they rarely share).",
+    comparisons=["surname", "place"],
+    instrument="forename",
 )
 
 
@@ -489,7 +506,23 @@ def _correlated(
                 raise ConfigError(f"training.correlated '{group.name}': {why}")
             notes.append(f"correlated group '{group.name}' left out: {why}")
             continue
-        kept.append(group.model_copy(update={"subjects_only": group.subjects_only or victims}))
+        instrument = group.instrument
+        if instrument is not None and instrument not in known:
+            raise ConfigError(f"training.correlated '{group.name}': no comparison named {instrument}")
+        if instrument is not None and (
+            instrument not in present or instrument_column(present[instrument]) is None
+        ):
+            why = (
+                "not in the model"
+                if instrument not in present
+                else "its first level is not one column's equality"
+            )
+            if not derived:
+                raise ConfigError(f"training.correlated '{group.name}': instrument '{instrument}' {why}")
+            notes.append(f"correlated group '{group.name}': no instrument ('{instrument}' {why})")
+            instrument = None
+        kept.append(group.model_copy(update={"subjects_only": group.subjects_only or victims,
+                                             "instrument": instrument}))  # fmt: skip
     return kept
 
 
@@ -588,8 +621,9 @@ def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
     )
     known = {c.name for c in derived} | {c.name for c in config.comparisons} | omitted
     victims = any(n > 0 for n in coverage.held.get(VICTIM_MENTION, {}).values())
+    checked = any(typed in usable for typed in TYPED_IDS)
     correlated = _correlated(
-        t.correlated or [g for g in (CORRELATED,) if g.name not in omitted],
+        t.correlated or [g for g in (CORRELATED if checked else CORRELATED_HOME,) if g.name not in omitted],
         comparisons, known, notes, derived=not t.correlated, victims=victims,
     )  # fmt: skip
     training = Training.model_validate(

@@ -147,6 +147,13 @@ def first_level_columns(spec: Comparison) -> list[str] | None:
     return [t.left for t in first.equal]
 
 
+def instrument_column(spec: Comparison) -> str | None:
+    """The one column whose equality is the comparison's first level (a correlated group's instrument),
+    or None when that level is anything else."""
+    columns = first_level_columns(spec)
+    return columns[0] if columns and len(columns) == 1 else None
+
+
 def uncountable(group: Correlated, comparisons: list[Comparison]) -> str | None:
     """Why the pairs agreeing on a group cannot be counted by grouping, or None when they can."""
     by_name = {c.name: c for c in comparisons}

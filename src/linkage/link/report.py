@@ -346,9 +346,10 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
 CORRELATED_HEADER = [
     "group",
     "agreeing pairs",
-    "labelled",
-    "different ids",
-    "id error rate",
+    "measured with",
+    "pairs measured",
+    "disagreeing id / agreeing instrument",
+    "id error rate / instrument m, u",
     "different people",
     "by chance",
     "correction (bits)",
@@ -357,7 +358,8 @@ CORRELATED_HEADER = [
 
 
 def _correlated(metrics: RunMetrics) -> str:
-    """Evidence that comes together, as measured against a checked id (link/correlated.py)."""
+    """Evidence that comes together, measured against a checked id or with an instrument comparison
+    (link/correlated.py)."""
     if not metrics.correlated:
         return ""
     note = (
@@ -365,19 +367,24 @@ def _correlated(metrics: RunMetrics) -> str:
         "sharing a home share a surname and an address (twins a date of birth too), so for each group "
         "below the run counted the pairs of records agreeing on all of its comparisons' first levels, "
         "and, among those whose two records both hold a valid checked id, the share with different ids "
-        "beyond the id's own error rate: the pairs of different people agreeing on all of them. Where "
-        "there are more than the separate chances predict, such a pair's weight is lowered by the "
-        "correction (a comparison of its own in the model). It assumes pairs with the id are like "
-        "the others; with victim mentions, it covers pairs of the agencies' own subjects only (victim "
-        "mentions carry no id)."
+        "beyond the id's own error rate: the pairs of different people agreeing on all of them. Without "
+        "a checked id, an instrument comparison (the forename, which relatives rarely share) measures "
+        "it instead: among the agreeing pairs holding it, the share agreeing on it falls short of its "
+        "trained m by the share of different people. Where there are more than the separate chances "
+        "predict, such a pair's weight is lowered by the correction (a comparison of its own in the "
+        "model). It assumes pairs with the id (or the instrument) are like the others; with victim "
+        "mentions, it covers pairs of the agencies' own subjects only (victim mentions carry no id)."
     )
     rows = [
         [
             f"{c.name}: {', '.join(c.comparisons)}",
             c.agreeing_pairs,
+            "-"
+            if c.identifier is None
+            else f"{c.identifier} ({'instrument' if c.instrument else 'checked id'})",
             c.labelled_pairs,
             c.different_ids,
-            f"{c.id_error_rate:.4f}",
+            f"{c.id_error_rate:.4f}" + (f", {c.instrument_u:.2g}" if c.instrument_u is not None else ""),
             "-" if c.different_people is None else f"{c.different_people:,.0f}",
             "-" if c.expected_by_chance is None else f"{c.expected_by_chance:.3g}",
             "not applied" if c.weight is None else f"{c.weight:+.2f}",
