@@ -554,6 +554,9 @@ def _first_level(model: dict) -> dict:
     return model["comparisons"][0]["comparison_levels"][1]
 
 
+SMUGGLED = "fn1_l = fn1_r OR 'x' = '\\' OR (SELECT count(*) FROM read_text($$/etc/hosts$$)) > 0 --'"
+
+
 def _given(linked: RunResult, tmp_path: Path, edit) -> Path:
     model = json.loads((linked.out_dir / "model.json").read_text())
     edit(model)
@@ -568,12 +571,28 @@ def _given(linked: RunResult, tmp_path: Path, edit) -> Path:
         (lambda m: _first_level(m).update(sql_condition="first_name_l = first_name_r"),
          "reads column\\(s\\) the linkage does not load: first_name"),
         (lambda m: _first_level(m).update(sql_condition="fn1_l = (SELECT max(x) FROM read_csv('/etc/x'))"),
-         "comparison 'forename' reads something other than the pair's columns"),
+         "comparison 'forename' holds Subquery"),
+        # a file read DuckDB runs but a MySQL parser reads as one string (\\' escapes a quote there, not in
+        # DuckDB): the model's own dialect is never used to check it
+        (lambda m: (m.update(sql_dialect="mysql"), _first_level(m).update(sql_condition=SMUGGLED)),
+         "comparison 'forename' (holds|has SQL that cannot be parsed)"),
+        (lambda m: _first_level(m).update(sql_condition="levenshtein(fn1_l, fn1_r) <= 1"),
+         "comparison 'forename' holds (Levenshtein|LTE)"),
+        (lambda m: _first_level(m).update(sql_condition="l.fn1 = r.fn1"), "reads l.fn1, not <column>_l / _r"),
         (lambda m: m["blocking_rules_to_generate_predictions"].append({"blocking_rule": "l.sn = = r.sn"}),
          "a blocking rule has SQL that cannot be parsed"),
-        (lambda m: m.pop("comparisons"), "not a trained model"),
+        (lambda m: m["blocking_rules_to_generate_predictions"].append({"blocking_rule": "sn_l = sn_r"}),
+         "a blocking rule reads sn_l, not l.<column>"),
+        (lambda m: m.pop("comparisons"), "not a model this project trained \\(comparisons: Field required"),
+        (lambda m: m.update(linker_uid="x; DROP TABLE y"), "linker_uid: String should match pattern"),
+        (lambda m: m.update(additional_columns_to_retain=["fn1"]), "additional_columns_to_retain"),
+        (lambda m: m["comparisons"][0].update(output_column_name="x\t--\n"), "output_column_name"),
+        (lambda m: m.update(extra_field=1), "extra_field: Extra inputs are not permitted"),
+        (lambda m: m.update(link_type="link_only"), "the given model links link_only, the config link_and"),
     ],
-    ids=["unknown column", "subquery", "broken SQL", "no comparisons"],
+    ids=["unknown column", "subquery", "another dialect", "function", "level qualified", "broken SQL",
+         "rule unqualified", "no comparisons", "linker uid", "retained columns", "column name",
+         "unknown field", "link type"],
 )  # fmt: skip
 def test_a_given_model_is_checked_before_any_sql_runs(
     linked, config, synth_extracts, tmp_path, edit, message
@@ -624,6 +643,13 @@ def test_a_given_model_comparing_an_absent_family_scores_it_as_missing(
         return duckdb.sql(sql + " ORDER BY ALL").fetchall()
 
     assert pairs(result.out_dir) == pairs(linked.out_dir)
+    # its run re-clusters: the given model's extra column is loaded there too (it failed in SQL)
+    from linkage.link.recluster import recluster
+
+    again = recluster(
+        result.out_dir, tmp_path / "again", threshold=result.metrics.threshold_match_probability
+    )
+    assert _clusters(again.out_dir) == _clusters(result.out_dir)
 
 
 def test_recluster_refuses_thresholds_below_the_pair_floor(linked, tmp_path):
@@ -677,12 +703,40 @@ def test_one_extract_is_deduplicated(config, synth_extracts, tmp_path):
     assert report.pairwise.precision >= 0.99 and report.pairwise.recall >= 0.99
 
 
+def test_one_small_extract_with_no_candidate_pair_still_gives_a_report(config, keys, police_csv, tmp_path):
+    """Three police rows of three people: nothing to score. The report's histogram (Splink's) failed on
+    no pairs; the run completes, every record its own person."""
+    agency = ROOT / "configs" / "agencies" / "police.yaml"
+    signing = keys.signing("police")
+    pseudonymise(agency_config("police"), agency, keys.project, police_csv, tmp_path / "extracts",
+                 rejects_dir=tmp_path / "rejects", signing_key=signing, workers=1)  # fmt: skip
+    police = config.model_copy(
+        update={"extracts": config.extracts.model_copy(update={"agencies": ["police"]})}
+    )
+    result = run_linkage(
+        police,
+        CONFIG,
+        tmp_path / "run",
+        extracts_dir=tmp_path / "extracts",
+        trusted_keys_dir=keys.signing_dir,
+    )
+    assert result.metrics.pairs_above_floor == 0 and result.metrics.pairs_linked == 0
+    assert result.metrics.clusters.clusters == result.metrics.records_total
+    assert "Match-weight histogram" not in (result.out_dir / "quality.html").read_text()
+
+
 def test_link_only_needs_two_extracts(config, synth_extracts, tmp_path):
     court = config.extracts.model_copy(update={"agencies": ["court"]})
     one = config.model_copy(update={"link_type": "link_only", "extracts": court})
-    with pytest.raises(ConfigError, match=r"link_only compares records of different .*only one \(court\)"):
+    with pytest.raises(ConfigError, match=r"link_only is for records of different .*only one \(court\)"):
         _run(one, synth_extracts, tmp_path / "run", _one_extract(synth_extracts, tmp_path, "court"))
     assert not (tmp_path / "run").exists()
+    # each source holding each person once: as meaningless over one extract
+    once = config.model_copy(
+        update={"extracts": court, "clustering": config.clustering.model_copy(update={"one_to_one": True})}
+    )
+    with pytest.raises(ConfigError, match=r"clustering.one_to_one is for records of different extracts"):
+        _run(once, synth_extracts, tmp_path / "run2", tmp_path / "one")
 
 
 def test_linkage_model_prints_the_derived_model_as_a_config(run_cli, synth_extracts, tmp_path):

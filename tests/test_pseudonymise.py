@@ -329,14 +329,29 @@ def test_unreadable_inputs(keys, tmp_path, content, message):
         run(keys, "police", path, tmp_path / "out")
 
 
+def _with_victims(ref: str) -> list[str]:
+    row = [ref, *POLICE_ROWS[0][1:]]
+    for column, value in (
+        ("victim1_forename", "Alice"),
+        ("victim1_surname", "Victim"),
+        ("victim1_dob", "01/02/1980"),
+        ("victim2_forename", "Bob"),
+        ("victim2_surname", "Other"),
+        ("victim2_dob", "03/04/1975"),
+    ):
+        row[POLICE_HEADER.index(column)] = value
+    return row  # fmt: skip
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_repeated_record_id_refuses_the_extract_and_names_the_rows(keys, tmp_path, workers):
     """Two rows under one record id (one crime, two suspects; or a row extracted twice) cannot be told
-    apart by the linkage: refused with the rows named, never written (the manifest only counted them)."""
-    rows = [[f"CR{i:05d}", *POLICE_ROWS[0][1:]] for i in range(300)]
-    rows.insert(250, [f"CR{7:05d}", *POLICE_ROWS[0][1:]])  # data row 251 repeats data row 8
+    apart by the linkage: refused with the rows named, never written (the manifest only counted them).
+    Rows are counted, not records: the repeated row's two victim mentions repeat keys too."""
+    rows = [_with_victims(f"CR{i:05d}") for i in range(300)]
+    rows.insert(250, _with_victims(f"CR{7:05d}"))  # data row 251 repeats data row 8
     path = write_csv(tmp_path / "police.csv", POLICE_HEADER, rows)
-    said = r"1 record\(s\) repeat the record id of an earlier row \(column crime_ref; first: data row 251 "
+    said = r"1 row\(s\) repeat the record id of an earlier row \(column crime_ref; first: data row 251 "
     said += r"repeats row 8\)"
     with pytest.raises(pseudo_mod.ExtractRefused, match=said):
         run(keys, "police", path, tmp_path / "out", workers=workers, chunk_bytes=4096)

@@ -335,7 +335,7 @@ def pseudonymise(
                     # crime) that the linkage could not tell apart; the agency chooses an id per row
                     id_column = config.identifiers.record_id.column if config.identifiers.record_id else "?"
                     raise ExtractRefused(
-                        f"{agency}: refused, no extract written: {duplicates:,} record(s) repeat the record "
+                        f"{agency}: refused, no extract written: {duplicates:,} row(s) repeat the record "
                         f"id of an earlier row (column {id_column}; first: data row {example[0]} repeats "
                         f"row {example[1]}); give each row an id of its own, or leave record_id out to key "
                         "rows by their number"
@@ -472,22 +472,22 @@ def _reason_class(reason: str) -> str:
 
 
 def _duplicate_keys(parquet: Path) -> tuple[int, tuple[int, int]]:
-    """Records repeating an earlier record's record_key, and the first such (its data row, the row it
-    repeats): counted out of core by DuckDB, so memory stays flat."""
+    """Rows repeating an earlier row's record_key, and the first such (its data row, the row it
+    repeats): counted out of core by DuckDB, so memory stays flat. A row's victim mentions share its
+    data row, so rows are counted, not records (a repeated row naming two victims is one row)."""
     con = duckdb.connect()
     try:
         sql = "SELECT count(*) - count(DISTINCT record_key) FROM read_parquet(?)"
-        n = int(con.execute(sql, [str(parquet)]).fetchall()[0][0])
-        if not n:
+        if not int(con.execute(sql, [str(parquet)]).fetchall()[0][0]):
             return 0, (0, 0)
         sql = f"""
             WITH keyed AS (  -- each record's row, and the first row holding its key
                 SELECT {SOURCE_ROW} AS row, min({SOURCE_ROW}) OVER (PARTITION BY record_key) AS first
                 FROM read_parquet(?)
             )
-            SELECT min(row), arg_min(first, row) FROM keyed WHERE row > first
+            SELECT count(DISTINCT row), min(row), arg_min(first, row) FROM keyed WHERE row > first
         """
-        row, first = con.execute(sql, [str(parquet)]).fetchall()[0]
-        return n, (int(row), int(first))
+        n, row, first = con.execute(sql, [str(parquet)]).fetchall()[0]
+        return int(n), (int(row or 0), int(first or 0))
     finally:
         con.close()

@@ -35,9 +35,10 @@ pairs whose records both hold it:
 
 It assumes the instrument's agreement among the agreeing matches is as among all matches (m1), and
 among the agreeing different people as among random pairs (u1; a father and son of one name make it
-err small), and that it is missing as often for either (the scaling by S / Sf). On pseudopeople's census with SSA and W2, relatives living together: 19,512 pairs of
-different people estimated, 19,722 true (census with SSA: 7,426, 7,420 true); on FEBRL4 without its
-SSN, -28 ± 26 (2 true): no correction.
+err small), and that it is missing as often for either (the scaling by S / Sf). On pseudopeople's
+census with SSA and W2, relatives living together: 19,512 pairs of different people estimated,
+19,722 true (census with SSA: 7,426, 7,420 true); on FEBRL4 without its SSN, -28 ± 26 (2 true): no
+correction.
 
 No correction (a note says why) without a checked id or an instrument, with an id whose trained
 error rate is above recalibrate's ``MAX_ID_ERROR``, with fewer than ``MIN_LABELLED`` labelled pairs,

@@ -552,11 +552,12 @@ def _conflict_rules(usable: set[str], present: set[str]) -> list[str | ConflictR
 def derive(config: LinkageConfig, coverage: Coverage) -> DerivedModel:
     """The resolved model: derived parts overridden by the config, unusable parts left out (noted)."""
     notes: list[str] = []
-    if config.link_type == "link_only" and len(coverage.records) < 2:
+    if len(coverage.records) < 2 and (config.link_type == "link_only" or config.clustering.one_to_one):
+        declared = "link_type: link_only" if config.link_type == "link_only" else "clustering.one_to_one"
         raise ConfigError(
-            f"link_type: link_only compares records of different extracts, and there is only one "
-            f"({', '.join(coverage.records) or 'none'}); use link_and_dedupe to find the same person "
-            "within one extract"
+            f"{declared} is for records of different extracts, and there is only one "
+            f"({', '.join(coverage.records) or 'none'}); use link_and_dedupe without one_to_one to find the "
+            "same person within one extract"
         )
     share = config.derive.min_coverage
     need_sources = 2 if config.link_type == "link_only" else 1

@@ -8,26 +8,21 @@ because an OR in a join condition would stop DuckDB from using a hash join.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
-import sqlglot
 from splink import SettingsCreator
-from sqlglot import exp
 
 from linkage.config.linkage import (
     VICTIM_MENTION,
-    WEAK_MARKERS,
     BlockingRule,
     Comparison,
     Condition,
     Correlated,
     LinkageConfig,
     Term,
-    column_family,
 )
 from linkage.errors import ConfigError
 from linkage.tokens.spec import SOURCE_DATASET
@@ -193,49 +188,6 @@ def input_columns(config: LinkageConfig) -> list[str]:
     if any(g.subjects_only for g in config.training.correlated):  # link/correlated.py tells roles apart
         used.add(VICTIM_MENTION)
     return sorted(used | config.clustering.conflict_columns() | markers)
-
-
-def given_model_columns(model: dict[str, Any], caps: set[str]) -> set[str]:
-    """The input columns a trained model (Splink's JSON, given to `linkage run --model`) reads.
-
-    Its comparison levels and blocking rules are SQL run as they are, so each is parsed first (sqlglot,
-    Splink's own parser): a column that is not a token, marker or loaded code column, a capped rule's
-    flag the derived model does not compute (``caps``: those it does), or SQL reading anything but the
-    pair's own columns (a subquery, a table or file) is refused here rather than failing in the engine.
-    """
-    dialect = model.get("sql_dialect", "duckdb")
-    sqls = [
-        (f"comparison '{c.get('output_column_name')}'", level.get("sql_condition", ""))
-        for c in model.get("comparisons", [])
-        for level in c.get("comparison_levels", [])
-    ]
-    for rule in model.get("blocking_rules_to_generate_predictions", []):
-        sqls.append(("a blocking rule", rule["blocking_rule"] if isinstance(rule, dict) else str(rule)))
-    used: set[str] = set()
-    for where, sql in sqls:
-        if sql.strip().upper() == "ELSE":
-            continue
-        try:
-            tree = sqlglot.parse_one(sql, read=dialect)
-        except sqlglot.errors.ParseError:
-            raise ConfigError(f"the given model: {where} has SQL that cannot be parsed") from None
-        if tree.find(exp.Select, exp.Table):
-            raise ConfigError(f"the given model: {where} reads something other than the pair's columns")
-        # comparison levels name columns as <column>_l / _r, blocking rules as l.<column>
-        used |= {re.sub(r"_[lr]$", "", c.name) if not c.table else c.name for c in tree.find_all(exp.Column)}
-    used |= {
-        level["tf_adjustment_column"]
-        for c in model.get("comparisons", [])
-        for level in c.get("comparison_levels", [])
-        if level.get("tf_adjustment_column")
-    }
-    loadable = {c for c in used if column_family(c) or c in WEAK_MARKERS} | (used & caps)
-    if unknown := sorted(used - loadable):
-        raise ConfigError(
-            f"the given model reads column(s) the linkage does not load: {', '.join(unknown)} "
-            "(a cap_ flag belongs to a capped blocking rule these extracts' model does not have)"
-        )
-    return used
 
 
 def settings(config: LinkageConfig) -> SettingsCreator:

@@ -12,7 +12,6 @@ pairs are missing and the threshold is refused.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +25,8 @@ from linkage.config.linkage import BackendEngine, LinkageConfig, match_weight
 from linkage.errors import ConfigError
 from linkage.extract.manifest import Manifest
 from linkage.link.backend import open_backend
+from linkage.link.given import given_model, load_given
+from linkage.link.model import cap_column, capped
 from linkage.link.run import RunMetrics, RunResult, Scored, _peak_rss, finish, load_inputs
 from linkage.link.threshold import probability
 from linkage.runfolder import RunWriter, open_run
@@ -103,8 +104,13 @@ def recluster(
             step("loading the scored pairs")
             t0 = time.perf_counter()
             record_index = backend.load_record_index(extracts)
-            tables = load_inputs(backend, extracts, config)
-            linker = Linker(tables, json.loads(run.path("model.json").read_text()), log_level=None)
+            # the run's model may read columns its derived config does not (a `linkage run --model`)
+            flags = {f for r in capped(config.blocking_rules) if (f := cap_column(r))}
+            model, columns = given_model(
+                load_given(run.path("model.json")), flags, str(config.backend.engine)
+            )
+            tables = load_inputs(backend, extracts, config, columns)
+            linker = Linker(tables, model, log_level=None)
             backend.con.execute(
                 "CREATE TABLE predictions AS SELECT * FROM read_parquet(?)", [str(run.path("pairs.parquet"))]
             )

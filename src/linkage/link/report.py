@@ -164,12 +164,18 @@ def write_quality_report(
             "deserve a look (the model uses their average).",
             viz.parameter_estimate_comparisons_chart().chart_dict,
         ),
-        (
-            "Match-weight histogram",
-            f"Scored pairs by match weight (pairs below {config.report.pair_floor_match_weight} were "
-            f"discarded when scored). Pairs at or above the threshold ({threshold}) are linked. A clear "
-            "valley between two humps means the threshold is not critical.",
-            viz.match_weights_histogram(predictions).chart_dict,
+        *(
+            [
+                (
+                    "Match-weight histogram",
+                    f"Scored pairs by match weight (pairs below {config.report.pair_floor_match_weight} "
+                    f"were discarded when scored). Pairs at or above the threshold ({threshold}) are linked. "
+                    "A clear valley between two humps means the threshold is not critical.",
+                    viz.match_weights_histogram(predictions).chart_dict,
+                )
+            ]
+            if metrics.pairs_above_floor  # Splink's histogram fails on no pairs (a few distinct records)
+            else []
         ),
         (
             "Cluster sizes",

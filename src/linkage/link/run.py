@@ -39,12 +39,12 @@ from linkage.link import correlated, recalibrate
 from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
+from linkage.link.given import given_model, load_given
 from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
 from linkage.link.model import (
     blocking_rules_sql,
     cap_column,
     capped,
-    given_model_columns,
     input_columns,
     one_table,
     settings,
@@ -136,17 +136,6 @@ def _copy_inputs(config_path: Path, report: VerifyReport, folder: RunWriter) -> 
     for check in report.extracts:
         for path in (check.manifest_path, signature_path(check.manifest_path)):
             folder.copy_in(path, f"inputs/manifests/{path.name}")
-
-
-def _given_model(path: Path) -> dict[str, Any]:
-    """A trained model.json (`--model`), refused with the file named unless it is Splink's JSON model."""
-    try:
-        model = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable model.json ({type(exc).__name__})") from None
-    if not isinstance(model, dict) or not isinstance(model.get("comparisons"), list):
-        raise ConfigError(f"{path}: not a trained model (Splink's JSON with a list of comparisons)")
-    return model
 
 
 def _folder(config: LinkageConfig, config_path: Path, given: Path | None, key: str, option: str) -> Path:
@@ -301,7 +290,7 @@ def run_linkage(
     config_path, out_dir = Path(config_path), Path(out_dir)
     extracts_dir = _folder(config, config_path, extracts_dir, "directory", "--extracts")
     keys_dir = _folder(config, config_path, trusted_keys_dir, "trusted_keys", "--trusted-keys")
-    given = _given_model(Path(model_path)) if model_path else None
+    given = load_given(Path(model_path)) if model_path else None
     if config.training.em_rules and config.comparisons:
         check_em_coverage(config)  # a config that fixes both is refused before anything is read
 
@@ -319,8 +308,13 @@ def run_linkage(
         check_em_coverage(derived.config)
         given_columns: set[str] = set()
         if given is not None:  # its columns are loaded too, whatever the derived model would read
+            if given["link_type"] != derived.config.link_type:
+                raise ConfigError(
+                    f"the given model links {given['link_type']}, the config {derived.config.link_type}: "
+                    "score with a model of the config's link type"
+                )
             flags = {f for r in capped(derived.config.blocking_rules) if (f := cap_column(r))}
-            given_columns = given_model_columns(given, flags)
+            given, given_columns = given_model(given, flags, str(config.backend.engine))
             for c in sorted(c for c in given_columns if column_family(c) and not coverage.sources(c)):
                 derived.notes.append(f"the given model compares {c}, which no extract holds: always missing")
 
