@@ -359,6 +359,41 @@ def test_a_repeated_record_id_refuses_the_extract_and_names_the_rows(keys, tmp_p
     assert not (tmp_path / "out" / "police.manifest.json").exists()
 
 
+def test_a_record_id_of_several_columns_tells_two_suspects_of_one_crime_apart(keys, tmp_path):
+    """One row per crime-suspect: the crime reference repeats, the pair (crime, suspect) does not. A
+    missing part rejects the row, naming the column; a repeated pair still refuses the extract."""
+    from linkage.config.agency import RecordIdField
+
+    config = agency_config("police")
+    two = RecordIdField(columns=["crime_ref", "suspect_no"])
+    config = config.model_copy(
+        update={"identifiers": config.identifiers.model_copy(update={"record_id": two})}
+    )
+    header = [*POLICE_HEADER, "suspect_no"]
+    rows = [[f"CR{i // 2:05d}", *POLICE_ROWS[0][1:], str(i % 2 + 1)] for i in range(200)]
+    rows[7][-1] = " "  # no suspect number: that row alone is rejected
+    path = write_csv(tmp_path / "police.csv", header, rows)
+    result = run(keys, config, path, tmp_path / "out", max_reject_rate=0.05)
+    assert (result.manifest_data.counts.written, result.manifest_data.counts.rejected) == (199, 1)
+    keys_ = pq.read_table(tmp_path / "out" / "police.parquet").column("record_key").to_pylist()
+    assert len(set(keys_)) == 199
+    (rejected,) = list(csv.DictReader((tmp_path / "police.rejects.csv").open(encoding="utf-8")))
+    assert (rejected["source_row"], rejected["column"], rejected["reason"]) == (
+        "8",
+        "suspect_no",
+        "record id is missing",
+    )
+    rows[7][-1] = "1"  # now the same pair as row 7
+    path = write_csv(tmp_path / "again.csv", header, rows)
+    with pytest.raises(
+        pseudo_mod.ExtractRefused,
+        match=r"\(column crime_ref \+ suspect_no; first: data row 8 repeats row 7\)",
+    ):
+        run(keys, config, path, tmp_path / "out2")
+    with pytest.raises(ValueError, match="either `column` or `columns`"):
+        RecordIdField(column="a", columns=["b", "c"])
+
+
 def test_rejects_never_inside_the_output_directory(keys, police_csv, tmp_path):
     with pytest.raises(ConfigError, match="inside the output directory"):
         run(keys, "police", police_csv, tmp_path / "out", rejects_dir=tmp_path / "out" / "rej")

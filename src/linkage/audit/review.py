@@ -30,6 +30,7 @@ from linkage.config.agency import (
     IdField,
     IntegerAttribute,
     OnInvalid,
+    RecordIdField,
     SexField,
 )
 from linkage.config.linkage import BlockingRule, Clustering, Condition, LinkageConfig, Term, match_weight
@@ -122,6 +123,15 @@ def _identifier_rows(config: AgencyConfig) -> list[list[str]]:
 
 
 def _identifier_row(name: str, spec) -> list[str]:
+    if isinstance(spec, RecordIdField):  # a row without its id (or a part of it) is always rejected
+        detail = f"{RECORD_KEY}: {_TOKEN_DESCRIPTIONS[RECORD_KEY]}"
+        return [
+            " + ".join(spec.parts),
+            "tokenised (record id)",
+            RECORD_KEY,
+            detail,
+            _ON_INVALID[OnInvalid.reject],
+        ]
     columns = spec.columns if isinstance(spec, ForenamesField | AddressField) else [spec.column]
     if isinstance(spec, SexField):
         recode = ", ".join(f"{raw} → {code or 'missing'}" for raw, code in spec.map.items())

@@ -243,18 +243,45 @@ class VictimIdentifiers(Strict):
             if spec is None or spec == []:
                 continue
             for item in spec if isinstance(spec, list) else [spec]:
-                cols = item.columns if isinstance(item, ForenamesField | AddressField) else [item.column]
+                if isinstance(item, RecordIdField):
+                    cols = item.parts
+                else:
+                    cols = item.columns if isinstance(item, ForenamesField | AddressField) else [item.column]
                 for col in cols:
                     out[col] = name if name != "ids" else item.type.value
         return out
+
+
+class RecordIdField(Strict):
+    """The agency's record id: one column, or several that only together tell rows apart (a crime
+    reference and a suspect number, where a crime with two suspects is two rows)."""
+
+    column: str | None = None
+    columns: list[str] | None = Field(
+        None, min_length=2, description="Several columns, in order: their trimmed values together are the id."
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RecordIdField:
+        if (self.column is None) == (self.columns is None):
+            raise ValueError("give record_id either `column` or `columns`")
+        if self.columns and len(set(self.columns)) != len(self.columns):
+            raise ValueError("record_id names a column twice")
+        return self
+
+    @property
+    def parts(self) -> list[str]:
+        return [self.column] if self.column is not None else list(self.columns or [])
 
 
 class Identifiers(VictimIdentifiers):
     """Identifier columns. Each is standardised and turned into keyed tokens; none passes in the clear
     (sex, a small code set, is the one exception and is listed as an attribute in the output)."""
 
-    record_id: Field_ | None = Field(
-        None, description="The agency's own record id -> `record_key`; without it the row number is used."
+    record_id: RecordIdField | None = Field(
+        None,
+        description="The agency's own record id -> `record_key` (`column`, or `columns` when only several "
+        "together are unique per row); without it the row number is used.",
     )
     case_reference: Field_ | None = None
 

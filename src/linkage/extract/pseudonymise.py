@@ -333,7 +333,11 @@ def pseudonymise(
                 if duplicates:
                     # one id for two rows: the same record twice, or two records (two suspects of one
                     # crime) that the linkage could not tell apart; the agency chooses an id per row
-                    id_column = config.identifiers.record_id.column if config.identifiers.record_id else "?"
+                    id_column = (
+                        " + ".join(config.identifiers.record_id.parts)
+                        if config.identifiers.record_id
+                        else "?"
+                    )
                     raise ExtractRefused(
                         f"{agency}: refused, no extract written: {duplicates:,} row(s) repeat the record "
                         f"id of an earlier row (column {id_column}; first: data row {example[0]} repeats "

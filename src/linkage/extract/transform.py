@@ -98,6 +98,7 @@ NO_USABLE_IDENTIFIER = (
     "no usable identifier left (needs two of surname, forename, date of birth, or a valid id)"
 )
 ROW_NUMBER_PREFIX = "row:"  # record ids made from row numbers when the config names no record id column
+RECORD_ID_SEPARATOR = "\x1f"  # joins the values of a record id of several columns (docs/token-spec.md)
 
 # What happened to a value, as written in the rejects file's `action` column.
 ACTION_REJECTED = "row rejected"
@@ -689,13 +690,19 @@ class BatchTransformer:
             return pc.binary_join_element_wise(
                 ROW_NUMBER_PREFIX, pc.cast(pa.array(source_rows), pa.string()), ""
             )
-        rids = pc.utf8_trim_whitespace(columns[spec.column])
-        absent = pc.fill_null(
-            pc.or_(pc.equal(rids, ""), pc.is_in(pc.utf8_upper(rids), value_set=self._missing_values)), True
-        )
-        for i in pc.indices_nonzero(absent).to_pylist():
-            out.rejects.append((i, spec.column, "record id is missing"))
-        return pc.if_else(absent, None, rids)
+        parts, absent_any = [], None
+        for column in spec.parts:  # several columns: each must hold a value; joined by U+001F
+            part = pc.utf8_trim_whitespace(columns[column])
+            absent = pc.fill_null(
+                pc.or_(pc.equal(part, ""), pc.is_in(pc.utf8_upper(part), value_set=self._missing_values)),
+                True,
+            )
+            for i in pc.indices_nonzero(absent).to_pylist():
+                out.rejects.append((i, column, "record id is missing"))
+            parts.append(part)
+            absent_any = absent if absent_any is None else pc.or_(absent_any, absent)
+        rids = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, RECORD_ID_SEPARATOR)
+        return pc.if_else(absent_any, None, rids)
 
     def _run_fields(
         self, fields: list[_Field], columns, arrays: dict[str, pa.Array], out: BatchResult
