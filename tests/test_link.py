@@ -678,6 +678,12 @@ def test_link_only_compares_no_pair_within_a_source(config, synth_extracts, tmp_
     )
 
 
+def _only(config: LinkageConfig, agency: str, **update) -> LinkageConfig:
+    """The config expecting ``agency``'s extract alone (with ``update`` besides)."""
+    extracts = config.extracts.model_copy(update={"agencies": [agency]})
+    return config.model_copy(update={"extracts": extracts, **update})
+
+
 def _one_extract(data: SynthExtracts, tmp_path: Path, agency: str) -> Path:
     folder = tmp_path / "one"
     folder.mkdir()
@@ -689,9 +695,12 @@ def _one_extract(data: SynthExtracts, tmp_path: Path, agency: str) -> Path:
 def test_one_extract_is_deduplicated(config, synth_extracts, tmp_path):
     """One agency's extract alone is a deduplication study (Splink adds the source column itself only
     for two tables or more: one extract crashed in blocking before the input tables carried it)."""
-    police = config.extracts.model_copy(update={"agencies": ["police"]})
-    police = config.model_copy(update={"extracts": police})
-    result = _run(police, synth_extracts, tmp_path / "run", _one_extract(synth_extracts, tmp_path, "police"))
+    result = _run(
+        _only(config, "police"),
+        synth_extracts,
+        tmp_path / "run",
+        _one_extract(synth_extracts, tmp_path, "police"),
+    )
     assert list(result.metrics.records) == ["police"]
     n = result.metrics.records_total
     assert result.metrics.total_possible_comparisons == n * (n - 1) // 2
@@ -710,11 +719,8 @@ def test_one_small_extract_with_no_candidate_pair_still_gives_a_report(config, k
     signing = keys.signing("police")
     pseudonymise(agency_config("police"), agency, keys.project, police_csv, tmp_path / "extracts",
                  rejects_dir=tmp_path / "rejects", signing_key=signing, workers=1)  # fmt: skip
-    police = config.model_copy(
-        update={"extracts": config.extracts.model_copy(update={"agencies": ["police"]})}
-    )
     result = run_linkage(
-        police,
+        _only(config, "police"),
         CONFIG,
         tmp_path / "run",
         extracts_dir=tmp_path / "extracts",
@@ -726,15 +732,12 @@ def test_one_small_extract_with_no_candidate_pair_still_gives_a_report(config, k
 
 
 def test_link_only_needs_two_extracts(config, synth_extracts, tmp_path):
-    court = config.extracts.model_copy(update={"agencies": ["court"]})
-    one = config.model_copy(update={"link_type": "link_only", "extracts": court})
+    one = _only(config, "court", link_type="link_only")
     with pytest.raises(ConfigError, match=r"link_only is for records of different .*only one \(court\)"):
         _run(one, synth_extracts, tmp_path / "run", _one_extract(synth_extracts, tmp_path, "court"))
     assert not (tmp_path / "run").exists()
     # each source holding each person once: as meaningless over one extract
-    once = config.model_copy(
-        update={"extracts": court, "clustering": config.clustering.model_copy(update={"one_to_one": True})}
-    )
+    once = _only(config, "court", clustering=config.clustering.model_copy(update={"one_to_one": True}))
     with pytest.raises(ConfigError, match=r"clustering.one_to_one is for records of different extracts"):
         _run(once, synth_extracts, tmp_path / "run2", tmp_path / "one")
 

@@ -149,11 +149,12 @@ def _measure(
     keys = group_columns(group, config.comparisons)
     inputs = {agency: backend.input_table(agency) for agency in agencies}
     also = (*keys, VICTIM_MENTION) if subjects else tuple(keys)
-    if isinstance(checked, str):  # no labels: the instrument's own column plays the id's part
-        assert group.instrument is not None
+    instrument = group.instrument if isinstance(checked, str) else None  # set: returned above otherwise
+    if instrument is not None:  # no labels: the instrument's own column plays the id's part
         by_name = {c.name: c for c in config.comparisons}
-        column, weak = instrument_column(by_name[group.instrument]), None
+        column, weak = instrument_column(by_name[instrument]), None
     else:
+        assert not isinstance(checked, str)
         column, weak = checked[0].column, checked[0].weak_marker
     population = f"(SELECT * FROM ({ids_sql(inputs, str(column), weak, also)})" + (
         f" WHERE {VICTIM_MENTION} IS NULL)" if subjects else ")"
@@ -170,9 +171,9 @@ def _measure(
     counts = backend.training_sql(f"SELECT {SOURCE_DATASET}, count(*) FROM {agreeing} GROUP BY 1")
     possible = possible_pairs({str(a): int(n) for a, n in counts}, config.link_type)
     chance = possible * math.prod(trained_u)  # what the separate u's predict
-    if isinstance(checked, str):
-        assert group.instrument is not None
-        return _by_instrument(check, model, group.instrument, s, n_l, same, chance)
+    if instrument is not None:
+        return _by_instrument(check, model, instrument, s, n_l, same, chance)
+    assert not isinstance(checked, str)
     rule, levels = checked
     d = n_l - same
     error = float(levels[-1]["m_probability"])
@@ -196,13 +197,7 @@ def _measure(
     if excess <= Z * math.sqrt(max(d, 1)):
         note = f"no more different {rule.column} ids than its own error rate explains: no correction"
         return check.model_copy(update={"note": note})
-    different = excess / (1 - error) / n_l * s
-    check = check.model_copy(update={"different_people": round(different, 1)})
-    if different <= chance:
-        note = "no more different people agree on all of them than chance predicts: no correction"
-        return check.model_copy(update={"note": note})
-    note = f"{different:,.0f} pairs of different people agree on all of them, {chance:,.3g} by chance"
-    return check.model_copy(update={"weight": round(math.log2(chance / different), 3), "note": note})
+    return _concluded(check, excess / (1 - error) / n_l * s, chance, "")
 
 
 def _by_instrument(
@@ -239,15 +234,16 @@ def _by_instrument(
     if excess <= Z * math.sqrt(held * m1 * (1 - m1)):
         note = f"{instrument} agrees as often as matches alone explain: no correction"
         return check.model_copy(update={"note": note})
-    different = excess / (m1 - u1) * s / held
+    return _concluded(check, excess / (m1 - u1) * s / held, chance, f" (measured with {instrument})")
+
+
+def _concluded(check: CorrelatedCheck, different: float, chance: float, how: str) -> CorrelatedCheck:
+    """The correction from T (``different``) and E (``chance``): log2(E / T), never a boost."""
     check = check.model_copy(update={"different_people": round(different, 1)})
     if different <= chance:
         note = "no more different people agree on all of them than chance predicts: no correction"
         return check.model_copy(update={"note": note})
-    note = (
-        f"{different:,.0f} pairs of different people agree on all of them (measured with {instrument}), "
-        f"{chance:,.3g} by chance"
-    )
+    note = f"{different:,.0f} pairs of different people agree on all of them{how}, {chance:,.3g} by chance"
     return check.model_copy(update={"weight": round(math.log2(chance / different), 3), "note": note})
 
 

@@ -103,7 +103,6 @@ def given_model(model: dict[str, Any], caps: set[str], engine: str) -> tuple[dic
     levels name columns as <column>_l / <column>_r, blocking rules as l.<column> / r.<column>; a cap
     flag is loadable only when the derived model computes it (``caps``).
     """
-    GivenModel.model_validate(model)
     checked = copy.deepcopy(model) | {"sql_dialect": engine}  # as written, but for the SQL below
     used: set[str] = set()
     for c in checked["comparisons"]:
