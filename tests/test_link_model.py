@@ -33,6 +33,22 @@ def test_crossed_blocking_rules_become_two_equi_joins():
     assert missing.sql == "l.fn1 = r.fn1 AND l.sn = r.sn AND (l.dob IS NULL OR r.dob IS NULL)"
 
 
+def test_a_rule_could_find_a_pair_when_both_records_hold_what_it_compares():
+    """What the blocking-recall estimate counts a rule's misses against (link/metrics.py)."""
+    direct, mirror = blocking_sql(BlockingRule(name="swap", equal=["fn1=sn", "dob"]))
+    assert (
+        direct.applicable
+        == "l.fn1 IS NOT NULL AND r.sn IS NOT NULL AND l.dob IS NOT NULL AND r.dob IS NOT NULL"
+    )
+    assert mirror.applicable.startswith("l.sn IS NOT NULL AND r.fn1 IS NOT NULL")
+    (missing,) = blocking_sql(BlockingRule(name="m", equal=["fn1"], either_missing=["dob"]))
+    assert (
+        missing.applicable == "l.fn1 IS NOT NULL AND r.fn1 IS NOT NULL AND (l.dob IS NULL OR r.dob IS NULL)"
+    )
+    (capped,) = blocking_sql(BlockingRule(name="names", equal=["sn"], max_block_size=50))
+    assert capped.applicable.endswith("AND l.cap_names AND r.cap_names")  # an over-common value: never
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

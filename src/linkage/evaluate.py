@@ -14,6 +14,8 @@ A measure whose denominator is zero (no predicted pairs, or no true pairs) is 1.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -345,3 +347,54 @@ def _journeys(con: duckdb.DuckDBPyConnection, journeys: Path, truth_dir: Path) -
         orders=orders,
         order_breach_rate=breach_right / orders if orders else 1.0,
     )
+
+
+class BlockingTruth(BaseModel):
+    """What blocking let through, against synthetic truth: the true pairs of the run's link type that
+    at least one of its blocking rules compares (the figure `metrics.json` → blocking_recall estimates)."""
+
+    true_pairs: int
+    compared: int
+    recall: float
+
+
+def blocking_recall(run_dir: Path | str, extracts_dir: Path | str, truth_dir: Path | str) -> BlockingTruth:
+    """Check every true pair against the run's blocking rules (its model.yaml), on the tokens of its
+    extracts, with the inputs built as the run built them (cap flags included)."""
+    from linkage.config import load_config
+    from linkage.config.linkage import LinkageConfig
+    from linkage.link.backend import open_backend
+    from linkage.link.model import blocking_rules_sql
+    from linkage.link.run import load_inputs
+
+    run, _, records = _check_inputs(Path(run_dir), Path(truth_dir))
+    config = load_config(run.path("model.yaml"), LinkageConfig)
+    agencies = json.loads(run.path("metrics.json").read_text())["records"]
+    extracts = {agency: Path(extracts_dir) / f"{agency}.parquet" for agency in agencies}
+    found = " OR ".join(f"coalesce({r.sql}, false)" for r in blocking_rules_sql(config.blocking_rules))
+    # the pairs the link type compares at all: link_only never pairs two records of one source
+    compared_at_all = "l.source_dataset <> r.source_dataset" if config.link_type == "link_only" else "true"
+    with tempfile.TemporaryDirectory() as tmp, open_backend(config.backend, Path(tmp) / "work") as backend:
+        index = backend.load_record_index(extracts)
+        tables = load_inputs(backend, extracts, config)
+        inputs = " UNION ALL ".join(f"SELECT * FROM {t.physical_name}" for t in tables)
+        true_pairs, compared = backend.sql(f"""
+            WITH truth AS (
+                SELECT source_dataset, source_row, {_victim_index(records)} AS vi, person_id
+                FROM read_parquet('{records}')
+            ),
+            person AS (  -- every record's true person (subjects and victim mentions), numbered
+                SELECT i.source_dataset, i.record_key, t.person_id, row_number() OVER () AS n
+                FROM {index} AS i JOIN truth AS t
+                  ON t.source_dataset = i.source_dataset AND t.source_row = i.source_row
+                 AND t.vi = coalesce(i.victim_index, 0)
+            ),
+            inputs AS ({inputs})
+            SELECT count(*), count(*) FILTER ({found})  -- every true pair once, against the rules
+            FROM person AS a JOIN person AS b ON a.person_id = b.person_id AND a.n < b.n
+            JOIN inputs AS l ON l.source_dataset = a.source_dataset AND l.record_key = a.record_key
+            JOIN inputs AS r ON r.source_dataset = b.source_dataset AND r.record_key = b.record_key
+            WHERE {compared_at_all}
+        """)[0]
+    recall = compared / true_pairs if true_pairs else 1.0
+    return BlockingTruth(true_pairs=true_pairs, compared=compared, recall=round(recall, 6))

@@ -86,10 +86,16 @@ def comparison(spec: Comparison) -> cl.CustomComparison:
 
 @dataclass(frozen=True)
 class SqlRule:
-    """One Splink blocking rule: its SQL over `l.`/`r.` and the config rule it came from."""
+    """One Splink blocking rule: its SQL over `l.`/`r.` and the config rule it came from.
+
+    ``applicable``: SQL that holds when the rule could find the pair at all, whatever the values:
+    both records hold every column it compares (and its restrictions and cap flags hold). The
+    blocking-recall estimate (link/metrics.py) measures each rule's misses among such pairs.
+    """
 
     name: str
     sql: str
+    applicable: str
 
 
 def cap_column(rule: BlockingRule) -> str | None:
@@ -112,11 +118,19 @@ def blocking_sql(rule: BlockingRule) -> list[SqlRule]:
     flag = cap_column(rule)
     if flag:
         restrict += f" AND l.{flag} AND r.{flag}"
-    direct = _conjunction(rule.equal, RULE_COLUMN) + restrict
-    mirror = _conjunction([t.mirrored() for t in rule.equal], RULE_COLUMN) + restrict
-    if mirror == direct:
-        return [SqlRule(rule.name, direct)]
-    return [SqlRule(rule.name, direct), SqlRule(f"{rule.name} (mirrored)", mirror)]
+    mirrored = [t.mirrored() for t in rule.equal]
+    direct = SqlRule(
+        rule.name, _conjunction(rule.equal, RULE_COLUMN) + restrict, _held(rule.equal) + restrict
+    )
+    mirror = SqlRule(
+        f"{rule.name} (mirrored)", _conjunction(mirrored, RULE_COLUMN) + restrict, _held(mirrored) + restrict
+    )
+    return [direct] if mirror.sql == direct.sql else [direct, mirror]
+
+
+def _held(terms: list[Term]) -> str:
+    """Both records hold the values the terms compare (what a rule needs to find a pair at all)."""
+    return " AND ".join(f"l.{t.left} IS NOT NULL AND r.{t.right} IS NOT NULL" for t in terms)
 
 
 def blocking_rules_sql(rules: list[BlockingRule]) -> list[SqlRule]:

@@ -235,7 +235,7 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
             f"{choice.expected_recall:.4f}",
         ],
         [
-            "blocking recall (rough estimate from the rules' overlap; usually pessimistic)",
+            "blocking recall (estimate from the rules' overlap; per rule below)",
             f"{metrics.blocking_recall.estimate:.4f}" if metrics.blocking_recall else "n/a",
         ],
         *(
@@ -337,16 +337,28 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
         )
         + "<h3>What each blocking rule found</h3><p class='note'>Pairs each rule adds to those found by "
         "the rules above it, and how many of them are linked (at or above the threshold): a rule whose "
-        "comparisons link almost nothing costs time for little recall (docs/scaling.md).</p>"
-        + _table(
-            ["rule", "comparisons", "linked"],
-            [[b.name, b.comparisons, "n/a" if b.linked is None else b.linked] for b in metrics.blocking],
-        )
+        "comparisons link almost nothing costs time for little recall (docs/scaling.md). Among the likely "
+        "matches (p &ge; 0.5): the share of those the rule could find (both records hold its columns) that "
+        "it misses, and those no other rule finds. The near misses of a rule that often fails weigh most "
+        "in the blocking recall estimate.</p>"
+        + _table(["rule", "comparisons", "linked", "misses", "found alone"], _blocking_rows(metrics))
         + _correlated(metrics)
         + _id_check(metrics)
         + "<h3>Timings (seconds)</h3>"
         + _table(["stage", "seconds"], timings)
     )
+
+
+def _blocking_rows(metrics: RunMetrics) -> list[list[Any]]:
+    """Per blocking rule: comparisons, linked pairs, and its misses among the likely matches."""
+    misses = {m.name: m for m in metrics.blocking_recall.rules} if metrics.blocking_recall else {}
+    rows: list[list[Any]] = []
+    for b in metrics.blocking:
+        m = misses.get(b.name)
+        rate = f"{m.missed / m.could_find:.1%} of {m.could_find:,}" if m and m.could_find else "n/a"
+        linked = "n/a" if b.linked is None else b.linked
+        rows.append([b.name, b.comparisons, linked, rate, m.found_alone if m else "n/a"])
+    return rows
 
 
 CORRELATED_HEADER = [

@@ -226,7 +226,7 @@ def finish(
         setattr(metrics, key, value)
     metrics.blocking_recall = estimate_blocking_recall(
         backend, predictions.physical_name, inputs,
-        [r.sql for r in blocking_rules_sql(resolved.blocking_rules)],
+        blocking_rules_sql(resolved.blocking_rules),
         [*input_columns(resolved), *(str(cap_column(r)) for r in capped(resolved.blocking_rules))],
     )  # fmt: skip
     metrics.expected_clusters = clustered.expected  # measured once, when the threshold was settled
