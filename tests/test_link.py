@@ -723,6 +723,28 @@ def test_one_extract_is_deduplicated(config, synth_extracts, tmp_path):
     assert report.pairwise.precision >= 0.99 and report.pairwise.recall >= 0.99
 
 
+def test_run_and_model_size_the_budget_by_every_record_victim_mentions_included(
+    config, synth_extracts, tmp_path, monkeypatch
+):
+    """The blocking choice samples its counts by the number of records (derive.choose_blocking): the run
+    passed the subject rows only and `linkage model` every record, so above 100,000 records the two
+    sampled differently and could choose different rules (measured at 1 M records: 570,853 against
+    999,530). Both now count every record linked, victim mentions included."""
+    import linkage.link.run as run_module
+
+    seen: list[int] = []
+    original = run_module.resolve_blocking
+    monkeypatch.setattr(run_module, "resolve_blocking", lambda m, t, n: seen.append(n) or original(m, t, n))
+    result = _run(config, synth_extracts, tmp_path / "run")
+    run_module.describe_model(config, CONFIG, synth_extracts.extracts, None, tmp_path / "work")
+    rows = sum(pq.read_metadata(p).num_rows for p in synth_extracts.extracts.glob("*.parquet"))
+    victims = sum(
+        json.loads(m.read_text())["counts"]["victim_mentions"]
+        for m in synth_extracts.extracts.glob("*.manifest.json")
+    )
+    assert victims > 0 and seen == [rows, rows] == [result.metrics.records_total] * 2
+
+
 def test_one_small_extract_with_no_candidate_pair_still_gives_a_report(config, keys, police_csv, tmp_path):
     """Three police rows of three people: nothing to score. The report's histogram (Splink's) failed on
     no pairs; the run completes, every record its own person."""

@@ -220,7 +220,7 @@ def collect_metrics(
     linked = sum(by_rule.values())
     linked_per_rule = None if key == "-1" else by_rule
     # every record the run linked: the agency's own (subject) rows and its victim mentions
-    records = {agency: m.counts.written + m.counts.victim_mentions for agency, m in manifests.items()}
+    records = {agency: m.counts.records for agency, m in manifests.items()}
     n = sum(records.values())
     first = next(iter(manifests.values()))
     return RunMetrics(

@@ -341,7 +341,7 @@ def run_linkage(
             t = time.perf_counter()
             record_index = backend.load_record_index(extracts)
             tables = load_inputs(backend, extracts, derived.config, given_columns)  # every candidate's cap
-            records = {a: _manifest(by_agency[a]).counts.written for a in extracts}
+            records = {a: _manifest(by_agency[a]).counts.records for a in extracts}  # victim mentions too
             seconds["load"] = time.perf_counter() - t
 
             step("choosing blocking rules under the comparison budget")
