@@ -96,7 +96,7 @@ def blocking_recall(data: Path, run: Path) -> dict:
     from linkage.evaluate import blocking_recall as measured
 
     truth = measured(run, data / "extracts", data / "raw" / "truth")
-    estimate = json.loads((run / "metrics.json").read_text())["blocking_recall"]["estimate"]
+    estimate = (json.loads((run / "metrics.json").read_text())["blocking_recall"] or {}).get("estimate")
     return {
         "true_pairs": truth.true_pairs, "found_by_blocking": truth.compared, "recall": truth.recall,
         "estimate": estimate,

@@ -30,6 +30,7 @@ from linkage.extract.pseudonymise import pseudonymise
 from linkage.link.backend import open_backend
 from linkage.link.model import settings
 from linkage.link.run import RunResult, load_inputs, run_linkage
+from linkage.link.train import fill_unobserved_u
 from linkage.synth import generate
 from linkage.tokens.spec import TOKEN_COLUMN_NAMES
 
@@ -272,6 +273,41 @@ def test_scoring_over_one_table_gives_splinks_own_pairs_and_weights(linked, synt
         assert differ == 0 and linked.metrics.pairs_above_floor > 10_000
 
 
+def test_a_level_random_sampling_never_saw_is_saved_with_its_exact_u(linked, synth_extracts, tmp_path):
+    """At 10 M records u sampling saw no two records agree on the PNC: Splink saved no u for 'same
+    PNC', and the saved model scored it with Splink's default (10 bits instead of about 20; precision
+    0.996 -> 0.977). The level now gets its u counted exactly, and the saved model carries it."""
+    config = load_config(linked.out_dir / "model.yaml", LinkageConfig)
+    paths = {agency: synth_extracts.extracts / f"{agency}.parquet" for agency in AGENCIES}
+    records = {a: pq.read_metadata(p).num_rows for a, p in paths.items()}
+    notes: list[str] = []
+    with open_backend(config.backend, tmp_path / "work") as backend:
+        linker = Linker(load_inputs(backend, paths, config), settings(config), log_level=None)
+        (pnc,) = [c for c in linker._settings_obj.comparisons if c.output_column_name == "pnc"]
+        same = pnc.comparison_levels[1]
+        same.m_probability, same.u_probability = 0.99, "level not observed in training dataset"
+        fill_unobserved_u(linker, backend, config, records, notes)
+        saved = linker.misc.save_model_to_json()
+    values = " UNION ALL ".join(f"SELECT pnc FROM read_parquet('{p}')" for p in paths.values())
+    agreeing = duckdb.sql(f"""
+        SELECT sum(n * (n - 1) / 2)
+        FROM (SELECT count(*) AS n FROM ({values}) WHERE pnc IS NOT NULL GROUP BY pnc)
+    """).fetchall()[0][0]
+    n = sum(records.values())
+    level = next(c for c in saved["comparisons"] if c["output_column_name"] == "pnc")["comparison_levels"][1]
+    assert agreeing > 0 and level["u_probability"] == pytest.approx(agreeing / (n * (n - 1) / 2), rel=1e-12)
+    assert notes == [
+        f"u of level 'same PNC' of comparison 'pnc' not seen among the random pairs: counted exactly: "
+        f"{int(agreeing):,} of {n * (n - 1) // 2:,} pairs agree"
+    ]
+    # every level the run itself saved has a u (m may go unseen: Splink's default stands, with its note)
+    model = json.loads((linked.out_dir / "model.json").read_text())
+    levels = [
+        lv for c in model["comparisons"] for lv in c["comparison_levels"] if not lv.get("is_null_level")
+    ]
+    assert all("u_probability" in lv for lv in levels if "m_probability" in lv)
+
+
 def test_a_correction_is_wired_into_the_model_and_lowers_exactly_the_subject_pairs_agreeing_on_all(
     config, synth_extracts, linked, tmp_path, monkeypatch
 ):
@@ -389,12 +425,17 @@ def test_accuracy_floor_on_synthetic_data(linked, synth_extracts):
 def test_blocking_recall_estimate_is_near_the_true_share_of_pairs_compared(linked, synth_extracts):
     """The report's estimate against truth: the true pairs the run's blocking rules compare."""
     truth = blocking_recall(linked.out_dir, synth_extracts.extracts, synth_extracts.truth)
+    assert truth.true_pairs == evaluate(linked.out_dir, synth_extracts.truth).pairwise.true_pairs
+    assert 0 < truth.true_pairs - truth.compared < 0.01 * truth.true_pairs  # some are never compared
     estimate = linked.metrics.blocking_recall
     # measured on this set: 0.99979 against a true 0.99929 (Good-Turing's reading: 0.99845)
-    assert abs(estimate.estimate - truth.recall) <= 0.002
-    # each rule's misses are counted among the likely matches it could find
+    assert abs(estimate.estimate - truth.recall) <= 0.001
+    # each rule's misses are counted among the likely matches it could find, and shown in the report
     assert all(r.missed <= r.could_find for r in estimate.rules)
     assert sum(r.found_alone for r in estimate.rules) == estimate.found_by_one_rule
+    shown = re.findall(r"<td>(\d+\.\d)% of ([\d,]+)</td>", (linked.out_dir / "quality.html").read_text())
+    measured = [r for r in estimate.rules if r.could_find >= 20]
+    assert len(shown) == len(measured) > 5
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -721,6 +762,28 @@ def test_one_extract_is_deduplicated(config, synth_extracts, tmp_path):
     assert clustered.fetchall()[0][0] == n
     # a person's several police records and victim mentions are found again (measured 0.9961 / 0.9983)
     assert report.pairwise.precision >= 0.99 and report.pairwise.recall >= 0.99
+
+
+def test_run_and_model_size_the_budget_by_every_record_victim_mentions_included(
+    config, synth_extracts, tmp_path, monkeypatch
+):
+    """The blocking choice samples its counts by the number of records (derive.choose_blocking): the run
+    passed the subject rows only and `linkage model` every record, so above 100,000 records the two
+    sampled differently and could choose different rules (measured at 1 M records: 570,853 against
+    999,530). Both now count every record linked, victim mentions included."""
+    import linkage.link.run as run_module
+
+    seen: list[int] = []
+    original = run_module.resolve_blocking
+    monkeypatch.setattr(run_module, "resolve_blocking", lambda m, t, n: seen.append(n) or original(m, t, n))
+    result = _run(config, synth_extracts, tmp_path / "run")
+    run_module.describe_model(config, CONFIG, synth_extracts.extracts, None, tmp_path / "work")
+    rows = sum(pq.read_metadata(p).num_rows for p in synth_extracts.extracts.glob("*.parquet"))
+    victims = sum(
+        json.loads(m.read_text())["counts"]["victim_mentions"]
+        for m in synth_extracts.extracts.glob("*.manifest.json")
+    )
+    assert victims > 0 and seen == [rows, rows] == [result.metrics.records_total] * 2
 
 
 def test_one_small_extract_with_no_candidate_pair_still_gives_a_report(config, keys, police_csv, tmp_path):

@@ -14,7 +14,6 @@ A measure whose denominator is zero (no predicted pairs, or no true pairs) is 1.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -119,9 +118,12 @@ def write_true_clusters(extracts: dict[str, Path], truth_dir: Path, out: Path) -
         TO '{out}' (FORMAT parquet)""")
 
 
-def _check_inputs(run_dir: Path, truth_dir: Path) -> tuple[OpenRun, Path, Path]:
-    """The run (refused unless `open_run` accepts it), its clusters and the truth records."""
-    run = open_run(run_dir)
+def _check_inputs(
+    run_dir: Path, truth_dir: Path, extracts_dir: Path | None = None
+) -> tuple[OpenRun, Path, Path]:
+    """The run (refused unless `open_run` accepts it: its extracts, found in ``extracts_dir`` if given,
+    unchanged), its clusters and the truth records."""
+    run = open_run(run_dir, extracts_dir=extracts_dir)
     clusters, records = run.path("clusters.parquet"), truth_dir / "records.parquet"
     if not records.is_file():
         raise InputError(f"{records}: not found")
@@ -360,21 +362,22 @@ class BlockingTruth(BaseModel):
 
 def blocking_recall(run_dir: Path | str, extracts_dir: Path | str, truth_dir: Path | str) -> BlockingTruth:
     """Check every true pair against the run's blocking rules (its model.yaml), on the tokens of its
-    extracts, with the inputs built as the run built them (cap flags included)."""
+    extracts (found in ``extracts_dir``, checked against the run's record), with the inputs built as the
+    run built them (cap flags included), in a local DuckDB."""
     from linkage.config import load_config
-    from linkage.config.linkage import LinkageConfig
+    from linkage.config.linkage import BackendEngine, LinkageConfig
     from linkage.link.backend import open_backend
     from linkage.link.model import blocking_rules_sql
     from linkage.link.run import load_inputs
 
-    run, _, records = _check_inputs(Path(run_dir), Path(truth_dir))
+    run, _, records = _check_inputs(Path(run_dir), Path(truth_dir), Path(extracts_dir))
     config = load_config(run.path("model.yaml"), LinkageConfig)
-    agencies = json.loads(run.path("metrics.json").read_text())["records"]
-    extracts = {agency: Path(extracts_dir) / f"{agency}.parquet" for agency in agencies}
+    extracts = run.extracts  # verified: the files the run linked, in its agency order
     found = " OR ".join(f"coalesce({r.sql}, false)" for r in blocking_rules_sql(config.blocking_rules))
     # the pairs the link type compares at all: link_only never pairs two records of one source
     compared_at_all = "l.source_dataset <> r.source_dataset" if config.link_type == "link_only" else "true"
-    with tempfile.TemporaryDirectory() as tmp, open_backend(config.backend, Path(tmp) / "work") as backend:
+    local = config.backend.model_copy(update={"engine": BackendEngine.duckdb})  # a check, whatever ran it
+    with tempfile.TemporaryDirectory() as tmp, open_backend(local, Path(tmp) / "work") as backend:
         index = backend.load_record_index(extracts)
         tables = load_inputs(backend, extracts, config)
         inputs = " UNION ALL ".join(f"SELECT * FROM {t.physical_name}" for t in tables)

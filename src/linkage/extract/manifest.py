@@ -37,6 +37,11 @@ class RowCounts(_Model):
             raise ValueError("row counts do not reconcile: read != written + rejected")
         return self
 
+    @property
+    def records(self) -> int:
+        """Rows of the extract, each a record the linkage links: subject rows and victim mentions."""
+        return self.written + self.victim_mentions
+
 
 class SourceInfo(_Model):
     file_name: str

@@ -107,7 +107,7 @@ def _check_parquet(check: ExtractCheck) -> None:
     except (OSError, pa.ArrowException):
         check.problems.append(f"{manifest.output.file}: not a readable Parquet file")
         return
-    expected = manifest.counts.written + manifest.counts.victim_mentions
+    expected = manifest.counts.records
     if meta.num_rows != manifest.output.rows or meta.num_rows != expected:
         check.problems.append(f"row count {meta.num_rows} differs from the manifest ({expected})")
     if manifest.duplicate_record_keys:  # written before pseudonymise refused them

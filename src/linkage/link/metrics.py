@@ -10,13 +10,13 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
-from linkage.config.linkage import LinkageConfig, match_weight
+from linkage.config.linkage import BlockingRule, LinkageConfig, match_weight
 from linkage.extract.manifest import Manifest
 from linkage.link.backend import Backend
 from linkage.link.calibrate import ExpectedQuality
 from linkage.link.cluster import Clustered
 from linkage.link.correlated import CorrelatedCheck
-from linkage.link.model import SqlRule, blocking_rules_sql
+from linkage.link.model import blocking_rules_sql, blocking_sql
 from linkage.link.recalibrate import IdCalibration
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.link.threshold import ThresholdChoice
@@ -86,15 +86,14 @@ class BlockingRecall(BaseModel):
 
     Among scored pairs the model believes are matches (probability >= 0.5), each pair is checked
     against every blocking rule. A pair found by exactly one rule is a near miss: had that rule failed
-    too, blocking would have lost it. Good-Turing counts each such pair as one lost match, which is
-    right when a rule fails a match half the time; real rules fail far less (on pseudopeople a postcode
-    rule misses 6 % of the matches it could find), and Good-Turing read 0.949 where 0.995 of true pairs
-    were compared. So each near miss counts the odds that its one rule fails, q / (1 - q), with q that
-    rule's miss rate among the likely matches it could find which other rules found (at most 1/2, the
-    Good-Turing weight: rules share columns, so a rule fails more often where the others failed).
-    Measured against truth (docs/benchmarks.md): within 0.002 of the true blocking recall on FEBRL3,
-    FEBRL4 and the synthetic data, 0.002 high on pseudopeople; 0.006 high on census x SSA, whose lost
-    pairs mostly share no column any rule compares: no overlap can see those.
+    too, blocking would have lost it. Good-Turing counts each near miss as one lost match, as if every
+    rule failed half the time; real rules fail far less (on pseudopeople a postcode rule misses 6 % of
+    the matches it could find), and Good-Turing read 0.949 where 0.995 of true pairs were compared. So
+    each near miss counts the odds that its one rule fails, q / (1 - q), with q that rule's miss rate
+    among the likely matches it could find (both records hold its columns) that other rules found,
+    smoothed, and at most 1/2. It errs both ways: rules that share columns fail together (low), and a
+    true pair no rule could find, or whose every rule fails, leaves no near miss behind (high).
+    Measured against truth (docs/benchmarks.md, "Blocking recall: estimated against measured").
     """
 
     likely_matches: int
@@ -220,7 +219,7 @@ def collect_metrics(
     linked = sum(by_rule.values())
     linked_per_rule = None if key == "-1" else by_rule
     # every record the run linked: the agency's own (subject) rows and its victim mentions
-    records = {agency: m.counts.written + m.counts.victim_mentions for agency, m in manifests.items()}
+    records = {agency: m.counts.records for agency, m in manifests.items()}
     n = sum(records.values())
     first = next(iter(manifests.values()))
     return RunMetrics(
@@ -256,21 +255,27 @@ def collect_metrics(
     )
 
 
-MIN_COULD_FIND = 20  # fewer likely matches than this measure no miss rate: the Good-Turing weight (1/2)
+MIN_COULD_FIND = 20  # fewer likely matches than this measure no miss rate: q = 1/2 is used
 
 
 def estimate_blocking_recall(
-    backend: Backend, predictions: str, inputs: dict[str, str], rules: list[SqlRule], columns: list[str]
+    backend: Backend, predictions: str, inputs: dict[str, str], rules: list[BlockingRule], columns: list[str]
 ) -> BlockingRecall:
     """Blocking recall over the likely matches from the rules' overlap, each near miss weighted by the
-    odds that its one rule fails (see BlockingRecall)."""
+    odds that its one rule fails (see BlockingRecall). A crossed rule and its mirror image are one rule
+    here: a day/month transposition or a name swap meets both, and is a near miss when nothing else
+    finds it."""
     union = " UNION ALL ".join(
         f"SELECT '{agency}' AS {SOURCE_DATASET}, record_key, {', '.join(columns)} FROM {table}"
         for agency, table in inputs.items()
     )
+
+    def either(sqls: list[str]) -> str:
+        return "(" + " OR ".join(f"({sql})" for sql in sqls) + ")"
+
     flags = ", ".join(
-        f"coalesce({r.sql}, false)::INTEGER AS found_{i}, "
-        f"coalesce({r.applicable}, false)::INTEGER AS could_{i}"
+        f"coalesce({either([s.sql for s in blocking_sql(r)])}, false)::INTEGER AS found_{i}, "
+        f"coalesce({either([s.applicable for s in blocking_sql(r)])}, false)::INTEGER AS could_{i}"
         for i, r in enumerate(rules)
     )
     found = " + ".join(f"found_{i}" for i in range(len(rules)))
@@ -306,8 +311,17 @@ def estimate_blocking_recall(
     )
 
 
+def miss_rate(rule: RuleMisses) -> float | None:
+    """The rule's miss rate q as the estimate uses it (smoothed: a rule never seen to miss still may),
+    or None when too few likely matches measure it (q = 1/2 is used)."""
+    if rule.could_find < MIN_COULD_FIND:
+        return None
+    return (rule.missed + 1) / (rule.could_find + 2)
+
+
 def _odds_of_failing(rule: RuleMisses) -> float:
-    """q / (1 - q) for the rule's miss rate q, at most 1 (q = 1/2, Good-Turing's weight)."""
-    q = rule.missed / rule.could_find if rule.could_find >= MIN_COULD_FIND else 0.5
-    q = min(q, 0.5)
+    """q / (1 - q), with q at most 1/2: rules that share columns fail together, so a near miss never
+    weighs more than one lost match."""
+    q = miss_rate(rule)
+    q = 0.5 if q is None else min(q, 0.5)
     return q / (1 - q)

@@ -56,6 +56,7 @@ def _symmetric(terms: list[Term], pattern: str) -> str:
 
 LEVEL_COLUMN = "{c}_{side}"
 RULE_COLUMN = "{side}.{c}"
+MIRRORED = " (mirrored)"  # the name of a crossed rule's mirror image: "<rule> (mirrored)"
 
 
 def condition_sql(cond: Condition) -> str:
@@ -123,9 +124,9 @@ def blocking_sql(rule: BlockingRule) -> list[SqlRule]:
         rule.name, _conjunction(rule.equal, RULE_COLUMN) + restrict, _held(rule.equal) + restrict
     )
     mirror = SqlRule(
-        f"{rule.name} (mirrored)", _conjunction(mirrored, RULE_COLUMN) + restrict, _held(mirrored) + restrict
+        f"{rule.name}{MIRRORED}", _conjunction(mirrored, RULE_COLUMN) + restrict, _held(mirrored) + restrict
     )
-    return [direct] if mirror.sql == direct.sql else [direct, mirror]
+    return [direct] if set(mirrored) == set(rule.equal) else [direct, mirror]  # its own mirror: one rule
 
 
 def _held(terms: list[Term]) -> str:

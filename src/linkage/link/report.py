@@ -18,7 +18,8 @@ from splink import Linker
 
 from linkage.config.linkage import LinkageConfig
 from linkage.link.backend import Backend
-from linkage.link.metrics import RunMetrics
+from linkage.link.metrics import RunMetrics, miss_rate
+from linkage.link.model import MIRRORED
 from linkage.link.splink_adapter import SplinkDataFrame, json_for_html, load_chart_libraries
 from linkage.tokens.spec import RECORD_KEY, SOURCE_DATASET
 from linkage.util import atomic_write_bytes
@@ -339,8 +340,8 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
         "the rules above it, and how many of them are linked (at or above the threshold): a rule whose "
         "comparisons link almost nothing costs time for little recall (docs/scaling.md). Among the likely "
         "matches (p &ge; 0.5): the share of those the rule could find (both records hold its columns) that "
-        "it misses, and those no other rule finds. The near misses of a rule that often fails weigh most "
-        "in the blocking recall estimate.</p>"
+        "it misses (smoothed), and its near misses, those no other rule finds. In the blocking recall "
+        "estimate each near miss counts the odds that its rule fails, at most one lost match.</p>"
         + _table(["rule", "comparisons", "linked", "misses", "found alone"], _blocking_rows(metrics))
         + _correlated(metrics)
         + _id_check(metrics)
@@ -350,14 +351,22 @@ def _summary(config: LinkageConfig, metrics: RunMetrics) -> str:
 
 
 def _blocking_rows(metrics: RunMetrics) -> list[list[Any]]:
-    """Per blocking rule: comparisons, linked pairs, and its misses among the likely matches."""
+    """Per blocking rule: comparisons, linked pairs, and its misses among the likely matches (one entry
+    for a crossed rule and its mirror image, shown on the first)."""
     misses = {m.name: m for m in metrics.blocking_recall.rules} if metrics.blocking_recall else {}
     rows: list[list[Any]] = []
     for b in metrics.blocking:
-        m = misses.get(b.name)
-        rate = f"{m.missed / m.could_find:.1%} of {m.could_find:,}" if m and m.could_find else "n/a"
         linked = "n/a" if b.linked is None else b.linked
-        rows.append([b.name, b.comparisons, linked, rate, m.found_alone if m else "n/a"])
+        m = misses.get(b.name)
+        if m is None:
+            mirrored = b.name.endswith(MIRRORED)
+            rows.append(
+                [b.name, b.comparisons, linked, *(["with the rule above"] * 2 if mirrored else ["n/a"] * 2)]
+            )
+            continue
+        q = miss_rate(m)
+        rate = f"not measured ({m.could_find} pairs)" if q is None else f"{q:.1%} of {m.could_find:,}"
+        rows.append([b.name, b.comparisons, linked, rate, m.found_alone])
     return rows
 
 

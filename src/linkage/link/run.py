@@ -42,7 +42,6 @@ from linkage.link.derive import derive, read_coverage, render_model, resolve_blo
 from linkage.link.given import given_model, load_given
 from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
 from linkage.link.model import (
-    blocking_rules_sql,
     cap_column,
     capped,
     input_columns,
@@ -50,7 +49,7 @@ from linkage.link.model import (
     settings,
 )
 from linkage.link.report import write_quality_report
-from linkage.link.train import check_em_coverage, train
+from linkage.link.train import check_em_coverage, fill_unobserved_u, train
 from linkage.runfolder import RunWriter, record_from_verified, remove_stale_work
 
 if TYPE_CHECKING:
@@ -226,7 +225,7 @@ def finish(
         setattr(metrics, key, value)
     metrics.blocking_recall = estimate_blocking_recall(
         backend, predictions.physical_name, inputs,
-        blocking_rules_sql(resolved.blocking_rules),
+        resolved.blocking_rules,
         [*input_columns(resolved), *(str(cap_column(r)) for r in capped(resolved.blocking_rules))],
     )  # fmt: skip
     metrics.expected_clusters = clustered.expected  # measured once, when the threshold was settled
@@ -341,7 +340,7 @@ def run_linkage(
             t = time.perf_counter()
             record_index = backend.load_record_index(extracts)
             tables = load_inputs(backend, extracts, derived.config, given_columns)  # every candidate's cap
-            records = {a: _manifest(by_agency[a]).counts.written for a in extracts}
+            records = {a: _manifest(by_agency[a]).counts.records for a in extracts}  # victim mentions too
             seconds["load"] = time.perf_counter() - t
 
             step("choosing blocking rules under the comparison budget")
@@ -358,6 +357,9 @@ def run_linkage(
                         link_type=resolved.link_type,
                     )  # fmt: skip
                     seconds.update({f"train_{k}": v for k, v in training_seconds.items()})
+                    t = time.perf_counter()
+                    fill_unobserved_u(linker, backend, resolved, records, derived.notes)
+                    seconds["train_u_unseen"] = time.perf_counter() - t
                     step("measuring evidence that comes together (correlated comparisons)")
                     t = time.perf_counter()
                     trained = linker.misc.save_model_to_json()
