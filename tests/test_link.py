@@ -704,6 +704,37 @@ def test_a_given_model_comparing_an_absent_family_scores_it_as_missing(
     assert _clusters(again.out_dir) == _clusters(result.out_dir)
 
 
+def test_a_given_models_own_blocking_rules_are_the_ones_counted(linked, config, synth_extracts, tmp_path):
+    """metrics.json counted a given model's pairs under the derived rules' names (pairs per rule by
+    position): its own rules are listed now, named after the config rule whose SQL they are, and the
+    blocking recall estimate, which reads each config rule's columns, is left out with a note."""
+    trained = [r["blocking_rule"] for r in json.loads((linked.out_dir / "model.json").read_text())[
+        "blocking_rules_to_generate_predictions"]]  # fmt: skip
+    assert linked.metrics.blocking[0].name == "pnc" and linked.metrics.blocking_recall
+
+    def own_rules(model: dict) -> None:
+        model["blocking_rules_to_generate_predictions"] = [
+            {"blocking_rule": trained[0]},
+            {"blocking_rule": "l.dob = r.dob AND l.sn = r.sn"},
+        ]
+
+    result = run_linkage(
+        config, CONFIG, tmp_path / "run", extracts_dir=synth_extracts.extracts,
+        trusted_keys_dir=synth_extracts.trusted_keys, model_path=_given(linked, tmp_path, own_rules),
+    )  # fmt: skip
+    blocking = result.metrics.blocking
+    assert [(b.name, b.sql) for b in blocking] == [
+        ("pnc", trained[0]),
+        ("rule 2 of the given model", "l.dob = r.dob AND l.sn = r.sn"),
+    ]
+    assert sum(b.comparisons for b in blocking) == result.metrics.comparisons_total > 0
+    assert all(b.comparisons > 0 for b in blocking)
+    assert result.metrics.blocking_recall is None
+    assert "blocking recall not estimated: the given model blocks with rules of its own" in (
+        result.metrics.model_notes
+    )
+
+
 def test_recluster_refuses_thresholds_below_the_pair_floor(linked, tmp_path):
     from linkage.link.recluster import recluster
 

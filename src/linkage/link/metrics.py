@@ -16,7 +16,7 @@ from linkage.link.backend import Backend
 from linkage.link.calibrate import ExpectedQuality
 from linkage.link.cluster import Clustered
 from linkage.link.correlated import CorrelatedCheck
-from linkage.link.model import blocking_rules_sql, blocking_sql
+from linkage.link.model import SqlRule, blocking_rules_sql, blocking_sql
 from linkage.link.recalibrate import IdCalibration
 from linkage.link.splink_adapter import SplinkDataFrame
 from linkage.link.threshold import ThresholdChoice
@@ -186,6 +186,20 @@ def _possible_pairs(records: dict[str, int], link_type: str) -> int:
     return n * (n - 1) // 2
 
 
+def scored_rules(config: LinkageConfig, model: dict[str, Any]) -> tuple[list[SqlRule], bool]:
+    """The blocking rules that found the scored pairs: the model's, in its order, each named after the
+    config rule whose SQL it is; and whether they are exactly the config's rules. A given model
+    (`linkage run --model`) brings its own rules, which may not be."""
+    used = [r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]]
+    ours = blocking_rules_sql(config.blocking_rules)
+    if used == [r.sql for r in ours]:
+        return ours, True
+    named = {r.sql: r for r in ours}
+    return [
+        named.get(sql) or SqlRule(f"rule {i} of the given model", sql, "") for i, sql in enumerate(used, 1)
+    ], False
+
+
 def collect_metrics(
     config: LinkageConfig,
     backend: Backend,
@@ -199,7 +213,7 @@ def collect_metrics(
     manifests: dict[str, Manifest],
 ) -> RunMetrics:
     """Counts for metrics.json; ``pairs_per_rule`` are the exact pairs each blocking rule added."""
-    rules = blocking_rules_sql(config.blocking_rules)
+    rules, _ = scored_rules(config, model)
     added = [pairs_per_rule.get(i, 0) for i in range(len(rules))]
     cumulative = list(accumulate(added))
     by_threshold = backend.sql(

@@ -40,7 +40,7 @@ from linkage.link.backend import PREDICTION_COLUMNS, Backend, open_backend
 from linkage.link.cluster import cluster
 from linkage.link.derive import derive, read_coverage, render_model, resolve_blocking
 from linkage.link.given import given_model, load_given
-from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall
+from linkage.link.metrics import RunMetrics, collect_metrics, estimate_blocking_recall, scored_rules
 from linkage.link.model import (
     cap_column,
     capped,
@@ -223,11 +223,16 @@ def finish(
     )  # fmt: skip
     for key, value in model_facts.items():
         setattr(metrics, key, value)
-    metrics.blocking_recall = estimate_blocking_recall(
-        backend, predictions.physical_name, inputs,
-        resolved.blocking_rules,
-        [*input_columns(resolved), *(str(cap_column(r)) for r in capped(resolved.blocking_rules))],
-    )  # fmt: skip
+    if scored_rules(resolved, model)[1]:
+        metrics.blocking_recall = estimate_blocking_recall(
+            backend, predictions.physical_name, inputs,
+            resolved.blocking_rules,
+            [*input_columns(resolved), *(str(cap_column(r)) for r in capped(resolved.blocking_rules))],
+        )  # fmt: skip
+    else:  # the estimate reads each config rule's columns; a given model's rules are SQL alone
+        metrics.model_notes.append(
+            "blocking recall not estimated: the given model blocks with rules of its own"
+        )
     metrics.expected_clusters = clustered.expected  # measured once, when the threshold was settled
     metrics.id_calibration = calibration
     seconds["metrics"] = time.perf_counter() - t
