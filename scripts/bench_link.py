@@ -164,7 +164,7 @@ def sweep(data: Path, out: Path) -> dict:
 
     from linkage.config import load_config
     from linkage.config.linkage import LinkageConfig
-    from linkage.evaluate import evaluate
+    from linkage.evaluate import evaluate_clusters
     from linkage.link.backend import Backend
     from linkage.link.cluster import cluster
     from linkage.link.threshold import probability
@@ -192,7 +192,10 @@ def sweep(data: Path, out: Path) -> dict:
             settings.update(never_link_different=[], override_match_weight=float("inf"))
         clustered = cluster(backend, Scored(), "record_index", inputs, type(config.clustering)(**settings))
         con.execute(f"COPY {clustered.table} TO '{scratch / 'clusters.parquet'}' (FORMAT parquet)")
-        return {"threshold": threshold, **_scores(evaluate(scratch, data / "raw" / "truth"))}
+        return {
+            "threshold": threshold,
+            **_scores(evaluate_clusters(scratch / "clusters.parquet", data / "raw" / "truth")),
+        }
 
     result = {"connected_components_0.5": measure("connected_components", 0.5)}
     for method in ("connected_components", config.clustering.method):
@@ -403,13 +406,15 @@ def child(kind: str, data: Path, out: Path, script: str = __file__) -> dict:
 
 
 def _child_main(kind: str, data: Path, out: Path) -> None:
-    from linkage.evaluate import evaluate
+    from linkage.evaluate import evaluate, evaluate_clusters
 
     started = time.perf_counter()
     result = run_engine(data, out) if kind == "engine" else run_plaintext(data, out)
     result["wall_seconds"] = time.perf_counter() - started
     result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    report = evaluate(out, data / "raw" / "truth")
+    truth = data / "raw" / "truth"
+    # the plaintext side writes clusters.parquet alone, no run folder
+    report = evaluate(out, truth) if kind == "engine" else evaluate_clusters(out / "clusters.parquet", truth)
     scores = _scores(report)
     result.update(scores if kind == "engine" else {k: scores[k] for k in ("precision", "recall", "f1")})
     if kind == "engine":

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from linkage.errors import InputError
-from linkage.evaluate import evaluate
+from linkage.errors import InputError, VerificationError
+from linkage.evaluate import evaluate, evaluate_clusters
 from linkage.runfolder import RunRecord, RunWriter
 
 # Truth: person 1 has records a,b,c; person 2 has d,e; person 3 has f (a twin of person 2).
@@ -100,6 +100,21 @@ def test_hand_computed_mixed_clustering(tmp_path: Path) -> None:
     assert (cp.true_positive_pairs, cp.predicted_pairs, cp.true_pairs) == (0, 1, 2)
     # B-cubed precision: a,b 1; c 1; d,e 2/3; f 1/3 -> (1+1+1+2/3+2/3+1/3)/6.
     assert r.bcubed.precision == pytest.approx((3 + 5 / 3) / 6)
+
+
+def test_clusters_outside_a_run_folder_score_as_the_run_does(tmp_path: Path) -> None:
+    """`evaluate_clusters`: a benchmark's re-clustering of a run's pairs (scripts/bench_link.py), which
+    `evaluate` refuses for want of a completion marker, scores the same as the sealed run."""
+    run, truth = _write(tmp_path, [1, 1, 2, 3, 3, 3])
+    loose = tmp_path / "sweep"
+    loose.mkdir()
+    (loose / "clusters.parquet").write_bytes((run / "clusters.parquet").read_bytes())
+    with pytest.raises(VerificationError, match="incomplete"):
+        evaluate(loose, truth)
+    sealed, unsealed = evaluate(run, truth), evaluate_clusters(loose / "clusters.parquet", truth)
+    assert unsealed.pairwise == sealed.pairwise and unsealed.by_hard_case == sealed.by_hard_case
+    with pytest.raises(InputError, match="not found"):
+        evaluate_clusters(loose / "other.parquet", truth)
 
 
 def test_missing_records_and_bad_input(tmp_path: Path) -> None:

@@ -127,11 +127,15 @@ def _check_inputs(
     clusters, records = run.path("clusters.parquet"), truth_dir / "records.parquet"
     if not records.is_file():
         raise InputError(f"{records}: not found")
+    _check_columns(clusters)
+    return run, clusters, records
+
+
+def _check_columns(clusters: Path) -> None:
     names = set(pq.read_schema(clusters).names)
     missing = [c for c in CLUSTER_COLUMNS if c not in names]
     if missing:
         raise InputError(f"{clusters}: missing column(s) {', '.join(missing)}")
-    return run, clusters, records
 
 
 def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -142,6 +146,27 @@ def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
     """Compare the predicted clusters of a run with the true persons of a synthetic dataset."""
     run_dir, truth_dir = Path(run_dir), Path(truth_dir)
     run, clusters, records = _check_inputs(run_dir, truth_dir)
+    # journeys are evaluated only when a completed journeys stage vouches for them
+    journeys = run.path("journeys.parquet") if run.has("journeys.parquet") else None
+    return _scored(run_dir, clusters, truth_dir, records, journeys)
+
+
+def evaluate_clusters(clusters: Path | str, truth_dir: Path | str) -> EvaluationReport:
+    """`evaluate` for a clusters.parquet outside any run folder: a benchmark's re-clustering of a run's
+    scored pairs under other settings (scripts/bench_link.py), which no completion marker vouches for."""
+    clusters, truth_dir = Path(clusters), Path(truth_dir)
+    records = truth_dir / "records.parquet"
+    for path in (clusters, records):
+        if not path.is_file():
+            raise InputError(f"{path}: not found")
+    _check_columns(clusters)
+    return _scored(clusters.parent, clusters, truth_dir, records, None)
+
+
+def _scored(
+    run_dir: Path, clusters: Path, truth_dir: Path, records: Path, journeys: Path | None
+) -> EvaluationReport:
+    """The evaluation of ``clusters`` against the truth ``records`` (and ``journeys``, if any)."""
     con = duckdb.connect()
     c_vi, t_vi = (_victim_index(p) for p in (clusters, records))
     con.execute(f"""
@@ -201,10 +226,7 @@ def evaluate(run_dir: Path | str, truth_dir: Path | str) -> EvaluationReport:
         by_hard_case=_by_hard_case(con),
         by_dataset_pair=_by_dataset_pair(con),
         by_role=_by_role(con),
-        # journeys are evaluated only when a completed journeys stage vouches for them
-        journeys=_journeys(con, run.path("journeys.parquet"), truth_dir)
-        if run.has("journeys.parquet")
-        else None,
+        journeys=_journeys(con, journeys, truth_dir) if journeys else None,
     )
 
 
