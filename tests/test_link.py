@@ -641,10 +641,11 @@ def _given(linked: RunResult, tmp_path: Path, edit) -> Path:
         (lambda m: m["comparisons"][0].update(output_column_name="x\t--\n"), "output_column_name"),
         (lambda m: m.update(extra_field=1), "extra_field: Extra inputs are not permitted"),
         (lambda m: m.update(link_type="link_only"), "the given model links link_only, the config link_and"),
+        (lambda m: _first_level(m).pop("u_probability"), "level 'same first forename' has an m but no u"),
     ],
     ids=["unknown column", "subquery", "another dialect", "function", "level qualified", "broken SQL",
          "rule unqualified", "no comparisons", "linker uid", "retained columns", "column name",
-         "unknown field", "link type"],
+         "unknown field", "link type", "u never met"],
 )  # fmt: skip
 def test_a_given_model_is_checked_before_any_sql_runs(
     linked, config, synth_extracts, tmp_path, edit, message

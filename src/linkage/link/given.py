@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlglot import exp
 
 from linkage.config.linkage import WEAK_MARKERS, column_family
@@ -45,6 +45,18 @@ class GivenLevel(_Strict):
     fix_u_probability: bool = False
     tf_adjustment_column: str | None = Field(None, pattern=_NAME)
     tf_adjustment_weight: float | None = None
+
+    @model_validator(mode="after")
+    def _u_with_m(self) -> GivenLevel:
+        # Splink saves no u for a level random sampling never met, and scores a saved model's level
+        # without one at its default weight (10 bits for a 'same id' level); runs since count that u
+        # exactly (train.fill_unobserved_u). A level without m either is Splink's own: left as it is.
+        if not self.is_null_level and self.m_probability is not None and self.u_probability is None:
+            raise ValueError(
+                f"level {self.label_for_charts[:60]!r} has an m but no u (saved by a version that left a "
+                "level random sampling never met without one): train the model again without --model"
+            )
+        return self
 
 
 class GivenComparison(_Strict):
