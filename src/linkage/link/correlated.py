@@ -66,7 +66,7 @@ from linkage.link.backend import Backend
 from linkage.link.model import group_columns, instrument_column
 from linkage.link.recalibrate import MAX_ID_ERROR, checked_rules, id_levels, ids_sql
 from linkage.link.splink_adapter import ComparisonLevelCreator, add_comparison
-from linkage.link.train import possible_pairs
+from linkage.link.train import agreeing_pairs_sql, possible_pairs
 from linkage.tokens.spec import SOURCE_DATASET
 
 MIN_LABELLED = 1000  # labelled agreeing pairs needed to measure the share of different people
@@ -90,17 +90,6 @@ class CorrelatedCheck(BaseModel):
     expected_by_chance: float | None = None  # E
     weight: float | None = None  # the correction in bits; None: not applied
     subjects_only: bool = False  # measured and corrected among the agencies' own subjects only
-
-
-def _pairs_sql(records: str, keys: list[str], link_only: bool) -> str:
-    """Pairs of records equal on ``keys`` (of different sources only, for link_only)."""
-    by = ", ".join(keys)
-    if not link_only:
-        return f"SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) AS n FROM {records} GROUP BY {by})"
-    return (
-        f"SELECT sum((t * t - s) / 2) FROM (SELECT sum(n) AS t, sum(n * n) AS s FROM "
-        f"(SELECT {by}, count(*) AS n FROM {records} GROUP BY {by}, {SOURCE_DATASET}) GROUP BY {by})"
-    )
 
 
 def _count(backend: Backend, sql: str) -> int:
@@ -163,9 +152,9 @@ def _measure(
     agreeing = f"(SELECT * FROM {population} WHERE {held})"
     labelled = f"(SELECT * FROM {agreeing} WHERE strong)"
     link_only = config.link_type == "link_only"
-    s = _count(backend, _pairs_sql(agreeing, keys, link_only))
-    n_l = _count(backend, _pairs_sql(labelled, keys, link_only))
-    same = _count(backend, _pairs_sql(labelled, [*keys, "id"], link_only))
+    s = _count(backend, agreeing_pairs_sql(agreeing, keys, link_only))
+    n_l = _count(backend, agreeing_pairs_sql(labelled, keys, link_only))
+    same = _count(backend, agreeing_pairs_sql(labelled, [*keys, "id"], link_only))
     # the u's are chances among pairs where each comparison is not missing: the pairs by chance are
     # counted among the records holding every key
     counts = backend.training_sql(f"SELECT {SOURCE_DATASET}, count(*) FROM {agreeing} GROUP BY 1")

@@ -287,10 +287,11 @@ def estimate_blocking_recall(
     def either(sqls: list[str]) -> str:
         return "(" + " OR ".join(f"({sql})" for sql in sqls) + ")"
 
+    directions = [blocking_sql(r) for r in rules]  # a crossed rule: it and its mirror image
     flags = ", ".join(
-        f"coalesce({either([s.sql for s in blocking_sql(r)])}, false)::INTEGER AS found_{i}, "
-        f"coalesce({either([s.applicable for s in blocking_sql(r)])}, false)::INTEGER AS could_{i}"
-        for i, r in enumerate(rules)
+        f"coalesce({either([s.sql for s in sqls])}, false)::INTEGER AS found_{i}, "
+        f"coalesce({either([s.applicable for s in sqls])}, false)::INTEGER AS could_{i}"
+        for i, sqls in enumerate(directions)
     )
     found = " + ".join(f"found_{i}" for i in range(len(rules)))
     # per rule: the likely matches it could find that another rule found; those it missed; those it

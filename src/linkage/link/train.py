@@ -18,6 +18,7 @@ from linkage.errors import ConfigError
 from linkage.link.backend import Backend
 from linkage.link.derive import count_rule
 from linkage.link.model import blocking_rules_sql, comparison_columns, first_level_columns, rule_columns
+from linkage.tokens.spec import SOURCE_DATASET
 
 
 def check_em_coverage(config: LinkageConfig) -> None:
@@ -44,6 +45,18 @@ def possible_pairs(records: dict[str, int], link_type: str) -> float:
     if link_type == "link_only":
         return (n * n - sum(r * r for r in records.values())) / 2
     return n * (n - 1) / 2
+
+
+def agreeing_pairs_sql(records: str, keys: list[str], link_only: bool) -> str:
+    """SQL counting the pairs of ``records`` equal on ``keys`` (of different sources only, for
+    link_only), by grouping: no pair is formed."""
+    by = ", ".join(keys)
+    if not link_only:
+        return f"SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) AS n FROM {records} GROUP BY {by})"
+    return (
+        f"SELECT sum((t * t - s) / 2) FROM (SELECT sum(n) AS t, sum(n * n) AS s FROM "
+        f"(SELECT {by}, count(*) AS n FROM {records} GROUP BY {by}, {SOURCE_DATASET}) GROUP BY {by})"
+    )
 
 
 def fallback_lambda(records: dict[str, int], link_type: str) -> float:
@@ -150,18 +163,9 @@ def fill_unobserved_u(
 def _pairs_agreeing(backend: Backend, columns: list[str], agencies: list[str], link_type: str) -> int:
     """Pairs of records that hold the same values of ``columns`` (of two sources, for link_only)."""
     held = " AND ".join(f"{c} IS NOT NULL" for c in columns)
-    values = " UNION ALL ".join(
-        f"SELECT '{a}' AS source, {', '.join(columns)} FROM {backend.input_table(a)} WHERE {held}"
+    records = " UNION ALL ".join(
+        f"SELECT '{a}' AS {SOURCE_DATASET}, {', '.join(columns)} FROM {backend.input_table(a)} WHERE {held}"
         for a in agencies
     )
-    pairs = "total * (total - 1) / 2" if link_type == "link_and_dedupe" else "(total * total - within) / 2"
-    (count,) = backend.sql(f"""
-        WITH per_source AS (  -- how many records of each source hold each value
-            SELECT {", ".join(columns)}, source, count(*)::HUGEINT AS n FROM ({values}) GROUP BY ALL
-        ),
-        per_value AS (
-            SELECT sum(n) AS total, sum(n * n) AS within FROM per_source GROUP BY {", ".join(columns)}
-        )
-        SELECT coalesce(sum({pairs}), 0)::BIGINT FROM per_value
-    """)[0]
-    return int(count)
+    sql = agreeing_pairs_sql(f"({records})", columns, link_type == "link_only")
+    return int(backend.training_sql(sql)[0][0] or 0)
